@@ -1,0 +1,192 @@
+import { Redis } from 'ioredis';
+import { CacheStoreError, type CacheStore, type CacheStoreObservers, type CacheStoreOp } from './store.js';
+
+export interface RedisStoreOptions extends CacheStoreObservers {
+  /** A command that has not answered after this many ms rejects (the caller then bypasses the cache). */
+  commandTimeoutMs?: number;
+  /** How long `connect()` waits for the first connection before returning a store that is still down. */
+  startupWaitMs?: number;
+  /**
+   * A connection that receives nothing for this long while a command is pending is destroyed and
+   * re-dialled: catches a host that vanished without closing the socket (no RST).
+   */
+  socketTimeoutMs?: number;
+  /** Longest pause between reconnection attempts. */
+  maxReconnectDelayMs?: number;
+  /** Start-up advice about the server's configuration (e.g. its eviction policy). */
+  warn?: (message: string) => void;
+}
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 250;
+const DEFAULT_STARTUP_WAIT_MS = 2_000;
+const DEFAULT_SOCKET_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_RECONNECT_DELAY_MS = 2_000;
+
+/**
+ * The shared cache on Redis (or Valkey). Commands fail fast instead of queueing while the server is
+ * away, the client re-dials on its own, and connection errors never reach the process as crashes.
+ */
+export class RedisStore implements CacheStore {
+  readonly kind = 'redis' as const;
+  readonly #client: Redis;
+  readonly #options: RedisStoreOptions;
+  /** False after a command timed out on a seemingly connected socket, until one succeeds again. */
+  #answering = true;
+  #reportedUp: boolean | undefined;
+  #checkedServerConfig = false;
+  #closing = false;
+
+  /**
+   * Builds the store and waits (up to `startupWaitMs`) for the first connection. Never rejects for an
+   * unreachable server: the gateway must start and serve from upstream while the store keeps dialling.
+   * Throws only for a URL ioredis cannot use.
+   */
+  static async connect(url: string, options: RedisStoreOptions = {}): Promise<RedisStore> {
+    const store = new RedisStore(url, options);
+    await store.#waitUntilReady(options.startupWaitMs ?? DEFAULT_STARTUP_WAIT_MS);
+    return store;
+  }
+
+  constructor(url: string, options: RedisStoreOptions = {}) {
+    this.#options = options;
+    const maxDelay = options.maxReconnectDelayMs ?? DEFAULT_MAX_RECONNECT_DELAY_MS;
+    // `rediss://` URLs turn TLS on inside ioredis; nothing to do here.
+    this.#client = new Redis(url, {
+      lazyConnect: true,
+      // Without this, commands issued while disconnected wait in memory for a reconnect that may
+      // take minutes, and every request would hang with them.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      socketTimeout: options.socketTimeoutMs ?? DEFAULT_SOCKET_TIMEOUT_MS,
+      connectTimeout: Math.max(1_000, options.startupWaitMs ?? DEFAULT_STARTUP_WAIT_MS),
+      retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxDelay),
+      connectionName: 'cachegate',
+    });
+    // An 'error' event without a listener would crash the process; connection trouble is reported, not thrown.
+    this.#client.on('error', (err: Error) => {
+      if (!this.#closing) this.#options.onError?.('connect', err);
+    });
+    this.#client.on('ready', () => {
+      this.#answering = true;
+      this.#reportStatus();
+      if (!this.#checkedServerConfig) {
+        this.#checkedServerConfig = true;
+        void this.#adviseOnServerConfig();
+      }
+    });
+    this.#client.on('close', () => this.#reportStatus());
+    this.#client.connect().catch(() => {
+      // The first dial failed; the 'error' listener reported it and retryStrategy keeps dialling.
+    });
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    const value = await this.#run('get', () => this.#client.getBuffer(key));
+    return value ?? undefined;
+  }
+
+  async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    await this.#run('set', () =>
+      ttlSeconds > 0 ? this.#client.set(key, value, 'EX', Math.ceil(ttlSeconds)) : this.#client.set(key, value),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#run('delete', () => this.#client.del(key));
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      const answer = await this.#client.ping();
+      this.#markAnswering(true);
+      return answer === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  isUp(): boolean {
+    return this.#client.status === 'ready' && this.#answering;
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    try {
+      await this.#client.quit();
+    } catch {
+      // Not connected (or the server vanished mid-QUIT): drop the socket and stop re-dialling.
+      this.#client.disconnect();
+    }
+  }
+
+  async #run<T>(op: CacheStoreOp, command: () => Promise<T>): Promise<T> {
+    try {
+      const result = await command();
+      this.#markAnswering(true);
+      return result;
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (/timed out/i.test(error.message)) this.#markAnswering(false);
+      this.#options.onError?.(op, error);
+      throw new CacheStoreError(op, error);
+    }
+  }
+
+  #markAnswering(answering: boolean): void {
+    if (this.#answering === answering) return;
+    this.#answering = answering;
+    this.#reportStatus();
+  }
+
+  #reportStatus(): void {
+    const up = this.isUp();
+    if (up === this.#reportedUp) return;
+    this.#reportedUp = up;
+    this.#options.onStatus?.(up);
+  }
+
+  async #waitUntilReady(timeoutMs: number): Promise<void> {
+    if (this.#client.status === 'ready') return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#client.off('ready', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#client.on('ready', done);
+    });
+    // Report "down" at start-up too, so a gauge starts at 0 rather than unset.
+    this.#reportStatus();
+  }
+
+  /**
+   * A cache that fills up must evict, not refuse writes: warn when the server would answer OOM
+   * errors instead. Managed services often disable CONFIG; that is not our business to fail on.
+   */
+  async #adviseOnServerConfig(): Promise<void> {
+    const warn = this.#options.warn;
+    if (!warn) return;
+    try {
+      const policy = await this.#configGet('maxmemory-policy');
+      if (policy !== undefined && !policy.startsWith('allkeys-')) {
+        warn(
+          `Redis maxmemory-policy is "${policy}": set maxmemory-policy allkeys-lru so a full cache evicts old entries instead of refusing new ones`,
+        );
+      }
+      const maxmemory = await this.#configGet('maxmemory');
+      if (maxmemory === '0') {
+        warn('Redis maxmemory is 0 (unbounded): set maxmemory (e.g. 256mb) so the cache cannot exhaust the host');
+      }
+    } catch {
+      // CONFIG is disabled or renamed (managed Redis): nothing to check.
+    }
+  }
+
+  async #configGet(parameter: string): Promise<string | undefined> {
+    const reply = (await this.#client.config('GET', parameter)) as unknown;
+    if (Array.isArray(reply) && typeof reply[1] === 'string') return reply[1];
+    return undefined;
+  }
+}

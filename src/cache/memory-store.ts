@@ -45,9 +45,7 @@ export class MemoryStore implements CacheStore {
   }
 
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    // A small Buffer sliced from a large pool would keep the whole pool alive while being charged
-    // only its own length: copy it so the byte bound stays truthful.
-    const owned = value.byteLength === value.buffer.byteLength ? value : Buffer.from(value);
+    const owned = value.byteLength === value.buffer.byteLength ? value : ownCopy(value);
     if (ttlSeconds > 0) this.#lru.set(key, owned, { ttl: ttlSeconds * 1000 });
     else this.#lru.set(key, owned);
   }
@@ -67,6 +65,17 @@ export class MemoryStore implements CacheStore {
   async close(): Promise<void> {
     this.#lru.clear();
   }
+}
+
+/**
+ * A small Buffer sliced from a larger ArrayBuffer (Node's 8 KiB pool, a socket read) keeps the whole
+ * ArrayBuffer alive while being charged only its own length: copy it into memory of its own (not via
+ * Buffer.from, which would slice Node's pool again) so the byte bound stays truthful.
+ */
+function ownCopy(value: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(value.byteLength);
+  value.copy(copy);
+  return copy;
 }
 
 /** The size charged for one entry; exported so tests and docs use the same arithmetic. */

@@ -1,0 +1,207 @@
+/**
+ * The stored value: a small header (what the gateway needs without touching the body: age, usage
+ * for token/cost metrics, the ids an SSE usage chunk must repeat) and the body exactly as the
+ * upstream sent it, so a hit in the form that filled it is served without re-parsing.
+ *
+ * Layout: [magic 1][flags 1][header length u32 BE][header JSON][body, maybe brotli].
+ */
+import { promisify } from 'node:util';
+import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants } from 'node:zlib';
+
+/** Token counts as the upstream reported them; provider-specific details are kept as they came. */
+export interface Usage {
+  prompt_tokens: number;
+  /** Absent for embeddings. */
+  completion_tokens?: number;
+  total_tokens: number;
+  [detail: string]: unknown;
+}
+
+/** The fields every chunk of a stream repeats; lets a usage chunk be synthesised without parsing. */
+export interface ChunkIdentity {
+  id: string;
+  object: string;
+  created: number;
+  model: string;
+  system_fingerprint?: string;
+}
+
+export type EntryForm = 'json' | 'sse';
+
+export interface CacheEntry {
+  /** Milliseconds since the epoch: Age and max-age are computed from it. */
+  storedAt: number;
+  /**
+   * `json`: the response body bytes as the upstream sent them. `sse`: the upstream's SSE bytes
+   * (`data: …\n\n` events) without the usage-only chunk and without the final `[DONE]`.
+   */
+  form: EntryForm;
+  route: string;
+  provider: string;
+  model: string;
+  usage?: Usage;
+  /** Set for form `sse`. */
+  chunkIdentity?: ChunkIdentity;
+  body: Buffer;
+}
+
+/** Format 1 magic: a byte neither JSON ('{') nor SSE ('d') starts with, so foreign values are refused. */
+const MAGIC_V1 = 0xca;
+const FLAG_BROTLI = 0b0000_0001;
+const KNOWN_FLAGS = FLAG_BROTLI;
+const PREFIX_BYTES = 6;
+
+/** Below this, compression saves too little to pay its CPU on every hit. */
+const MIN_COMPRESS_BYTES = 256;
+/** Keep the compressed body only when it is at most this fraction of the original. */
+const MAX_KEPT_RATIO = 0.9;
+/** The sync encoder leaves larger bodies uncompressed: brotli on megabytes would stall the event loop. */
+export const SYNC_COMPRESS_MAX_BYTES = 256 * 1024;
+/** Above this, quality 1 (much faster, slightly larger); see docs/cache-density.md. */
+const HIGH_QUALITY_MAX_BYTES = 1024 * 1024;
+
+interface Header {
+  v: 1;
+  t: number;
+  f: EntryForm;
+  r: string;
+  p: string;
+  m: string;
+  u?: Usage;
+  c?: ChunkIdentity;
+  /** Uncompressed body length: bounds decompression, detects truncation. */
+  n: number;
+}
+
+const compressAsync = promisify(brotliCompress);
+const decompressAsync = promisify(brotliDecompress);
+
+/** Encodes with compression done inline; bodies over SYNC_COMPRESS_MAX_BYTES stay uncompressed. */
+export function encodeEntry(entry: CacheEntry): Buffer {
+  const body = entry.body;
+  const compressed =
+    body.byteLength >= MIN_COMPRESS_BYTES && body.byteLength <= SYNC_COMPRESS_MAX_BYTES
+      ? brotliCompressSync(body, brotliOptions(body.byteLength))
+      : undefined;
+  return assemble(entry, compressed);
+}
+
+/** Encodes with compression on libuv's thread pool: for large bodies (embeddings) off the event loop. */
+export async function encodeEntryAsync(entry: CacheEntry): Promise<Buffer> {
+  const body = entry.body;
+  const compressed =
+    body.byteLength >= MIN_COMPRESS_BYTES ? await compressAsync(body, brotliOptions(body.byteLength)) : undefined;
+  return assemble(entry, compressed);
+}
+
+/** The entry, or undefined for anything corrupt, truncated, foreign or of another format. Never throws. */
+export function decodeEntry(data: Buffer): CacheEntry | undefined {
+  const parsed = parseFrame(data);
+  if (!parsed) return undefined;
+  if (!parsed.compressed) return toEntry(parsed.header, parsed.payload);
+  try {
+    return toEntry(parsed.header, brotliDecompressSync(parsed.payload, { maxOutputLength: Math.max(1, parsed.header.n) }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Like decodeEntry, with decompression on the thread pool. Never rejects. */
+export async function decodeEntryAsync(data: Buffer): Promise<CacheEntry | undefined> {
+  const parsed = parseFrame(data);
+  if (!parsed) return undefined;
+  if (!parsed.compressed) return toEntry(parsed.header, parsed.payload);
+  try {
+    return toEntry(parsed.header, await decompressAsync(parsed.payload, { maxOutputLength: Math.max(1, parsed.header.n) }));
+  } catch {
+    return undefined;
+  }
+}
+
+function brotliOptions(size: number): { params: Record<number, number> } {
+  return {
+    params: {
+      [constants.BROTLI_PARAM_QUALITY]: size <= HIGH_QUALITY_MAX_BYTES ? 5 : 1,
+      [constants.BROTLI_PARAM_SIZE_HINT]: size,
+      [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
+    },
+  };
+}
+
+function assemble(entry: CacheEntry, compressed: Buffer | undefined): Buffer {
+  const useCompressed = compressed !== undefined && compressed.byteLength <= entry.body.byteLength * MAX_KEPT_RATIO;
+  const header: Header = {
+    v: 1,
+    t: entry.storedAt,
+    f: entry.form,
+    r: entry.route,
+    p: entry.provider,
+    m: entry.model,
+    n: entry.body.byteLength,
+  };
+  if (entry.usage) header.u = entry.usage;
+  if (entry.chunkIdentity) header.c = entry.chunkIdentity;
+  const headerBytes = Buffer.from(JSON.stringify(header));
+  const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
+  prefix[0] = MAGIC_V1;
+  prefix[1] = useCompressed ? FLAG_BROTLI : 0;
+  prefix.writeUInt32BE(headerBytes.byteLength, 2);
+  return Buffer.concat([prefix, headerBytes, useCompressed ? compressed : entry.body]);
+}
+
+interface Frame {
+  header: Header;
+  compressed: boolean;
+  payload: Buffer;
+}
+
+function parseFrame(data: Buffer): Frame | undefined {
+  try {
+    if (data.byteLength < PREFIX_BYTES || data[0] !== MAGIC_V1) return undefined;
+    const flags = data[1] ?? 0;
+    if ((flags & ~KNOWN_FLAGS) !== 0) return undefined;
+    const headerLength = data.readUInt32BE(2);
+    if (PREFIX_BYTES + headerLength > data.byteLength) return undefined;
+    const header: unknown = JSON.parse(data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerLength));
+    if (!isHeader(header)) return undefined;
+    return { header, compressed: (flags & FLAG_BROTLI) !== 0, payload: data.subarray(PREFIX_BYTES + headerLength) };
+  } catch {
+    return undefined;
+  }
+}
+
+function toEntry(header: Header, body: Buffer): CacheEntry | undefined {
+  if (body.byteLength !== header.n) return undefined;
+  const entry: CacheEntry = { storedAt: header.t, form: header.f, route: header.r, provider: header.p, model: header.m, body };
+  if (header.u) entry.usage = header.u;
+  if (header.c) entry.chunkIdentity = header.c;
+  return entry;
+}
+
+function isHeader(value: unknown): value is Header {
+  if (typeof value !== 'object' || value === null) return false;
+  const h = value as Record<string, unknown>;
+  return (
+    h['v'] === 1 &&
+    typeof h['t'] === 'number' &&
+    (h['f'] === 'json' || h['f'] === 'sse') &&
+    typeof h['r'] === 'string' &&
+    typeof h['p'] === 'string' &&
+    typeof h['m'] === 'string' &&
+    typeof h['n'] === 'number' &&
+    (h['u'] === undefined || (typeof h['u'] === 'object' && h['u'] !== null)) &&
+    (h['c'] === undefined || isChunkIdentity(h['c']))
+  );
+}
+
+function isChunkIdentity(value: unknown): value is ChunkIdentity {
+  if (typeof value !== 'object' || value === null) return false;
+  const c = value as Record<string, unknown>;
+  return (
+    typeof c['id'] === 'string' &&
+    typeof c['object'] === 'string' &&
+    typeof c['created'] === 'number' &&
+    typeof c['model'] === 'string' &&
+    (c['system_fingerprint'] === undefined || typeof c['system_fingerprint'] === 'string')
+  );
+}

@@ -1,0 +1,191 @@
+/**
+ * One upstream call and everyone waiting on it. The first request starts it; identical ones
+ * join it (coalescing). Streamed bytes are fanned out to every subscriber as they arrive, and
+ * a subscriber that joins late is first given every event already sent. The call is aborted
+ * as soon as no subscriber is left, so no tokens are burned for nobody.
+ */
+import { GatewayError, errors } from '../errors.js';
+import type { UpstreamClient, UpstreamBody } from '../upstream/client.js';
+import { transportErrorToGatewayError, isAbortError } from '../upstream/failures.js';
+import { forwardedResponseHeaders, type ForwardedHeaders } from '../upstream/response-headers.js';
+import { CACHED_ROUTE_PATHS, type PreparedRequest } from './prepare.js';
+import type { CacheEntry, Usage } from '../cache/entry.js';
+import { asCompletion, isUsageOnlyChunk, SseRecorder, SseStreamParser, type Completion, type SseEvent } from '../cache/sse.js';
+
+export interface FlightHead {
+  statusCode: number;
+  headers: ForwardedHeaders;
+}
+
+export interface StreamEvent {
+  /** The event as the upstream sent it, framed (`data: …\n\n`), ready to forward. */
+  data: string;
+  /** The usage-only chunk (choices empty): only clients that asked for usage get it. */
+  usageOnly: boolean;
+}
+
+export type FlightOutcome =
+  | {
+      kind: 'completed';
+      head: FlightHead;
+      /** JSON flights: the body bytes as the upstream sent them. */
+      json: Buffer | undefined;
+      /** The answer as an object, when it has a completion's shape (embeddings do not). */
+      completion: Completion | undefined;
+      usage: Usage | undefined;
+      /** What to store: undefined when the answer must not be cached (incomplete, errored). */
+      entry: CacheEntry | undefined;
+    }
+  | { kind: 'upstream-error'; head: FlightHead; body: Buffer }
+  | { kind: 'failed'; error: GatewayError; afterHead: boolean };
+
+export interface FlightSubscriber {
+  /** Stream flights: the 2xx head, before the first event. */
+  onStreamStart?(head: FlightHead): void;
+  onEvent?(event: StreamEvent): void;
+  onDone(outcome: FlightOutcome): void;
+}
+
+export class Flight {
+  readonly settled: Promise<FlightOutcome>;
+  private resolve!: (outcome: FlightOutcome) => void;
+  private readonly subscribers = new Set<FlightSubscriber>();
+  private readonly abort = new AbortController();
+  private head: FlightHead | undefined;
+  private readonly events: StreamEvent[] = [];
+  private outcome: FlightOutcome | undefined;
+
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly request: PreparedRequest,
+    private readonly forwardHeaders: Record<string, string>,
+  ) {
+    this.settled = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  get isStream(): boolean {
+    return this.request.stream;
+  }
+
+  subscribe(subscriber: FlightSubscriber): void {
+    if (this.outcome) {
+      subscriber.onDone(this.outcome);
+      return;
+    }
+    this.subscribers.add(subscriber);
+    if (this.head) {
+      // A late joiner of a stream gets everything from the first byte.
+      subscriber.onStreamStart?.(this.head);
+      for (const event of this.events) subscriber.onEvent?.(event);
+    }
+  }
+
+  /** A subscriber's client went away; with nobody left, the upstream call stops at once. */
+  unsubscribe(subscriber: FlightSubscriber): void {
+    if (!this.subscribers.delete(subscriber)) return;
+    if (this.subscribers.size === 0 && !this.outcome) this.abort.abort();
+  }
+
+  start(): this {
+    void this.run();
+    return this;
+  }
+
+  private async run(): Promise<void> {
+    let body: UpstreamBody | undefined;
+    try {
+      const response = await this.client.send({
+        method: 'POST',
+        path: CACHED_ROUTE_PATHS[this.request.route],
+        body: JSON.stringify(this.upstreamBody()),
+        headers: this.forwardHeaders,
+        signal: this.abort.signal,
+      });
+      body = response.body;
+      const head: FlightHead = { statusCode: response.statusCode, headers: forwardedResponseHeaders(response.headers) };
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        this.finish({ kind: 'upstream-error', head, body: await readAll(response.body) });
+      } else if (this.request.stream) {
+        await this.relayStream(head, response.body);
+      } else {
+        this.finishJson(head, await readAll(response.body));
+      }
+    } catch (error) {
+      body?.destroy();
+      const gatewayError = error instanceof GatewayError ? error
+        : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
+        : transportErrorToGatewayError(this.client.provider.name, error);
+      this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
+    }
+  }
+
+  /** Streams always ask for usage (exact token counts); clients that did not ask never see it. */
+  private upstreamBody(): Record<string, unknown> {
+    if (!this.request.stream) return this.request.body;
+    const asked = this.request.body.stream_options;
+    const options = typeof asked === 'object' && asked !== null ? asked : {};
+    return { ...this.request.body, stream: true, stream_options: { ...options, include_usage: true } };
+  }
+
+  private async relayStream(head: FlightHead, body: UpstreamBody): Promise<void> {
+    this.head = head;
+    for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
+    const parser = new SseStreamParser();
+    const recorder = new SseRecorder(this.request.route === 'completions' ? 'completions' : 'chat.completions');
+    const relay = (events: SseEvent[]) => {
+      for (const event of events) {
+        recorder.add(event);
+        if (event.done) continue;
+        const streamEvent: StreamEvent = { data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) };
+        this.events.push(streamEvent);
+        for (const subscriber of this.subscribers) subscriber.onEvent?.(streamEvent);
+      }
+    };
+    for await (const piece of body) relay(parser.push(piece as Buffer));
+    relay(parser.end());
+    if (!recorder.done) {
+      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')), afterHead: true });
+      return;
+    }
+    const completion = recorder.completion();
+    this.finish({ kind: 'completed', head, json: undefined, completion, usage: recorder.usage, entry: recorder.toEntry(this.client.provider.name) });
+  }
+
+  private finishJson(head: FlightHead, json: Buffer): void {
+    let completion: Completion | undefined;
+    let parsed: { usage?: Usage; model?: unknown } | undefined;
+    try {
+      parsed = JSON.parse(json.toString('utf8')) as { usage?: Usage; model?: unknown };
+      completion = asCompletion(parsed);
+    } catch (cause) {
+      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, cause), afterHead: false });
+      return;
+    }
+    const usage = parsed?.usage;
+    const entry: CacheEntry = {
+      storedAt: Date.now(),
+      form: 'json',
+      route: this.request.route,
+      provider: this.client.provider.name,
+      model: typeof parsed?.model === 'string' ? parsed.model : this.request.model,
+      body: json,
+      ...(usage ? { usage } : {}),
+    };
+    this.finish({ kind: 'completed', head, json, completion, usage, entry });
+  }
+
+  private finish(outcome: FlightOutcome): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    const subscribers = [...this.subscribers];
+    this.subscribers.clear();
+    for (const subscriber of subscribers) subscriber.onDone(outcome);
+    this.resolve(outcome);
+  }
+}
+
+async function readAll(body: UpstreamBody): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+}

@@ -1,0 +1,232 @@
+/**
+ * The cached routes (chat completions, completions, embeddings), top to bottom:
+ * validate → route → cache policy → lookup → coalesce → upstream → answer → store.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Accounting } from '../accounting.js';
+import { cacheKey } from '../cache/key.js';
+import { ageSeconds, isFreshEnough, parseCachePolicy, type CachePolicy } from '../cache/policy.js';
+import type { RegenerationTracker } from '../cache/regeneration.js';
+import type { SingleFlight } from '../cache/single-flight.js';
+import type { CacheStore } from '../cache/store.js';
+import type { Config } from '../config.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { ProviderName } from '../providers/index.js';
+import type { RequestContext } from '../request-context.js';
+import type { ModelRouter } from '../routing.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import { encodeEntryAsync } from '../cache/entry.js';
+import { errors } from '../errors.js';
+import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type CachedAnswer } from './cache-answers.js';
+import { ClientWriter, DONE_EVENT } from './client-writer.js';
+import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
+import { prepareRequest, type CachedRoute, type PreparedRequest } from './prepare.js';
+
+export interface CompletionDeps {
+  config: Config;
+  router: ModelRouter;
+  clients: Readonly<Record<ProviderName, UpstreamClient>>;
+  store: CacheStore | undefined;
+  flights: SingleFlight<Flight>;
+  regenerations: RegenerationTracker;
+  metrics: GatewayMetrics;
+  accounting: Accounting;
+  log: Logger;
+}
+
+/** Client request headers that carry meaning for the provider and are safe to pass on. */
+const FORWARDED_REQUEST_HEADERS = ['openai-organization', 'openai-project', 'openai-beta'];
+
+export async function handleCachedRoute(
+  route: CachedRoute,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  deps: CompletionDeps,
+): Promise<void> {
+  const context = request.gw;
+  const prepared = await prepareRequest(route, request.body, deps.router);
+  context.provider = prepared.provider;
+  context.model = prepared.model;
+  reply.header('x-gateway-provider', prepared.provider);
+  const writer = new ClientWriter(reply);
+  context.writer = writer;
+
+  const policy = cachePolicyFor(request, deps.config);
+  const key = policy.lookup || policy.store ? cacheKey({ scope: context.cacheScope, provider: prepared.provider, route, body: prepared.body }) : '';
+  const chatId = headerValue(request.headers['x-openwebui-chat-id']);
+  if (key && chatId) {
+    // The same request again from the same chat is a regeneration: the user wants a new answer.
+    if (deps.regenerations.seen(chatId, key)) {
+      policy.lookup = false;
+      policy.bypassReason = 'no-cache';
+    }
+    deps.regenerations.remember(chatId, key);
+  }
+
+  let cacheAvailable = deps.store !== undefined;
+  if (policy.lookup && deps.store) {
+    const found = await lookup(deps.store, key, deps);
+    if (found === 'error') {
+      cacheAvailable = false;
+    } else if (found && isFreshEnough(policy, found.storedAt)) {
+      const body = prepared.stream ? entryAsSse(found, prepared.includeUsage) : entryAsJson(found);
+      if (body) {
+        serveHit(found, body, prepared, writer, reply, context, deps);
+        return;
+      }
+    }
+  }
+
+  const endpoint = route;
+  const canShare = policy.store && cacheAvailable;
+  const joinable = policy.lookup ? deps.flights.get(key) : undefined;
+  if (joinable) {
+    context.cache = 'COALESCED';
+    deps.metrics.cacheCoalesced.inc({ endpoint });
+    await follow(joinable, prepared, writer, reply, context, deps, 'hit');
+    return;
+  }
+  context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
+  if (context.cache === 'MISS') deps.metrics.cacheMisses.inc({ endpoint });
+  const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(request));
+  if (key && policy.store) deps.flights.register(key, flight);
+  flight.start();
+  if (canShare && deps.store) {
+    const store = deps.store;
+    void flight.settled.then((outcome) => storeOutcome(store, key, outcome, policy));
+  }
+  await follow(flight, prepared, writer, reply, context, deps, 'miss');
+}
+
+function cachePolicyFor(request: FastifyRequest, config: Config): CachePolicy {
+  if (!config.cacheEnabled) return { lookup: false, store: false, ttlSeconds: config.cacheTtlSeconds };
+  return parseCachePolicy(request.headers, { ttlSeconds: config.cacheTtlSeconds });
+}
+
+async function lookup(store: CacheStore, key: string, deps: CompletionDeps): Promise<CachedAnswer | undefined | 'error'> {
+  let raw: Buffer | undefined;
+  try {
+    raw = await store.get(key);
+  } catch {
+    // Fail open: the store counted the error; this request goes upstream.
+    return 'error';
+  }
+  if (!raw) return undefined;
+  const answer = decodeCachedAnswer(raw);
+  if (!answer) deps.log.warn({ key: key.slice(0, 16) }, 'unreadable cache entry ignored');
+  return answer;
+}
+
+function serveHit(
+  answer: CachedAnswer,
+  body: Buffer,
+  prepared: PreparedRequest,
+  writer: ClientWriter,
+  reply: FastifyReply,
+  context: RequestContext,
+  deps: CompletionDeps,
+): void {
+  context.cache = 'HIT';
+  deps.metrics.cacheHits.inc({ endpoint: prepared.route });
+  reply.header('x-cache', 'HIT');
+  reply.header('age', String(ageSeconds(answer.storedAt)));
+  deps.accounting.record(prepared.provider, prepared.model, answer.usage, 'hit');
+  if (prepared.stream) {
+    writer.startStream(undefined);
+    writer.endStream(body);
+  } else {
+    writer.sendJson(200, body);
+  }
+}
+
+/** Subscribes this client to a flight and resolves when its answer has been written. */
+function follow(
+  flight: Flight,
+  prepared: PreparedRequest,
+  writer: ClientWriter,
+  reply: FastifyReply,
+  context: RequestContext,
+  deps: CompletionDeps,
+  paid: 'hit' | 'miss',
+): Promise<void> {
+  reply.header('x-cache', context.cache);
+  return new Promise<void>((resolve) => {
+    const subscriber: FlightSubscriber = {
+      onStreamStart: prepared.stream ? (head) => writer.startStream(head) : undefined,
+      onEvent: prepared.stream
+        ? (event) => {
+            if (event.usageOnly && !prepared.includeUsage) return;
+            writer.write(event.data);
+          }
+        : undefined,
+      onDone: (outcome) => {
+        answerFromOutcome(outcome, prepared, writer, context);
+        if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, paid);
+        resolve();
+      },
+    };
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) {
+        flight.unsubscribe(subscriber);
+        resolve();
+      }
+    });
+    flight.subscribe(subscriber);
+  });
+}
+
+function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, writer: ClientWriter, context: RequestContext): void {
+  switch (outcome.kind) {
+    case 'completed':
+      if (!prepared.stream) {
+        writer.sendJson(outcome.head.statusCode, outcome.json ?? JSON.stringify(outcome.completion ?? {}), outcome.head.headers);
+      } else if (writer.started) {
+        writer.endStream(DONE_EVENT);
+      } else if (outcome.completion) {
+        // A JSON flight answering a stream request: render the completion as a proper stream.
+        writer.startStream(outcome.head);
+        writer.endStream(completionAsSse(outcome.completion, prepared));
+      } else {
+        writer.sendError(errors.upstreamBadResponse(prepared.provider));
+      }
+      return;
+    case 'upstream-error':
+      context.upstreamStatus = outcome.head.statusCode;
+      writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);
+      return;
+    case 'failed':
+      context.error = outcome.error;
+      if (writer.started) writer.failStream(outcome.error);
+      else writer.sendError(outcome.error);
+      return;
+  }
+}
+
+async function storeOutcome(
+  store: CacheStore,
+  key: string,
+  outcome: FlightOutcome,
+  policy: CachePolicy,
+): Promise<void> {
+  if (outcome.kind !== 'completed' || !outcome.entry) return;
+  try {
+    await store.set(key, await encodeEntryAsync(outcome.entry), policy.ttlSeconds);
+  } catch {
+    // Fail open: counted by the store; the answer was already served.
+  }
+}
+
+function forwardedRequestHeaders(request: FastifyRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = headerValue(request.headers[name]);
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  const one = Array.isArray(value) ? value[0] : value;
+  return one === undefined || one === '' ? undefined : one;
+}

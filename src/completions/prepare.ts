@@ -1,0 +1,70 @@
+/**
+ * Validates a cached-route request body and decides everything about it that does not need
+ * I/O beyond routing: provider, the body to send upstream, whether it streams and whether
+ * the client asked for usage in its stream.
+ */
+import { errors } from '../errors.js';
+import type { ProviderName } from '../providers/index.js';
+import type { ModelRouter } from '../routing.js';
+
+export type CachedRoute = 'chat.completions' | 'completions' | 'embeddings';
+
+export const CACHED_ROUTE_PATHS: Readonly<Record<CachedRoute, string>> = {
+  'chat.completions': '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+};
+
+/** The field each route cannot do without, besides `model`. */
+const REQUIRED_FIELD: Readonly<Record<CachedRoute, string>> = {
+  'chat.completions': 'messages',
+  completions: 'prompt',
+  embeddings: 'input',
+};
+
+export interface PreparedRequest {
+  route: CachedRoute;
+  provider: ProviderName;
+  /** The model the client named (for logs and labels). */
+  model: string;
+  /** The body as it goes upstream: the forced prefix stripped from `model`. */
+  body: Record<string, unknown>;
+  stream: boolean;
+  /** The client asked for the usage chunk at the end of its stream. */
+  includeUsage: boolean;
+}
+
+export async function prepareRequest(route: CachedRoute, body: unknown, router: ModelRouter): Promise<PreparedRequest> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw errors.invalidRequest('The request body must be a JSON object.');
+  }
+  const fields = body as Record<string, unknown>;
+  const model = fields.model;
+  if (typeof model !== 'string' || model === '') {
+    throw errors.invalidRequest('You must provide a model parameter.', 'model');
+  }
+  const required = REQUIRED_FIELD[route];
+  const value = fields[required];
+  if (value === undefined || value === null) {
+    throw errors.invalidRequest(`Missing required parameter: '${required}'.`, required);
+  }
+  if (route === 'chat.completions' && !Array.isArray(value)) {
+    throw errors.invalidRequest("Invalid type for 'messages': expected an array.", required);
+  }
+  if (fields.stream !== undefined && fields.stream !== null && typeof fields.stream !== 'boolean') {
+    throw errors.invalidRequest("Invalid type for 'stream': expected a boolean.", 'stream');
+  }
+  const target = await router.route(model);
+  if (!target) throw errors.modelNotFound(model);
+  const stream = route !== 'embeddings' && fields.stream === true;
+  const streamOptions = fields.stream_options as { include_usage?: unknown } | undefined;
+  const upstreamBody = target.upstreamModel === model ? fields : { ...fields, model: target.upstreamModel };
+  return {
+    route,
+    provider: target.provider,
+    model,
+    body: upstreamBody,
+    stream,
+    includeUsage: stream && typeof streamOptions === 'object' && streamOptions !== null && streamOptions.include_usage === true,
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * Environment → validated, frozen Config. Every check fails fast with one line naming the
+ * variable, so an operator sees exactly what to fix (and never a key: values are not echoed
+ * for the variables that hold secrets).
+ */
+import { isIP } from 'node:net';
+
+export type CacheScope = 'shared' | 'per-key' | 'per-user';
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly openaiKeys: readonly string[];
+  readonly groqKeys: readonly string[];
+  readonly openaiBaseUrl: string;
+  readonly groqBaseUrl: string;
+  readonly keysFile: string | undefined;
+  readonly gatewayApiKeys: readonly string[];
+  readonly redisUrl: string | undefined;
+  readonly cacheEnabled: boolean;
+  readonly cacheTtlSeconds: number;
+  readonly cacheMaxBytes: number;
+  readonly cacheScope: CacheScope;
+  readonly metricsToken: string | undefined;
+  readonly logLevel: string;
+  readonly pricesFile: string | undefined;
+  readonly bodyLimitBytes: number;
+  readonly upstreamConnectTimeoutMs: number;
+  readonly upstreamHeadersTimeoutMs: number;
+  readonly upstreamIdleTimeoutMs: number;
+  readonly upstreamMaxRetries: number;
+  readonly keyCooldownMs: number;
+  readonly modelsCacheSeconds: number;
+  readonly shutdownGraceMs: number;
+  readonly redisCommandTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+const SCOPES = new Set<CacheScope>(['shared', 'per-key', 'per-user']);
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function list(env: Env, name: string): string[] {
+  const value = text(env, name);
+  if (value === undefined) return [];
+  return [...new Set(value.split(',').map((item) => item.trim()).filter((item) => item !== ''))];
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const value = text(env, name);
+  if (value === undefined) return fallback;
+  if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name} must be a whole number, got "${value}"`);
+  const parsed = Number(value);
+  if (parsed < min || parsed > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${parsed}`);
+  }
+  return parsed;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const value = text(env, name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+
+function httpUrl(env: Env, name: string, fallback: string): string {
+  const value = text(env, name) ?? fallback;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new ConfigError(`${name} is not a valid URL: "${value}"`, { cause });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${name} must be an http:// or https:// URL, got "${value}"`);
+  }
+  if (url.username || url.password) throw new ConfigError(`${name} must not carry credentials`);
+  return value.replace(/\/+$/, '');
+}
+
+function redisUrl(env: Env): string | undefined {
+  const value = text(env, 'REDIS_URL');
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    // The URL may hold a password: do not echo it.
+    throw new ConfigError('REDIS_URL is not a valid URL (expected redis://host:port or rediss://…)', { cause });
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss://, got "${url.protocol}//…"`);
+  }
+  return value;
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+function hostName(env: Env): string {
+  const host = text(env, 'HOST') ?? '127.0.0.1';
+  if (isIP(host) === 0 && !/^[A-Za-z0-9.-]+$/.test(host)) throw new ConfigError(`HOST is not a valid address: "${host}"`);
+  return host;
+}
+
+/** Keys given as a comma list, or one key in the singular variable. */
+function providerKeys(env: Env, plural: string, singular: string): string[] {
+  const many = list(env, plural);
+  if (many.length > 0) return many;
+  const one = text(env, singular);
+  return one === undefined ? [] : [one];
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const host = hostName(env);
+  const gatewayApiKeys = list(env, 'GATEWAY_API_KEYS');
+  if (!isLoopback(host) && gatewayApiKeys.length === 0) {
+    throw new ConfigError(
+      `HOST=${host} is not a loopback address and GATEWAY_API_KEYS is empty: refusing to expose provider keys to the network without client auth`,
+    );
+  }
+  const scope = text(env, 'CACHE_SCOPE') ?? 'shared';
+  if (!SCOPES.has(scope as CacheScope)) {
+    throw new ConfigError(`CACHE_SCOPE must be one of shared, per-key, per-user, got "${scope}"`);
+  }
+  const logLevel = text(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.has(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}, got "${logLevel}"`);
+  }
+  const config: Config = {
+    host,
+    port: integer(env, 'PORT', 8080, 0, 65535),
+    openaiKeys: providerKeys(env, 'OPENAI_API_KEYS', 'OPENAI_API_KEY'),
+    groqKeys: providerKeys(env, 'GROQ_API_KEYS', 'GROQ_API_KEY'),
+    openaiBaseUrl: httpUrl(env, 'OPENAI_BASE_URL', 'https://api.openai.com/v1'),
+    groqBaseUrl: httpUrl(env, 'GROQ_BASE_URL', 'https://api.groq.com/openai/v1'),
+    keysFile: text(env, 'KEYS_FILE'),
+    gatewayApiKeys,
+    redisUrl: redisUrl(env),
+    cacheEnabled: boolean(env, 'CACHE_ENABLED', true),
+    cacheTtlSeconds: integer(env, 'CACHE_TTL_SECONDS', 86_400, 0),
+    cacheMaxBytes: integer(env, 'CACHE_MAX_BYTES', 268_435_456, 0),
+    cacheScope: scope as CacheScope,
+    metricsToken: text(env, 'METRICS_TOKEN'),
+    logLevel,
+    pricesFile: text(env, 'PRICES_FILE'),
+    bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 25 * 1024 * 1024, 1024),
+    upstreamConnectTimeoutMs: integer(env, 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, 1),
+    upstreamHeadersTimeoutMs: integer(env, 'UPSTREAM_HEADERS_TIMEOUT_MS', 600_000, 1),
+    upstreamIdleTimeoutMs: integer(env, 'UPSTREAM_IDLE_TIMEOUT_MS', 300_000, 1),
+    upstreamMaxRetries: integer(env, 'UPSTREAM_MAX_RETRIES', 2, 0, 10),
+    keyCooldownMs: integer(env, 'KEY_COOLDOWN_MS', 10_000, 1),
+    modelsCacheSeconds: integer(env, 'MODELS_CACHE_SECONDS', 60, 0),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 30_000, 0),
+    redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 250, 1),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,93 @@
+/**
+ * Every error the gateway itself answers with, in OpenAI's shape. Handlers throw these; the
+ * one error handler in server.ts renders them, so no handler builds error JSON by hand.
+ */
+import { retryAfterHeaders } from './keys/retry-after.js';
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; code: string | null; param?: string | null };
+}
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+  constructor(
+    readonly statusCode: number,
+    readonly type: string,
+    readonly code: string,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  toBody(): OpenAIErrorBody {
+    return { error: { message: this.message, type: this.type, code: this.code } };
+  }
+}
+
+// Answers that a retry cannot fix: tell the SDKs (which honour x-should-retry) not to retry.
+const NO_RETRY = { 'x-should-retry': 'false' } as const;
+
+export const errors = {
+  invalidJson: (cause?: unknown) =>
+    new GatewayError(400, 'invalid_request_error', 'invalid_json', 'The request body is not valid JSON.', NO_RETRY, { cause }),
+  invalidRequest: (message: string, param?: string) =>
+    new GatewayError(400, 'invalid_request_error', param ? `missing_${param}` : 'invalid_request', message, NO_RETRY),
+  unsupportedMediaType: (contentType: string) =>
+    new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Type "${contentType}": send application/json.`, NO_RETRY),
+  bodyTooLarge: (limit: number) =>
+    new GatewayError(413, 'invalid_request_error', 'request_too_large', `The request body exceeds the limit of ${limit} bytes.`, NO_RETRY),
+  invalidApiKey: () =>
+    new GatewayError(401, 'invalid_request_error', 'invalid_api_key', 'Incorrect or missing API key: send "Authorization: Bearer <gateway key>".', NO_RETRY),
+  modelNotFound: (model: string) =>
+    new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${model}" does not exist or no provider serving it is configured. Prefix it with "openai/" or "groq/" to choose the provider.`, NO_RETRY),
+  routeNotFound: (method: string, url: string) =>
+    new GatewayError(404, 'invalid_request_error', 'not_found', `Unknown route ${method} ${url.split('?')[0]}.`, NO_RETRY),
+  noProviderKeys: (provider: string) =>
+    new GatewayError(503, 'server_error', 'no_provider_keys', `No API key is configured for provider ${provider}.`, NO_RETRY),
+  allKeysRejected: (provider: string) =>
+    new GatewayError(503, 'server_error', 'provider_keys_rejected', `Every API key of provider ${provider} was rejected (401/403) by the provider; reload valid keys.`, NO_RETRY),
+  allKeysCooling: (provider: string, retryAfterMs: number) =>
+    new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded', `Every API key of provider ${provider} is rate limited; retry in ${Math.ceil(retryAfterMs / 1000)} s.`, retryAfterHeaders(retryAfterMs)),
+  upstreamUnreachable: (provider: string, cause?: unknown) =>
+    new GatewayError(502, 'server_error', 'upstream_unreachable', `Could not reach provider ${provider}.`, {}, { cause }),
+  upstreamTimeout: (provider: string, cause?: unknown) =>
+    new GatewayError(504, 'server_error', 'upstream_timeout', `Provider ${provider} did not answer in time.`, {}, { cause }),
+  upstreamBadResponse: (provider: string, cause?: unknown) =>
+    new GatewayError(502, 'server_error', 'upstream_bad_response', `Provider ${provider} sent a malformed or incomplete response.`, {}, { cause }),
+  metricsUnauthorized: () =>
+    new GatewayError(401, 'invalid_request_error', 'invalid_api_key', 'The metrics endpoint requires "Authorization: Bearer <METRICS_TOKEN>".', NO_RETRY),
+  internal: (cause?: unknown) =>
+    new GatewayError(500, 'server_error', 'internal_error', 'The gateway failed to handle the request.', {}, { cause }),
+};
+
+interface FastifyLikeError {
+  code?: string;
+  statusCode?: number;
+  message?: string;
+}
+
+/** Maps anything thrown (ours, Fastify's, a library's) to a GatewayError; never leaks internals. */
+export function toGatewayError(error: unknown, bodyLimit: number): GatewayError {
+  if (error instanceof GatewayError) return error;
+  const e = (error ?? {}) as FastifyLikeError;
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return errors.bodyTooLarge(bodyLimit);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return errors.unsupportedMediaType('unknown');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return errors.invalidRequest('The request body is empty: send a JSON object.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return errors.invalidRequest('The Content-Length header does not match the body.');
+    default:
+      break;
+  }
+  if (error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return errors.invalidJson(error);
+  const status = e.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new GatewayError(status, 'invalid_request_error', 'invalid_request', e.message ?? 'Bad request.', NO_RETRY, { cause: error });
+  }
+  return errors.internal(error);
+}

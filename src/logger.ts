@@ -1,0 +1,30 @@
+/**
+ * The pino logger. Every header and field that can hold a key is redacted, as a second line
+ * of defence: the gateway's own log calls never pass headers or keys in the first place.
+ */
+import pino, { type DestinationStream, type Logger } from 'pino';
+
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'authorization',
+  'apiKey',
+  'api_key',
+  'key.key',
+  'lease.key',
+  '*.authorization',
+  '*.apiKey',
+  '*.api_key',
+  'config.openaiKeys',
+  'config.groqKeys',
+  'config.gatewayApiKeys',
+  'config.metricsToken',
+  'config.redisUrl',
+];
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { service: 'gateway' } };
+  return destination ? pino(options, destination) : pino(options);
+}

@@ -1,0 +1,39 @@
+/**
+ * What the gateway learns about a request on its way through, for the one log line and the
+ * metrics written when the response ends.
+ */
+import type { ClientWriter } from './completions/client-writer.js';
+import type { GatewayError } from './errors.js';
+import type { CacheOutcome, Endpoint } from './metrics.js';
+import type { ProviderName } from './providers/index.js';
+
+export interface RequestContext {
+  endpoint: Endpoint | undefined;
+  provider: ProviderName | undefined;
+  model: string | undefined;
+  cache: CacheOutcome | undefined;
+  /** '' for the shared cache, else the client key's or user's id. */
+  cacheScope: string;
+  writer: ClientWriter | undefined;
+  upstreamStatus: number | undefined;
+  error: GatewayError | undefined;
+}
+
+export function newRequestContext(): RequestContext {
+  return {
+    endpoint: undefined,
+    provider: undefined,
+    model: undefined,
+    cache: undefined,
+    cacheScope: '',
+    writer: undefined,
+    upstreamStatus: undefined,
+    error: undefined,
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    gw: RequestContext;
+  }
+}

@@ -1,0 +1,20 @@
+/** GET /v1/models (and Groq's layout): the live union of the providers' lists. */
+import type { FastifyInstance } from 'fastify';
+import { GatewayError } from '../errors.js';
+import type { ModelLists } from '../providers/model-lists.js';
+
+export function registerModelRoutes(app: FastifyInstance, lists: ModelLists): void {
+  for (const prefix of ['/v1', '/openai/v1']) {
+    app.get(`${prefix}/models`, async (request) => {
+      request.gw.endpoint = 'models';
+      return { object: 'list', data: await lists.all() };
+    });
+    app.get<{ Params: { '*': string } }>(`${prefix}/models/*`, async (request) => {
+      request.gw.endpoint = 'models';
+      const id = request.params['*'];
+      const model = (await lists.all()).find((m) => m.id === id);
+      if (!model) throw new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${id}" does not exist.`, { 'x-should-retry': 'false' });
+      return model;
+    });
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Every other /v1/* route (audio, images, moderations, files, …) goes to a provider unchanged
+ * through @fastify/http-proxy. The body is buffered (bounded by the body limit) so the
+ * provider can be chosen from its `model`, JSON or multipart alike; the client's key is
+ * replaced by a provider key.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
+import type { Config } from '../config.js';
+import { errors } from '../errors.js';
+import { cooldownFromResponse } from '../keys/cooldown.js';
+import { isUnavailable, type KeyLease } from '../keys/pool.js';
+import type { KeyPools } from '../keys/pools.js';
+import type { Provider, ProviderName } from '../providers/index.js';
+import type { ModelRouter } from '../routing.js';
+
+interface PassthroughTarget {
+  provider: Provider;
+  lease: KeyLease;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    passthrough?: PassthroughTarget;
+  }
+}
+
+/** Request headers that must not reach the provider: the client's credentials and identity. */
+const DROPPED_REQUEST_HEADERS = new Set(['authorization', 'cookie', 'host', 'x-forwarded-for', 'x-real-ip', 'forwarded']);
+
+export interface PassthroughDeps {
+  config: Config;
+  providers: Readonly<Record<ProviderName, Provider>>;
+  pools: KeyPools;
+  router: ModelRouter;
+}
+
+export async function registerPassthrough(app: FastifyInstance, deps: PassthroughDeps): Promise<void> {
+  await app.register(async (scope) => {
+    // Buffer every body here (JSON included, unparsed) so it can be inspected and forwarded as is.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+    for (const prefix of ['/v1', '/openai/v1']) {
+      const options = {
+        upstream: '',
+        prefix,
+        // Our own hook replaces the plugin's streaming body parsers (see above).
+        preValidation: async (request: FastifyRequest) => {
+          request.gw.endpoint = 'passthrough';
+          request.passthrough = await choose(request, prefix, deps);
+          request.gw.provider = request.passthrough.provider.name;
+        },
+        replyOptions: {
+          getUpstream: (request: FastifyRequest) => targetOf(request).provider.origin,
+          rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | undefined>) => {
+            const out: Record<string, string | string[] | undefined> = {};
+            for (const [name, value] of Object.entries(headers)) {
+              if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith('x-openwebui-')) out[name] = value;
+            }
+            out.authorization = `Bearer ${targetOf(request).lease.key}`;
+            return out;
+          },
+          rewriteHeaders: (headers: Record<string, string | string[] | undefined>) => {
+            const { 'x-request-id': upstreamId, ...rest } = headers;
+            return upstreamId === undefined ? rest : { ...rest, 'x-upstream-request-id': upstreamId };
+          },
+          onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream }) => {
+            const target = targetOf(request);
+            const pool = deps.pools[target.provider.name];
+            if (res.statusCode === 429) pool.rateLimited(target.lease, cooldownFromResponse(res.headers, undefined, Date.now()));
+            if (res.statusCode === 401 || res.statusCode === 403) pool.rejected(target.lease);
+            request.gw.upstreamStatus = res.statusCode;
+            void reply.send(res.stream);
+          },
+          onError: (reply: FastifyReply, { error }: { error: { statusCode?: number } }) => {
+            const name = targetOf(reply.request).provider.name;
+            const mapped = error.statusCode === 504 ? errors.upstreamTimeout(name, error) : errors.upstreamUnreachable(name, error);
+            reply.request.gw.error = mapped;
+            void reply.code(mapped.statusCode).headers(mapped.headers).type('application/json').send(mapped.toBody());
+          },
+        },
+        // reply-from's own undici Agent, with the same timeouts as the cached routes.
+        undici: {
+          connections: 64,
+          connect: { timeout: deps.config.upstreamConnectTimeoutMs },
+          headersTimeout: deps.config.upstreamHeadersTimeoutMs,
+          bodyTimeout: deps.config.upstreamIdleTimeoutMs,
+        },
+        handler: (request: FastifyRequest, reply: FastifyReply, dest: string, fromOptions: object) => {
+          const path = targetOf(request).provider.basePath + (dest.startsWith('/') ? dest : `/${dest}`);
+          return reply.from(path, fromOptions);
+        },
+      };
+      // The plugin's option types do not model `handler` and typed hooks together; the shape is checked above.
+      await scope.register(httpProxy, options as unknown as FastifyHttpProxyOptions);
+    }
+  });
+}
+
+function targetOf(request: FastifyRequest): PassthroughTarget {
+  if (!request.passthrough) throw errors.internal(new Error('passthrough target missing'));
+  return request.passthrough;
+}
+
+async function choose(request: FastifyRequest, prefix: string, deps: PassthroughDeps): Promise<PassthroughTarget> {
+  const model = modelOf(request);
+  let name: ProviderName | undefined;
+  if (model !== undefined) {
+    const route = await deps.router.route(model);
+    if (!route) throw errors.modelNotFound(model);
+    name = route.provider;
+  } else if (prefix === '/openai/v1') {
+    name = 'groq';
+  } else {
+    name = deps.pools.openai.size > 0 || deps.pools.groq.size === 0 ? 'openai' : 'groq';
+  }
+  request.gw.model = model;
+  const lease = deps.pools[name].acquire();
+  if (isUnavailable(lease)) {
+    if (lease.unavailable === 'cooling') throw errors.allKeysCooling(name, lease.retryAfterMs);
+    if (lease.unavailable === 'disabled') throw errors.allKeysRejected(name);
+    throw errors.noProviderKeys(name);
+  }
+  return { provider: deps.providers[name], lease };
+}
+
+/** The model named by a JSON body, a multipart field or the query, without parsing it all. */
+function modelOf(request: FastifyRequest): string | undefined {
+  const query = request.query as Record<string, unknown> | undefined;
+  if (typeof query?.model === 'string' && query.model !== '') return query.model;
+  const body = request.body;
+  if (!Buffer.isBuffer(body) || body.length === 0) return undefined;
+  const type = request.headers['content-type'] ?? '';
+  if (type.includes('json')) {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { model?: unknown };
+      return typeof parsed.model === 'string' && parsed.model !== '' ? parsed.model : undefined;
+    } catch {
+      throw errors.invalidJson();
+    }
+  }
+  if (type.startsWith('multipart/form-data')) {
+    const match = /name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]+)\r\n/.exec(body.toString('latin1'));
+    return match?.[1];
+  }
+  return undefined;
+}
+

@@ -1,0 +1,131 @@
+/**
+ * buildServer(config, deps?) wires the gateway together and registers every route; it never
+ * listens. Dependencies (logger destination, cache store) can be passed in so tests swap them.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { DestinationStream } from 'pino';
+import { Accounting } from './accounting.js';
+import { ClientAuth, cacheScopeOf } from './auth.js';
+import { createCacheStore } from './cache/create-store.js';
+import { RegenerationTracker } from './cache/regeneration.js';
+import { SingleFlight } from './cache/single-flight.js';
+import type { CacheStore } from './cache/store.js';
+import type { Flight } from './completions/flight.js';
+import type { Config } from './config.js';
+import { errors, toGatewayError } from './errors.js';
+import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
+import { createKeyPools, keyStateSamples } from './keys/pools.js';
+import { createLogger } from './logger.js';
+import { GatewayMetrics } from './metrics.js';
+import { loadPrices } from './pricing/prices.js';
+import { PROVIDER_NAMES, providersFromConfig, type ProviderName } from './providers/index.js';
+import { ModelLists } from './providers/model-lists.js';
+import { newRequestContext } from './request-context.js';
+import { observeRequest } from './request-log.js';
+import { ModelRouter } from './routing.js';
+import { registerCompletionRoutes } from './routes/completions.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerMetricsRoute } from './routes/metrics.js';
+import { registerModelRoutes } from './routes/models.js';
+import { registerPassthrough } from './routes/passthrough.js';
+import { UpstreamClient } from './upstream/client.js';
+import { createUpstreamPool } from './upstream/pool.js';
+
+export interface ServerDeps {
+  /** Where log lines go (tests capture them); stdout by default. */
+  logDestination?: DestinationStream;
+  /** A ready cache store; by default one is made from the config. */
+  store?: CacheStore;
+}
+
+const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+
+export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {
+  const log = createLogger(config.logLevel, deps.logDestination);
+  const keys = await loadProviderKeys(config);
+  const pools = createKeyPools(keys, { defaultCooldownMs: config.keyCooldownMs, log });
+  const metrics = new GatewayMetrics(() => keyStateSamples(pools));
+  const store = deps.store ?? (config.cacheEnabled ? await createCacheStore(config, metrics, log) : undefined);
+  const prices = loadPrices(config.pricesFile);
+  const providers = providersFromConfig(config);
+  const upstreamPools = PROVIDER_NAMES.map((name) => createUpstreamPool(providers[name].origin, config));
+  const observer = {
+    attempt(provider: string, status: number, seconds: number) {
+      metrics.upstreamDuration.observe({ provider }, seconds);
+      if (status === 0 || status >= 400) metrics.upstreamErrors.inc({ provider, status: String(status) });
+    },
+  };
+  const clients = Object.fromEntries(
+    PROVIDER_NAMES.map((name, index) => [
+      name,
+      new UpstreamClient(providers[name], upstreamPools[index]!, pools[name], config.upstreamMaxRetries, log, observer),
+    ]),
+  ) as Record<ProviderName, UpstreamClient>;
+  const lists = new ModelLists(clients, (provider) => pools[provider].size > 0, config.modelsCacheSeconds * 1000, log);
+  const router = new ModelRouter(providers, lists);
+  const accounting = new Accounting(metrics, prices, (model) => lists.isKnown(model), log);
+  const auth = new ClientAuth(config.gatewayApiKeys);
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // One line per request is written by request-log.ts, not Fastify's two.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'id' }),
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: (req) => {
+      const sent = req.headers['x-request-id'];
+      return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
+    },
+    // The SDKs and Open WebUI keep connections open; give them more than Node's 5 s default.
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest('gw', null as never);
+  app.addHook('onRequest', async (request, reply) => {
+    request.gw = newRequestContext();
+    void reply.header('x-request-id', request.id);
+    const path = request.url.split('?')[0] ?? '';
+    if (OPEN_ROUTES.has(path)) return;
+    const { ok, key } = auth.check(request.headers.authorization);
+    if (!ok) throw errors.invalidApiKey();
+    request.gw.cacheScope = cacheScopeOf(config.cacheScope, request, key);
+  });
+  app.addHook('onResponse', async (request, reply) => observeRequest(request, reply, metrics, accounting));
+  app.setErrorHandler(async (error, request, reply) => {
+    const mapped = toGatewayError(error, config.bodyLimitBytes);
+    if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    request.gw ??= newRequestContext();
+    request.gw.error = mapped;
+    if (reply.sent || reply.raw.headersSent) return;
+    return reply.code(mapped.statusCode).headers(mapped.headers).type('application/json').send(mapped.toBody());
+  });
+  app.setNotFoundHandler(async (request) => {
+    throw errors.routeNotFound(request.method, request.url);
+  });
+
+  registerHealthRoutes(app, store, pools);
+  registerMetricsRoute(app, metrics, config.metricsToken);
+  registerModelRoutes(app, lists);
+  registerCompletionRoutes(app, {
+    config,
+    router,
+    clients,
+    store,
+    flights: new SingleFlight<Flight>(),
+    regenerations: new RegenerationTracker(),
+    metrics,
+    accounting,
+    log,
+  });
+  await registerPassthrough(app, { config, providers, pools, router });
+
+  const keyReloading = startKeyReloading(config, pools, keys, log);
+  app.addHook('onClose', async () => {
+    keyReloading.close();
+    await Promise.all(upstreamPools.map((pool) => pool.close()));
+    if (!deps.store) await store?.close();
+  });
+  return app;
+}

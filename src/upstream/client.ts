@@ -1,0 +1,177 @@
+/**
+ * Calls one provider: picks a key from its pool, sends through the provider's undici Pool,
+ * and retries before the first byte reaches the client — on another key after a 429 or a
+ * 401/403, and with jittered backoff after a connection error or a 5xx. What it returns has
+ * not been read yet, so a caller can stream it.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Pool } from 'undici';
+import type { Logger } from 'pino';
+import { errors } from '../errors.js';
+import { cooldownFromResponse } from '../keys/cooldown.js';
+import { isUnavailable, type KeyLease, type KeyPool } from '../keys/pool.js';
+import type { Provider } from '../providers/index.js';
+import { isAbortError, isRetryableTransportError, transportErrorToGatewayError } from './failures.js';
+
+export type UpstreamBody = Awaited<ReturnType<Pool['request']>>['body'];
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  /** Path below the provider's base URL, e.g. /chat/completions */
+  path: string;
+  body?: Buffer | string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: UpstreamBody;
+  keyId: string;
+  /** When the request that got this answer was sent (performance.now()). */
+  startedAt: number;
+}
+
+export interface UpstreamObserver {
+  /** An attempt ended with this status (or 0 for a transport failure) after `seconds`. */
+  attempt(provider: string, status: number, seconds: number): void;
+}
+
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 2_000;
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+export class UpstreamClient {
+  constructor(
+    readonly provider: Provider,
+    private readonly pool: Pool,
+    private readonly keys: KeyPool,
+    private readonly maxRetries: number,
+    private readonly log: Logger,
+    private readonly observer?: UpstreamObserver,
+  ) {}
+
+  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const tried = new Set<string>();
+    let retriesLeft = this.maxRetries;
+    let attempt = 0;
+    // When the pool runs dry after upstream answers, that answer is the truest thing to return.
+    let lastAnswer: UpstreamResponse | undefined;
+    for (;;) {
+      const lease = this.keys.acquire(tried);
+      if (isUnavailable(lease)) {
+        if (lease.unavailable === 'exhausted' && lastAnswer) return lastAnswer;
+        await lastAnswer?.body.dump().catch(() => undefined);
+        if (lease.unavailable === 'cooling') throw errors.allKeysCooling(this.provider.name, lease.retryAfterMs);
+        if (lease.unavailable === 'disabled') throw errors.allKeysRejected(this.provider.name);
+        if (lease.unavailable === 'empty') throw errors.noProviderKeys(this.provider.name);
+        throw errors.upstreamUnreachable(this.provider.name);
+      }
+      if (lastAnswer) await lastAnswer.body.dump().catch(() => undefined);
+      lastAnswer = undefined;
+      attempt++;
+      const startedAt = performance.now();
+      let response: UpstreamResponse;
+      try {
+        response = await this.attempt(request, lease, startedAt);
+      } catch (error) {
+        this.observer?.attempt(this.provider.name, 0, (performance.now() - startedAt) / 1000);
+        if (request.signal?.aborted || isAbortError(error)) throw error;
+        if (isRetryableTransportError(error) && retriesLeft > 0) {
+          retriesLeft--;
+          this.log.warn({ provider: this.provider.name, key: lease.id, attempt, err: describe(error) }, 'upstream connection failed; retrying');
+          await backoff(attempt, request.signal);
+          continue;
+        }
+        throw transportErrorToGatewayError(this.provider.name, error);
+      }
+      const status = response.statusCode;
+      this.observer?.attempt(this.provider.name, status, (performance.now() - startedAt) / 1000);
+      if (status === 429) {
+        const body = await readBounded(response.body);
+        this.keys.rateLimited(lease, cooldownFromResponse(response.headers, body, Date.now()));
+        tried.add(lease.id);
+        lastAnswer = replayable(response, body);
+        continue;
+      }
+      if (status === 401 || status === 403) {
+        const body = await readBounded(response.body);
+        this.keys.rejected(lease);
+        tried.add(lease.id);
+        lastAnswer = replayable(response, body);
+        continue;
+      }
+      if (status >= 500 && retriesLeft > 0) {
+        retriesLeft--;
+        await response.body.dump().catch(() => undefined);
+        this.log.warn({ provider: this.provider.name, key: lease.id, attempt, status }, 'upstream server error; retrying');
+        await backoff(attempt, request.signal);
+        continue;
+      }
+      return response;
+    }
+  }
+
+  private async attempt(request: UpstreamRequest, lease: KeyLease, startedAt: number): Promise<UpstreamResponse> {
+    const headers: Record<string, string> = {
+      ...request.headers,
+      authorization: `Bearer ${lease.key}`,
+    };
+    if (request.body !== undefined) headers['content-type'] ??= 'application/json';
+    const response = await this.pool.request({
+      method: request.method,
+      path: this.provider.basePath + request.path,
+      headers,
+      body: request.body ?? null,
+      signal: request.signal ?? null,
+    });
+    return { statusCode: response.statusCode, headers: response.headers, body: response.body, keyId: lease.id, startedAt };
+  }
+}
+
+/** A read body cannot be read again: wrap what was read in a fresh readable. */
+function replayable(response: UpstreamResponse, body: string): UpstreamResponse {
+  return { ...response, body: bodyFromText(body) };
+}
+
+function bodyFromText(text: string): UpstreamBody {
+  const readable = Readable.from([Buffer.from(text)]) as Readable & Partial<UpstreamBody>;
+  // The few BodyReadable methods the gateway uses on a replayed error body.
+  readable.dump = async () => {
+    readable.destroy();
+  };
+  readable.text = async () => text;
+  return readable as UpstreamBody;
+}
+
+async function readBounded(body: UpstreamBody): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buffer = chunk as Buffer;
+    size += buffer.length;
+    if (size > ERROR_BODY_LIMIT) break;
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
+  // Full jitter: concurrent retries after one upstream hiccup must not arrive together.
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
+  const ms = Math.random() * ceiling;
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
+
+function describe(error: unknown): { code?: string; message?: string } {
+  const e = error as { code?: string; message?: string } | null;
+  return { code: e?.code, message: e?.message };
+}

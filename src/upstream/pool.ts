@@ -1,0 +1,19 @@
+/**
+ * One undici Pool per provider origin, with keep-alive, so a hot gateway reuses warm TLS
+ * connections instead of paying a handshake per request.
+ */
+import { Pool } from 'undici';
+import type { Config } from '../config.js';
+
+export function createUpstreamPool(origin: string, config: Config): Pool {
+  return new Pool(origin, {
+    connections: 256,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 300_000,
+    connect: { timeout: config.upstreamConnectTimeoutMs },
+    headersTimeout: config.upstreamHeadersTimeoutMs,
+    // undici's bodyTimeout is the idle time between two body chunks: exactly the SSE idle timeout.
+    bodyTimeout: config.upstreamIdleTimeoutMs,
+  });
+}

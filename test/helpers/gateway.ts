@@ -1,0 +1,53 @@
+/**
+ * Starts the real gateway (buildServer + listen on a free loopback port) against a fake
+ * upstream, capturing every log line so tests can read (and grep) them.
+ */
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig, type Config } from '../../src/config.js';
+import { buildServer, type ServerDeps } from '../../src/server.js';
+import type { FakeUpstream } from './fake-upstream.js';
+
+export const TEST_OPENAI_KEYS = ['sk-test-openai-key-one-0000000000', 'sk-test-openai-key-two-1111111111'];
+export const TEST_GROQ_KEYS = ['gsk-test-groq-key-one-2222222222'];
+export const TEST_CLIENT_KEY = 'gw-client-key-test-3333333333';
+
+export interface RunningGateway {
+  url: string;
+  /** OpenAI SDK baseURL: url + '/v1'. */
+  baseURL: string;
+  app: FastifyInstance;
+  config: Config;
+  logs: string[];
+  close(): Promise<void>;
+}
+
+export function fakeUpstreamEnv(fake: FakeUpstream): Record<string, string> {
+  return {
+    OPENAI_BASE_URL: fake.openaiBaseUrl,
+    GROQ_BASE_URL: fake.groqBaseUrl,
+    OPENAI_API_KEYS: TEST_OPENAI_KEYS.join(','),
+    GROQ_API_KEYS: TEST_GROQ_KEYS.join(','),
+  };
+}
+
+export async function startGateway(
+  fake: FakeUpstream,
+  env: Record<string, string | undefined> = {},
+  deps: ServerDeps = {},
+): Promise<RunningGateway> {
+  const config = loadConfig({ LOG_LEVEL: 'info', PORT: '0', ...fakeUpstreamEnv(fake), ...env });
+  const logs: string[] = [];
+  const logDestination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
+      callback();
+    },
+  });
+  const app = await buildServer(config, { logDestination, ...deps });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const url = `http://127.0.0.1:${port}`;
+  return { url, baseURL: `${url}/v1`, app, config, logs, close: () => app.close() };
+}

@@ -3,7 +3,10 @@
  * for token/cost metrics, the ids an SSE usage chunk must repeat) and the body exactly as the
  * upstream sent it, so a hit in the form that filled it is served without re-parsing.
  *
- * Layout: [magic 1][flags 1][header length u32 BE][header JSON][body, maybe brotli].
+ * Layout: [magic 1][flags 1][header length u32 BE][payload length u32 BE][payload], where the
+ * payload is header JSON followed by the body, brotli-compressed as one stream when that pays:
+ * the header (usage details, ids) repeats words of the body, so compressing both together saves
+ * more than compressing the body alone (see docs/cache-density.md).
  */
 import { promisify } from 'node:util';
 import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants } from 'node:zlib';
@@ -49,13 +52,13 @@ export interface CacheEntry {
 const MAGIC_V1 = 0xca;
 const FLAG_BROTLI = 0b0000_0001;
 const KNOWN_FLAGS = FLAG_BROTLI;
-const PREFIX_BYTES = 6;
+const PREFIX_BYTES = 10;
 
 /** Below this, compression saves too little to pay its CPU on every hit. */
 const MIN_COMPRESS_BYTES = 256;
 /** Keep the compressed body only when it is at most this fraction of the original. */
 const MAX_KEPT_RATIO = 0.9;
-/** The sync encoder leaves larger bodies uncompressed: brotli on megabytes would stall the event loop. */
+/** The sync encoder leaves larger payloads uncompressed: brotli on megabytes would stall the event loop. */
 export const SYNC_COMPRESS_MAX_BYTES = 256 * 1024;
 /** Above this, quality 1 (much faster, slightly larger); see docs/cache-density.md. */
 const HIGH_QUALITY_MAX_BYTES = 1024 * 1024;
@@ -69,38 +72,45 @@ interface Header {
   m: string;
   u?: Usage;
   c?: ChunkIdentity;
-  /** Uncompressed body length: bounds decompression, detects truncation. */
+  /** Body length: detects truncation. */
   n: number;
 }
 
 const compressAsync = promisify(brotliCompress);
 const decompressAsync = promisify(brotliDecompress);
 
-/** Encodes with compression done inline; bodies over SYNC_COMPRESS_MAX_BYTES stay uncompressed. */
-export function encodeEntry(entry: CacheEntry): Buffer {
-  const body = entry.body;
+export interface EncodeOptions {
+  /** false stores the body as it is (measurements, or a deployment that prefers CPU to memory). */
+  compress?: boolean;
+}
+
+/** Encodes with compression done inline; payloads over SYNC_COMPRESS_MAX_BYTES stay uncompressed. */
+export function encodeEntry(entry: CacheEntry, options: EncodeOptions = {}): Buffer {
+  const plain = plainPayload(entry);
+  const size = plain.payload.byteLength;
   const compressed =
-    body.byteLength >= MIN_COMPRESS_BYTES && body.byteLength <= SYNC_COMPRESS_MAX_BYTES
-      ? brotliCompressSync(body, brotliOptions(body.byteLength))
+    options.compress !== false && size >= MIN_COMPRESS_BYTES && size <= SYNC_COMPRESS_MAX_BYTES
+      ? brotliCompressSync(plain.payload, brotliOptions(size))
       : undefined;
-  return assemble(entry, compressed);
+  return frame(plain, compressed);
 }
 
 /** Encodes with compression on libuv's thread pool: for large bodies (embeddings) off the event loop. */
-export async function encodeEntryAsync(entry: CacheEntry): Promise<Buffer> {
-  const body = entry.body;
+export async function encodeEntryAsync(entry: CacheEntry, options: EncodeOptions = {}): Promise<Buffer> {
+  const plain = plainPayload(entry);
+  const size = plain.payload.byteLength;
   const compressed =
-    body.byteLength >= MIN_COMPRESS_BYTES ? await compressAsync(body, brotliOptions(body.byteLength)) : undefined;
-  return assemble(entry, compressed);
+    options.compress !== false && size >= MIN_COMPRESS_BYTES ? await compressAsync(plain.payload, brotliOptions(size)) : undefined;
+  return frame(plain, compressed);
 }
 
 /** The entry, or undefined for anything corrupt, truncated, foreign or of another format. Never throws. */
 export function decodeEntry(data: Buffer): CacheEntry | undefined {
   const parsed = parseFrame(data);
   if (!parsed) return undefined;
-  if (!parsed.compressed) return toEntry(parsed.header, parsed.payload);
   try {
-    return toEntry(parsed.header, brotliDecompressSync(parsed.payload, { maxOutputLength: Math.max(1, parsed.header.n) }));
+    const payload = parsed.compressed ? brotliDecompressSync(parsed.payload, { maxOutputLength: parsed.plainLength }) : parsed.payload;
+    return toEntry(payload, parsed);
   } catch {
     return undefined;
   }
@@ -110,9 +120,9 @@ export function decodeEntry(data: Buffer): CacheEntry | undefined {
 export async function decodeEntryAsync(data: Buffer): Promise<CacheEntry | undefined> {
   const parsed = parseFrame(data);
   if (!parsed) return undefined;
-  if (!parsed.compressed) return toEntry(parsed.header, parsed.payload);
   try {
-    return toEntry(parsed.header, await decompressAsync(parsed.payload, { maxOutputLength: Math.max(1, parsed.header.n) }));
+    const payload = parsed.compressed ? await decompressAsync(parsed.payload, { maxOutputLength: parsed.plainLength }) : parsed.payload;
+    return toEntry(payload, parsed);
   } catch {
     return undefined;
   }
@@ -128,8 +138,12 @@ function brotliOptions(size: number): { params: Record<number, number> } {
   };
 }
 
-function assemble(entry: CacheEntry, compressed: Buffer | undefined): Buffer {
-  const useCompressed = compressed !== undefined && compressed.byteLength <= entry.body.byteLength * MAX_KEPT_RATIO;
+interface PlainPayload {
+  headerLength: number;
+  payload: Buffer;
+}
+
+function plainPayload(entry: CacheEntry): PlainPayload {
   const header: Header = {
     v: 1,
     t: entry.storedAt,
@@ -142,35 +156,45 @@ function assemble(entry: CacheEntry, compressed: Buffer | undefined): Buffer {
   if (entry.usage) header.u = entry.usage;
   if (entry.chunkIdentity) header.c = entry.chunkIdentity;
   const headerBytes = Buffer.from(JSON.stringify(header));
+  return { headerLength: headerBytes.byteLength, payload: Buffer.concat([headerBytes, entry.body]) };
+}
+
+function frame(plain: PlainPayload, compressed: Buffer | undefined): Buffer {
+  const useCompressed = compressed !== undefined && compressed.byteLength <= plain.payload.byteLength * MAX_KEPT_RATIO;
   const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
   prefix[0] = MAGIC_V1;
   prefix[1] = useCompressed ? FLAG_BROTLI : 0;
-  prefix.writeUInt32BE(headerBytes.byteLength, 2);
-  return Buffer.concat([prefix, headerBytes, useCompressed ? compressed : entry.body]);
+  prefix.writeUInt32BE(plain.headerLength, 2);
+  prefix.writeUInt32BE(plain.payload.byteLength, 6);
+  return Buffer.concat([prefix, useCompressed ? compressed : plain.payload]);
 }
 
 interface Frame {
-  header: Header;
   compressed: boolean;
+  headerLength: number;
+  /** Length of header + body uncompressed: bounds decompression, so hostile data cannot balloon. */
+  plainLength: number;
   payload: Buffer;
 }
 
 function parseFrame(data: Buffer): Frame | undefined {
-  try {
-    if (data.byteLength < PREFIX_BYTES || data[0] !== MAGIC_V1) return undefined;
-    const flags = data[1] ?? 0;
-    if ((flags & ~KNOWN_FLAGS) !== 0) return undefined;
-    const headerLength = data.readUInt32BE(2);
-    if (PREFIX_BYTES + headerLength > data.byteLength) return undefined;
-    const header: unknown = JSON.parse(data.toString('utf8', PREFIX_BYTES, PREFIX_BYTES + headerLength));
-    if (!isHeader(header)) return undefined;
-    return { header, compressed: (flags & FLAG_BROTLI) !== 0, payload: data.subarray(PREFIX_BYTES + headerLength) };
-  } catch {
-    return undefined;
-  }
+  if (data.byteLength < PREFIX_BYTES || data[0] !== MAGIC_V1) return undefined;
+  const flags = data[1] ?? 0;
+  if ((flags & ~KNOWN_FLAGS) !== 0) return undefined;
+  const headerLength = data.readUInt32BE(2);
+  const plainLength = data.readUInt32BE(6);
+  const compressed = (flags & FLAG_BROTLI) !== 0;
+  if (headerLength > plainLength || plainLength === 0) return undefined;
+  const payload = data.subarray(PREFIX_BYTES);
+  if (!compressed && payload.byteLength !== plainLength) return undefined;
+  return { compressed, headerLength, plainLength, payload };
 }
 
-function toEntry(header: Header, body: Buffer): CacheEntry | undefined {
+function toEntry(payload: Buffer, frame: Frame): CacheEntry | undefined {
+  if (payload.byteLength !== frame.plainLength) return undefined;
+  const header: unknown = JSON.parse(payload.toString('utf8', 0, frame.headerLength));
+  if (!isHeader(header)) return undefined;
+  const body = payload.subarray(frame.headerLength);
   if (body.byteLength !== header.n) return undefined;
   const entry: CacheEntry = { storedAt: header.t, form: header.f, route: header.r, provider: header.p, model: header.m, body };
   if (header.u) entry.usage = header.u;

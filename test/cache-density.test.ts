@@ -4,6 +4,7 @@
  * test/cache-density.test.ts`); asserts only what must hold on any machine.
  */
 import { Redis } from 'ioredis';
+import { brotliCompressSync, brotliDecompressSync, constants, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry, type CacheEntry } from '../src/cache/entry.js';
 import { cacheKey } from '../src/cache/key.js';
@@ -121,5 +122,28 @@ describe('cache density', () => {
     console.log(`\n${rows.join('\n')}\n`);
     expect(perMiB['json brotli-5']).toBeGreaterThan(perMiB['json plain'] ?? Infinity);
     expect(perMiB['sse brotli-5']).toBeGreaterThan(5 * (perMiB['sse plain'] ?? Infinity));
+  });
+  it('compares codecs on the same payloads (why brotli quality 5)', () => {
+    const brotli = (quality: number) => (b: Buffer): Buffer =>
+      brotliCompressSync(b, { params: { [constants.BROTLI_PARAM_QUALITY]: quality, [constants.BROTLI_PARAM_SIZE_HINT]: b.length, [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT } });
+    const codecs: Array<[string, (b: Buffer) => Buffer, (b: Buffer) => Buffer]> = [
+      ['brotli q1', brotli(1), brotliDecompressSync],
+      ['brotli q3', brotli(3), brotliDecompressSync],
+      ['brotli q5', brotli(5), brotliDecompressSync],
+      ['brotli q6', brotli(6), brotliDecompressSync],
+      ['gzip 1', (b) => gzipSync(b, { level: 1 }), gunzipSync],
+      ['gzip 6', (b) => gzipSync(b, { level: 6 }), gunzipSync],
+    ];
+    const rows = ['| payload | codec | bytes | ratio | compress µs | decompress µs |', '|---|---|---|---|---|---|'];
+    for (const [form, entry] of Object.entries(entries())) {
+      // What the entry codec compresses: header and body together, i.e. the plain encoding minus its prefix.
+      const payload = encodeEntry(entry, { compress: false }).subarray(10);
+      for (const [name, compress, decompress] of codecs) {
+        const packed = compress(payload);
+        expect(decompress(packed).equals(payload)).toBe(true);
+        rows.push(`| ${form} (${payload.length} B) | ${name} | ${packed.length} | ${((100 * packed.length) / payload.length).toFixed(1)}% | ${microseconds(() => compress(payload)).toFixed(0)} | ${microseconds(() => decompress(packed)).toFixed(0)} |`);
+      }
+    }
+    console.log(`\n${rows.join('\n')}\n`);
   });
 });

@@ -2,11 +2,14 @@
  * loadConfig() → buildServer() → listen. SIGTERM/SIGINT stop accepting, let requests in flight
  * (streams too) finish for up to SHUTDOWN_GRACE_MS, then exit 0.
  */
+import { existsSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig } from './config.js';
 import { buildServer } from './server.js';
 
 async function main(): Promise<void> {
+  // A .env in the working directory fills what the environment does not set (the environment wins).
+  if (existsSync('.env')) process.loadEnvFile('.env');
   let config;
   try {
     config = loadConfig(process.env);

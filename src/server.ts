@@ -17,7 +17,7 @@ import { errors, toGatewayError } from './errors.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
 import { createLogger } from './logger.js';
-import { GatewayMetrics } from './metrics.js';
+import { GatewayMetrics, type Endpoint } from './metrics.js';
 import { loadPrices } from './pricing/prices.js';
 import { PROVIDER_NAMES, providersFromConfig, type ProviderName } from './providers/index.js';
 import { ModelLists } from './providers/model-lists.js';
@@ -40,6 +40,20 @@ export interface ServerDeps {
 }
 
 const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+const CACHED_ENDPOINT_BY_SUFFIX: ReadonlyArray<[string, Endpoint]> = [
+  ['/chat/completions', 'chat.completions'],
+  ['/completions', 'completions'],
+  ['/embeddings', 'embeddings'],
+];
+
+/** The metrics endpoint of a path, known before auth so rejected requests are counted too. */
+function endpointOf(path: string): Endpoint | undefined {
+  const rest = path.startsWith('/v1/') ? path.slice(3) : path.startsWith('/openai/v1/') ? path.slice(10) : undefined;
+  if (rest === undefined) return undefined;
+  for (const [suffix, endpoint] of CACHED_ENDPOINT_BY_SUFFIX) if (rest === suffix) return endpoint;
+  if (rest === '/models' || rest.startsWith('/models/')) return 'models';
+  return 'passthrough';
+}
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {
@@ -88,6 +102,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     void reply.header('x-request-id', request.id);
     const path = request.url.split('?')[0] ?? '';
     if (OPEN_ROUTES.has(path)) return;
+    request.gw.endpoint = endpointOf(path);
     const { ok, key } = auth.check(request.headers.authorization);
     if (!ok) throw errors.invalidApiKey();
     request.gw.cacheScope = cacheScopeOf(config.cacheScope, request, key);
@@ -121,6 +136,10 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
   await registerPassthrough(app, { config, providers, pools, router });
 
+  // Routing by exact id needs the live lists: fetch them before the first request asks.
+  app.addHook('onReady', async () => {
+    void lists.all();
+  });
   const keyReloading = startKeyReloading(config, pools, keys, log);
   app.addHook('onClose', async () => {
     keyReloading.close();

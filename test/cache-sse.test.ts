@@ -107,6 +107,16 @@ describe('SseStreamParser', () => {
     expect(parser.end().map((e) => e.chunk)).toEqual([{ a: 1 }]);
   });
 
+  it('stops, without throwing, when one event outgrows the buffer bound', () => {
+    const parser = new SseStreamParser({ maxBufferBytes: 1024 });
+    expect(parser.push('data: {"a":1}\n\n').map((e) => e.chunk)).toEqual([{ a: 1 }]);
+    expect(parser.overflowed).toBe(false);
+    parser.push(`data: ${'x'.repeat(4096)}`);
+    expect(parser.overflowed).toBe(true);
+    expect(parser.push('\n\ndata: {"b":2}\n\n')).toEqual([]);
+    expect(parser.end()).toEqual([]);
+  });
+
   it('recognises the usage-only chunk', () => {
     const chunks = chunksOf(openAiChat);
     expect(chunks.map(isUsageOnlyChunk)).toEqual([false, false, false, false, false, true]);

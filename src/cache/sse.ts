@@ -81,17 +81,29 @@ export class SseStreamParser {
   readonly #decoder = new TextDecoder('utf-8');
   readonly #parser;
   #completed: SseEvent[] = [];
+  #overflowed = false;
 
   constructor(options: { maxBufferBytes?: number } = {}) {
     this.#parser = createParser({
       onEvent: (message) => this.#completed.push(toSseEvent(message)),
+      onError: (error) => {
+        if (error.type === 'max-buffer-size-exceeded') this.#overflowed = true;
+      },
       // Default 16 MiB: a runaway upstream line must not grow memory without bound.
       maxBufferSize: options.maxBufferBytes ?? 16 * 1024 * 1024,
     });
   }
 
+  /**
+   * True once an event outgrew the buffer bound: parsing stopped, so the stream is incomplete for
+   * assembling and caching (the bytes themselves may still be forwarded).
+   */
+  get overflowed(): boolean {
+    return this.#overflowed;
+  }
+
   push(bytes: Uint8Array | string): SseEvent[] {
-    this.#parser.feed(typeof bytes === 'string' ? bytes : this.#decoder.decode(bytes, { stream: true }));
+    this.#feed(typeof bytes === 'string' ? bytes : this.#decoder.decode(bytes, { stream: true }));
     return this.#take();
   }
 
@@ -100,9 +112,13 @@ export class SseStreamParser {
    * lenient reading loses nothing, since a truncated chunk fails to parse and is never cached).
    */
   end(): SseEvent[] {
-    this.#parser.feed(`${this.#decoder.decode()}\n\n`);
-    this.#parser.reset();
+    this.#feed(`${this.#decoder.decode()}\n\n`);
     return this.#take();
+  }
+
+  #feed(text: string): void {
+    if (this.#overflowed) return; // the parser refuses input once it overflowed
+    this.#parser.feed(text);
   }
 
   #take(): SseEvent[] {

@@ -18,9 +18,13 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
   key: string | undefined;
   body: string;
+  /** The body exactly as received (binary uploads do not survive the utf8 `body`). */
+  raw: Buffer;
   json: Record<string, unknown> | undefined;
   /** True when the client closed the connection before the answer was complete. */
   aborted: boolean;
+  /** performance.now() when the fake finished sending its answer (undefined until then). */
+  finishedAt?: number;
 }
 
 export interface CannedResponse {
@@ -124,7 +128,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const body = Buffer.concat(chunks).toString('utf8');
+      const raw = Buffer.concat(chunks);
+      const body = raw.toString('utf8');
       const url = new URL(req.url ?? '/', 'http://x');
       const flavour: Flavour = url.pathname.startsWith('/openai/') ? 'groq' : 'openai';
       const path = url.pathname.replace(/^\/openai/, '');
@@ -144,10 +149,14 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         headers: req.headers,
         key: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined,
         body,
+        raw,
         json,
         aborted: false,
       };
       fake.requests.push(record);
+      res.on('finish', () => {
+        record.finishedAt = performance.now();
+      });
       res.on('close', () => {
         if (!res.writableFinished) record.aborted = true;
       });
@@ -180,7 +189,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       const inputs = Array.isArray(body.input) ? body.input : [body.input];
       return sendJson(res, 200, {
         object: 'list',
-        data: inputs.map((input, index) => ({ object: 'embedding', index, embedding: embeddingOf(String(input)) })),
+        // Like OpenAI: base64 of little-endian float32s when asked (the openai SDK asks by default).
+        data: inputs.map((input, index) => ({ object: 'embedding', index, embedding: body.encoding_format === 'base64' ? base64Floats(embeddingOf(String(input))) : embeddingOf(String(input)) })),
         model,
         usage: { prompt_tokens: inputs.length * 3, total_tokens: inputs.length * 3 },
       }, requestIdHeaders);
@@ -257,6 +267,10 @@ function embeddingOf(text: string): number[] {
   const out: number[] = [];
   for (let i = 0; i < 8; i++) out.push(((text.charCodeAt(i % Math.max(1, text.length)) || 0) % 97) / 97);
   return out;
+}
+
+function base64Floats(values: number[]): string {
+  return Buffer.from(new Float32Array(values).buffer).toString('base64');
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

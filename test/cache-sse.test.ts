@@ -323,6 +323,14 @@ describe('cache entries from streams', () => {
     expect(completionJsonFromEntry({ ...broken, form: 'sse' })).toBeUndefined();
   });
 
+  it('parses bytes itself when fed with push()/end(), and hands back the events to forward', () => {
+    const recorder = new SseRecorder('chat.completions');
+    const bytes = Buffer.from(openAiChat);
+    const forwarded = [...recorder.push(bytes.subarray(0, 333)), ...recorder.push(bytes.subarray(333)), ...recorder.end()];
+    expect(forwarded.filter((e) => !isUsageOnlyChunk(e.chunk)).map((e) => e.raw).join('')).toBe(openAiChat.replace(/data: \{[^\n]*"choices":\[\],"usage"[^\n]*\n\n/, ''));
+    expect(recorder.toEntry('openai')?.body.toString()).toBe(record(openAiChat).toEntry('openai')?.body.toString());
+  });
+
   it('refuses to make an entry of a cut-off stream or one carrying an error', () => {
     expect(record(openAiChat.replace('data: [DONE]\n\n', '')).toEntry('openai')).toBeUndefined();
     const withError = openAiChat.replace('data: [DONE]', 'data: {"error":{"message":"overloaded"}}\n\ndata: [DONE]');
@@ -331,6 +339,11 @@ describe('cache entries from streams', () => {
     for (const event of parseSse(openAiChat)) tooBig.add(event);
     expect(tooBig.toEntry('openai')).toBeUndefined();
     expect(tooBig.completion().choices).toHaveLength(1); // still assembled, e.g. for metrics
+    const hugeEvent = new SseRecorder('chat.completions', { maxEventBytes: 200 });
+    const oversized = Buffer.from(openAiChat.replace('How can I help?', 'x'.repeat(500)));
+    for (let i = 0; i < oversized.length; i += 50) hugeEvent.push(oversized.subarray(i, i + 50)); // as a socket delivers it
+    hugeEvent.end();
+    expect(hugeEvent.toEntry('openai')).toBeUndefined();
   });
 
   it('keeps Groq usage (x_groq) inside the stored stream', () => {

@@ -531,8 +531,12 @@ export function asCompletion(value: unknown): Completion | undefined {
   return value as unknown as Completion;
 }
 
-/** Collects an upstream stream for the cache: the events to store, the usage, the assembled answer. */
+/**
+ * Collects an upstream stream for the cache: the events to store, the usage, the assembled answer.
+ * Feed it bytes with push()/end() (it parses them), or already-parsed events with add().
+ */
 export class SseRecorder {
+  readonly #parser: SseStreamParser;
   readonly #assembler: CompletionAssembler;
   readonly #route: CompletionRoute;
   readonly #maxBodyBytes: number;
@@ -541,10 +545,25 @@ export class SseRecorder {
   #done = false;
   #unusable = false;
 
-  constructor(route: CompletionRoute, options: { maxBodyBytes?: number } = {}) {
+  constructor(route: CompletionRoute, options: { maxBodyBytes?: number; maxEventBytes?: number } = {}) {
+    this.#parser = new SseStreamParser(options.maxEventBytes === undefined ? {} : { maxBufferBytes: options.maxEventBytes });
     this.#route = route;
     this.#assembler = new CompletionAssembler(route);
     this.#maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
+  }
+
+  /** Parses and records upstream bytes; returns the completed events (e.g. to forward all but the usage chunk). */
+  push(bytes: Uint8Array | string): SseEvent[] {
+    const events = this.#parser.push(bytes);
+    for (const event of events) this.add(event);
+    return events;
+  }
+
+  /** The upstream body ended. */
+  end(): SseEvent[] {
+    const events = this.#parser.end();
+    for (const event of events) this.add(event);
+    return events;
   }
 
   add(event: SseEvent): void {
@@ -585,7 +604,7 @@ export class SseRecorder {
   /** The entry to store, or undefined when the stream must not be cached (cut off, error, too large). */
   toEntry(provider: string, storedAt = Date.now()): CacheEntry | undefined {
     const identity = this.#assembler.identity;
-    if (!this.#done || this.#unusable || !identity) return undefined;
+    if (!this.#done || this.#unusable || this.#parser.overflowed || !identity) return undefined;
     const entry: CacheEntry = {
       storedAt,
       form: 'sse',

@@ -1,0 +1,101 @@
+/**
+ * Small tools for the end-to-end upstream tests (key pool, retries, timeouts, reloads):
+ * one chat call through the gateway, a gauge read from /metrics, polling, key-leak checks.
+ */
+import { expect } from 'vitest';
+
+let sequence = 0;
+
+/** A message text no other request of this process uses, so the cache never answers it. */
+export function uniqueContent(label = 'req'): string {
+  sequence++;
+  return `${label}-${process.pid}-${sequence}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export interface ChatResult {
+  status: number;
+  headers: Headers;
+  text: string;
+  json: Record<string, unknown> | undefined;
+  content: string;
+}
+
+export interface ChatOptions {
+  model?: string;
+  /** `/v1` (OpenAI layout, default) or `/openai/v1` (Groq layout). */
+  prefix?: string;
+  stream?: boolean;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  content?: string;
+}
+
+/** One chat completion through the gateway with a unique message (cache-busting). */
+export async function chat(gatewayUrl: string, options: ChatOptions = {}): Promise<ChatResult> {
+  const content = options.content ?? uniqueContent();
+  const response = await fetch(`${gatewayUrl}${options.prefix ?? '/v1'}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...options.headers },
+    body: JSON.stringify({
+      model: options.model ?? 'gpt-4o-mini',
+      messages: [{ role: 'user', content }],
+      ...(options.stream ? { stream: true } : {}),
+    }),
+    signal: options.signal,
+  });
+  const text = await response.text();
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json, content };
+}
+
+/** The value of one sample of /metrics, e.g. gauge('gateway_upstream_keys', {provider:'openai', state:'cooling'}). */
+export async function metricValue(gatewayUrl: string, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const labelPart = line.slice(name.length + 1, line.indexOf('}'));
+    const parts = labelPart.split(',');
+    if (wanted.every((pair) => parts.includes(pair))) return Number(line.slice(line.indexOf('}') + 1).trim());
+  }
+  return undefined;
+}
+
+export async function keyGauge(gatewayUrl: string, provider: string): Promise<Record<'active' | 'cooling' | 'disabled', number | undefined>> {
+  return {
+    active: await metricValue(gatewayUrl, 'gateway_upstream_keys', { provider, state: 'active' }),
+    cooling: await metricValue(gatewayUrl, 'gateway_upstream_keys', { provider, state: 'cooling' }),
+    disabled: await metricValue(gatewayUrl, 'gateway_upstream_keys', { provider, state: 'disabled' }),
+  };
+}
+
+export const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it stops throwing (or returns true), up to `timeoutMs`. */
+export async function eventually(check: () => unknown, timeoutMs = 10_000, everyMs = 20): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const result = await check();
+      if (result !== false) return;
+      if (Date.now() > deadline) throw new Error('condition not met in time');
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await pause(everyMs);
+  }
+}
+
+/** No key, nor a recognisable piece of one, anywhere in `text` (logs, bodies, metrics). */
+export function expectNoKeyMaterial(text: string, keys: readonly string[]): void {
+  for (const key of keys) {
+    expect(text).not.toContain(key);
+    expect(text).not.toContain(key.slice(0, 12));
+    expect(text).not.toContain(key.slice(-12));
+  }
+}

@@ -1,7 +1,7 @@
 /**
  * Identical requests in flight at once share one upstream call: the registry maps a cache
- * key to the call under way. A flight leaves the registry the moment it settles, so a later
- * request goes to the cache instead.
+ * key to the call under way. A flight leaves the registry once it settled (and, when asked,
+ * its answer was stored), so a later request goes to the cache instead.
  */
 export class SingleFlight<F extends { settled: Promise<unknown> }> {
   private readonly flights = new Map<string, F>();
@@ -10,14 +10,19 @@ export class SingleFlight<F extends { settled: Promise<unknown> }> {
     return this.flights.get(key);
   }
 
-  /** Registers a flight unless one already runs for the key. */
-  register(key: string, flight: F): boolean {
+  /**
+   * Registers a flight unless one already runs for the key. It stays registered until
+   * `releaseAfter` settles (by default the flight itself): a caller that stores the answer passes
+   * the store write, so a request arriving after the answer but before the entry is readable
+   * still finds the flight instead of calling the upstream a second time.
+   */
+  register(key: string, flight: F, releaseAfter: Promise<unknown> = flight.settled): boolean {
     if (this.flights.has(key)) return false;
     this.flights.set(key, flight);
     const release = () => {
       if (this.flights.get(key) === flight) this.flights.delete(key);
     };
-    flight.settled.then(release, release);
+    releaseAfter.then(release, release);
     return true;
   }
 

@@ -10,7 +10,7 @@ import { transportErrorToGatewayError, isAbortError } from '../upstream/failures
 import { forwardedResponseHeaders, type ForwardedHeaders } from '../upstream/response-headers.js';
 import { CACHED_ROUTE_PATHS, type PreparedRequest } from './prepare.js';
 import type { CacheEntry, Usage } from '../cache/entry.js';
-import { asCompletion, isUsageOnlyChunk, SseRecorder, SseStreamParser, type Completion, type SseEvent } from '../cache/sse.js';
+import { asCompletion, isUsageOnlyChunk, SseRecorder, type Completion, type SseEvent } from '../cache/sse.js';
 
 export interface FlightHead {
   statusCode: number;
@@ -65,6 +65,11 @@ export class Flight {
 
   get isStream(): boolean {
     return this.request.stream;
+  }
+
+  /** How the flight ended; undefined while it is still running. */
+  get result(): FlightOutcome | undefined {
+    return this.outcome;
   }
 
   subscribe(subscriber: FlightSubscriber): void {
@@ -130,19 +135,18 @@ export class Flight {
   private async relayStream(head: FlightHead, body: UpstreamBody): Promise<void> {
     this.head = head;
     for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
-    const parser = new SseStreamParser();
+    // The recorder parses (and notices an oversized or broken event, so such a stream is never stored).
     const recorder = new SseRecorder(this.request.route === 'completions' ? 'completions' : 'chat.completions');
     const relay = (events: SseEvent[]) => {
       for (const event of events) {
-        recorder.add(event);
         if (event.done) continue;
         const streamEvent: StreamEvent = { data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) };
         this.events.push(streamEvent);
         for (const subscriber of this.subscribers) subscriber.onEvent?.(streamEvent);
       }
     };
-    for await (const piece of body) relay(parser.push(piece as Buffer));
-    relay(parser.end());
+    for await (const piece of body) relay(recorder.push(piece as Buffer));
+    relay(recorder.end());
     if (!recorder.done) {
       this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')), afterHead: true });
       return;

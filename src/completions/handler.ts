@@ -81,21 +81,29 @@ export async function handleCachedRoute(
   const endpoint = route;
   const canShare = policy.store && cacheAvailable;
   const joinable = policy.lookup ? deps.flights.get(key) : undefined;
-  if (joinable) {
+  const finished = joinable?.result;
+  if (joinable && !finished) {
     context.cache = 'COALESCED';
     deps.metrics.cacheCoalesced.inc({ endpoint });
+    await follow(joinable, prepared, writer, reply, context, deps, 'hit');
+    return;
+  }
+  if (joinable && finished?.kind === 'completed' && finished.entry && isFreshEnough(policy, finished.entry.storedAt)) {
+    // The flight has answered and its entry is being written: this request is a hit on that
+    // answer (the lookup ran a moment too early to see it), not an upstream call.
+    context.cache = 'HIT';
+    deps.metrics.cacheHits.inc({ endpoint });
+    reply.header('age', String(ageSeconds(finished.entry.storedAt)));
     await follow(joinable, prepared, writer, reply, context, deps, 'hit');
     return;
   }
   context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
   if (context.cache === 'MISS') deps.metrics.cacheMisses.inc({ endpoint });
   const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(request));
-  if (key && policy.store) deps.flights.register(key, flight);
+  // With a store write to wait for, the flight stays joinable until the entry can be read.
+  const stored = canShare && deps.store ? storeWhenSettled(deps.store, key, flight, policy) : flight.settled;
+  if (key && policy.store) deps.flights.register(key, flight, stored);
   flight.start();
-  if (canShare && deps.store) {
-    const store = deps.store;
-    void flight.settled.then((outcome) => storeOutcome(store, key, outcome, policy));
-  }
   await follow(flight, prepared, writer, reply, context, deps, 'miss');
 }
 
@@ -201,6 +209,10 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
       else writer.sendError(outcome.error);
       return;
   }
+}
+
+function storeWhenSettled(store: CacheStore, key: string, flight: Flight, policy: CachePolicy): Promise<void> {
+  return flight.settled.then((outcome) => storeOutcome(store, key, outcome, policy));
 }
 
 async function storeOutcome(

@@ -140,8 +140,11 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   app.addHook('onReady', async () => {
     void lists.all();
   });
+  // isUp() only changes with traffic; a periodic ping keeps gateway_cache_up true to Redis's state when idle.
+  const cachePing = store?.kind === 'redis' ? setInterval(() => void store.ping(), 5_000).unref() : undefined;
   const keyReloading = startKeyReloading(config, pools, keys, log);
   app.addHook('onClose', async () => {
+    clearInterval(cachePing);
     keyReloading.close();
     await Promise.all(upstreamPools.map((pool) => pool.close()));
     if (!deps.store) await store?.close();

@@ -57,9 +57,9 @@ describe('models list through the SDKs', () => {
   });
 
   it('leaves out a provider whose /models fails instead of failing the whole list', async () => {
-    const gw = await gateway();
     // Groq's only key gets a 500 for everything: its list cannot be fetched.
     fake.keyResponses.set(TEST_GROQ_KEYS[0]!, { status: 500 });
+    const gw = await gateway();
     const list = await openaiClient(gw).models.list();
     expect(list.data.map((m) => m.id).sort()).toEqual([...fake.options.openaiModels].sort());
   });

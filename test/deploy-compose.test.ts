@@ -1,12 +1,16 @@
 /**
  * docker-compose.yml, as docker-compose itself resolves it: the production shape on a 2 GB VPS.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import {
   activeServices,
+  COMPOSE_FILE,
   memoryBytes,
   readComposeConfig,
+  REPO_ROOT,
   TEST_COMPOSE_ENV,
   validateCompose,
   type ComposeConfig,
@@ -126,6 +130,18 @@ describe('services', () => {
     expect(parsed.gatewayApiKeys.length).toBeGreaterThan(0);
     // tini forwards SIGTERM/SIGHUP (key reload) to node and reaps children.
     expect(gateway.init).toBe(true);
+  });
+
+  it('passes every variable of .env.example on to the gateway (or uses it in the compose file)', async () => {
+    const example = await readFile(join(REPO_ROOT, '.env.example'), 'utf8');
+    const names = [...example.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1] ?? '');
+    const composeText = await readFile(COMPOSE_FILE, 'utf8');
+    const gatewayEnv = Object.keys(service(config, 'gateway').environment ?? {});
+    expect(names.length).toBeGreaterThan(10);
+    for (const name of names) {
+      const used = gatewayEnv.includes(name) || composeText.includes(`\${${name}`);
+      expect(used, `${name} from .env.example never reaches a container`).toBe(true);
+    }
   });
 
   it('has health checks and restart policies for every long-running service', () => {

@@ -22,6 +22,25 @@ const REQUIRED_FIELD: Readonly<Record<CachedRoute, string>> = {
   embeddings: 'input',
 };
 
+/**
+ * Deepest nesting a body may have: far beyond any real request (tool schemas included), far
+ * below what overflows the recursive walks that follow (cache key, JSON.stringify), which
+ * would otherwise turn a hostile body into a 500.
+ */
+const MAX_NESTING_DEPTH = 256;
+
+/** Iterative, so the check itself cannot overflow the stack. */
+function nestedDeeperThan(root: object, limit: number): boolean {
+  const pending: Array<{ value: object; depth: number }> = [{ value: root, depth: 1 }];
+  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
+    if (item.depth > limit) return true;
+    for (const child of Array.isArray(item.value) ? item.value : Object.values(item.value)) {
+      if (typeof child === 'object' && child !== null) pending.push({ value: child as object, depth: item.depth + 1 });
+    }
+  }
+  return false;
+}
+
 export interface PreparedRequest {
   route: CachedRoute;
   provider: ProviderName;
@@ -37,6 +56,9 @@ export interface PreparedRequest {
 export async function prepareRequest(route: CachedRoute, body: unknown, router: ModelRouter): Promise<PreparedRequest> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw errors.invalidRequest('The request body must be a JSON object.');
+  }
+  if (nestedDeeperThan(body, MAX_NESTING_DEPTH)) {
+    throw errors.invalidRequest(`The request body is nested more than ${MAX_NESTING_DEPTH} levels deep.`);
   }
   const fields = body as Record<string, unknown>;
   const model = fields.model;

@@ -64,6 +64,14 @@ export async function handleCachedRoute(
     deps.regenerations.remember(chatId, key);
   }
 
+  // A flight that has answered but whose entry is still being written holds the newest answer
+  // for this key (a no-cache refresh may be replacing an older entry): it wins over the store.
+  const answered = policy.lookup ? answeredFlight(deps.flights.get(key), policy) : undefined;
+  if (answered) {
+    await followAnswered(answered, prepared, writer, reply, context, deps);
+    return;
+  }
+
   let cacheAvailable = deps.store !== undefined;
   if (policy.lookup && deps.store) {
     const found = await lookup(deps.store, key, deps);
@@ -81,20 +89,16 @@ export async function handleCachedRoute(
   const endpoint = route;
   const canShare = policy.store && cacheAvailable;
   const joinable = policy.lookup ? deps.flights.get(key) : undefined;
-  const finished = joinable?.result;
-  if (joinable && !finished) {
+  if (joinable && !joinable.result) {
     context.cache = 'COALESCED';
     deps.metrics.cacheCoalesced.inc({ endpoint });
     await follow(joinable, prepared, writer, reply, context, deps, 'hit');
     return;
   }
-  if (joinable && finished?.kind === 'completed' && finished.entry && isFreshEnough(policy, finished.entry.storedAt)) {
-    // The flight has answered and its entry is being written: this request is a hit on that
-    // answer (the lookup ran a moment too early to see it), not an upstream call.
-    context.cache = 'HIT';
-    deps.metrics.cacheHits.inc({ endpoint });
-    reply.header('age', String(ageSeconds(finished.entry.storedAt)));
-    await follow(joinable, prepared, writer, reply, context, deps, 'hit');
+  // The flight may have answered while the lookup ran.
+  const answeredMeanwhile = answeredFlight(joinable, policy);
+  if (answeredMeanwhile) {
+    await followAnswered(answeredMeanwhile, prepared, writer, reply, context, deps);
     return;
   }
   context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
@@ -146,6 +150,36 @@ function serveHit(
   } else {
     writer.sendJson(200, body);
   }
+}
+
+interface AnsweredFlight {
+  flight: Flight;
+  storedAt: number;
+}
+
+/** A registered flight that has answered with a cacheable entry the policy accepts. */
+function answeredFlight(flight: Flight | undefined, policy: CachePolicy): AnsweredFlight | undefined {
+  const outcome = flight?.result;
+  if (!flight || outcome?.kind !== 'completed' || !outcome.entry || !isFreshEnough(policy, outcome.entry.storedAt)) return undefined;
+  return { flight, storedAt: outcome.entry.storedAt };
+}
+
+/**
+ * Answers from a flight that already completed and is being stored: for the client this is a
+ * hit on that entry (the store simply has not finished writing it), not an upstream call.
+ */
+function followAnswered(
+  answered: AnsweredFlight,
+  prepared: PreparedRequest,
+  writer: ClientWriter,
+  reply: FastifyReply,
+  context: RequestContext,
+  deps: CompletionDeps,
+): Promise<void> {
+  context.cache = 'HIT';
+  deps.metrics.cacheHits.inc({ endpoint: prepared.route });
+  reply.header('age', String(ageSeconds(answered.storedAt)));
+  return follow(answered.flight, prepared, writer, reply, context, deps, 'hit');
 }
 
 /** Subscribes this client to a flight and resolves when its answer has been written. */

@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import { ConfigError, loadConfig } from './config.js';
+import { PricesFileError } from './pricing/prices.js';
 import { buildServer } from './server.js';
 
 async function main(): Promise<void> {
@@ -20,7 +21,17 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const app = await buildServer(config);
+  let app;
+  try {
+    app = await buildServer(config);
+  } catch (error) {
+    // PRICES_FILE is configuration too: one line that names it, as for the variables.
+    if (error instanceof PricesFileError) {
+      process.stderr.write(`gateway: configuration error: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
   closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error: closing');
     else app.log.info({ signal }, 'shutting down: finishing requests in flight');

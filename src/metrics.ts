@@ -4,12 +4,24 @@
  * or a provider's list), `endpoint` only the gateway's own route names.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CacheStoreOp } from './cache/store.js';
 import { PROVIDER_NAMES } from './providers/index.js';
 
 export const ENDPOINTS = ['chat.completions', 'completions', 'embeddings', 'models', 'passthrough'] as const;
 export type Endpoint = (typeof ENDPOINTS)[number];
-export type CacheOutcome = 'HIT' | 'MISS' | 'BYPASS' | 'COALESCED';
+export const CACHE_OUTCOMES = ['HIT', 'MISS', 'BYPASS', 'COALESCED'] as const;
+export type CacheOutcome = (typeof CACHE_OUTCOMES)[number];
 export const CACHED_ENDPOINTS: readonly Endpoint[] = ['chat.completions', 'completions', 'embeddings'];
+/** The cache backend operations whose failures are counted (CacheStoreOp plus the connection). */
+const CACHE_OPS: readonly CacheStoreOp[] = ['get', 'set', 'delete', 'connect'];
+const KEY_STATES = ['active', 'cooling', 'disabled'] as const;
+/** Upstream answers worth alerting on from the first one: connection failures (0), rate limits, server errors. */
+const WATCHED_UPSTREAM_STATUSES = ['0', '429', '500', '502', '503'] as const;
+
+/** Uncached endpoints (models, passthrough) are always BYPASS. */
+function outcomesOf(endpoint: Endpoint): readonly CacheOutcome[] {
+  return CACHED_ENDPOINTS.includes(endpoint) ? CACHE_OUTCOMES : ['BYPASS'];
+}
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -98,14 +110,26 @@ export class GatewayMetrics {
         for (const sample of keyStates()) this.set({ provider: sample.provider, state: sample.state }, sample.count);
       },
     });
+    // Zero series from start-up (contract: every name present, zero-valued where nothing
+    // happened yet). Only label combinations the gateway really produces are created.
     for (const endpoint of CACHED_ENDPOINTS) {
       this.cacheHits.inc({ endpoint }, 0);
       this.cacheMisses.inc({ endpoint }, 0);
       this.cacheCoalesced.inc({ endpoint }, 0);
     }
-    for (const op of ['get', 'set', 'connect']) this.cacheErrors.inc({ op }, 0);
+    for (const endpoint of ENDPOINTS) {
+      // An unroutable model: the one answer every endpoint can give before any provider is chosen.
+      this.requests.inc({ endpoint, provider: 'none', model: 'other', cache: 'BYPASS', status: '404' }, 0);
+      for (const cache of outcomesOf(endpoint)) {
+        this.requestDuration.zero({ endpoint, cache });
+        this.timeToFirstByte.zero({ endpoint, cache });
+      }
+    }
+    for (const op of CACHE_OPS) this.cacheErrors.inc({ op }, 0);
     for (const provider of PROVIDER_NAMES) {
-      for (const state of ['active', 'cooling', 'disabled']) this.upstreamKeys.set({ provider, state }, 0);
+      this.upstreamDuration.zero({ provider });
+      for (const status of WATCHED_UPSTREAM_STATUSES) this.upstreamErrors.inc({ provider, status }, 0);
+      for (const state of KEY_STATES) this.upstreamKeys.set({ provider, state }, 0);
     }
     this.cacheUp.set(1);
   }

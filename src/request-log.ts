@@ -5,6 +5,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Accounting } from './accounting.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { RequestContext } from './request-context.js';
 
 export function observeRequest(request: FastifyRequest, reply: FastifyReply, metrics: GatewayMetrics, accounting: Accounting): void {
   const context = request.gw;
@@ -30,6 +31,7 @@ export function observeRequest(request: FastifyRequest, reply: FastifyReply, met
     } else {
       metrics.timeToFirstByte.observe({ endpoint, cache }, seconds);
     }
+    if (endpoint === 'passthrough') countPassthroughUpstreamError(context, metrics);
   }
   const bytes = context.writer?.bytes ?? Number(reply.getHeader('content-length') ?? 0);
   request.log.info(
@@ -46,4 +48,20 @@ export function observeRequest(request: FastifyRequest, reply: FastifyReply, met
     },
     'request',
   );
+}
+
+/**
+ * The cached routes count upstream errors per attempt in the upstream client; the passthrough
+ * proxy has its own HTTP client, so its failures are counted here, once per request.
+ */
+function countPassthroughUpstreamError(context: RequestContext, metrics: GatewayMetrics): void {
+  const provider = context.provider;
+  if (provider === undefined) return;
+  const upstream = context.upstreamStatus;
+  if (upstream !== undefined && upstream >= 400) {
+    metrics.upstreamErrors.inc({ provider, status: String(upstream) });
+  } else if (upstream === undefined && (context.error?.code === 'upstream_unreachable' || context.error?.code === 'upstream_timeout')) {
+    // No answer at all (refused, reset, timed out): status 0, as for the cached routes.
+    metrics.upstreamErrors.inc({ provider, status: '0' });
+  }
 }

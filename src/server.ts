@@ -57,12 +57,13 @@ function endpointOf(path: string): Endpoint | undefined {
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {
+  // First: a bad PRICES_FILE must stop start-up before anything is opened (Redis, watchers).
+  const prices = loadPrices(config.pricesFile);
   const log = createLogger(config.logLevel, deps.logDestination);
   const keys = await loadProviderKeys(config);
   const pools = createKeyPools(keys, { defaultCooldownMs: config.keyCooldownMs, log });
   const metrics = new GatewayMetrics(() => keyStateSamples(pools));
   const store = deps.store ?? (config.cacheEnabled ? await createCacheStore(config, metrics, log) : undefined);
-  const prices = loadPrices(config.pricesFile);
   const providers = providersFromConfig(config);
   const upstreamPools = PROVIDER_NAMES.map((name) => createUpstreamPool(providers[name].origin, config));
   const observer = {

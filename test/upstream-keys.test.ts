@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGateway, TEST_CLIENT_KEY, type RunningGateway } from './helpers/gateway.js';
 import { startKeyLimiter, type KeyLimiter, type LimiterRecord, type ResetHint } from './helpers/key-limiter.js';
-import { chat, expectNoKeyMaterial, keyGauge, pause } from './helpers/upstream-e2e.js';
+import { chat, expectNoKeyMaterial, keyGauge, pause, stopGateway } from './helpers/upstream-e2e.js';
 
 const OPENAI_KEYS = ['sk-e2e-openai-alpha-aaaaaaaaaaaaaaaa', 'sk-e2e-openai-bravo-bbbbbbbbbbbbbbbb', 'sk-e2e-openai-charlie-cccccccccccccc'];
 const GROQ_KEYS = ['gsk_e2e_groq_alpha_dddddddddddddddd', 'gsk_e2e_groq_bravo_eeeeeeeeeeeeeeee'];
@@ -33,7 +33,7 @@ afterEach(async () => {
   if (gateway) {
     // Whatever happened, no log line may carry a key.
     expectNoKeyMaterial(gateway.logs.join('\n'), ALL_KEYS);
-    await gateway.close();
+    await stopGateway(gateway);
     gateway = undefined;
   }
   fake.reset();

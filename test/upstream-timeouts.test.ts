@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGateway, TEST_CLIENT_KEY, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
-import { chat, eventually, expectNoKeyMaterial, metricValue, uniqueContent } from './helpers/upstream-e2e.js';
+import { chat, eventually, expectNoKeyMaterial, metricValue, stopGateway, uniqueContent } from './helpers/upstream-e2e.js';
 
 let fake: FakeUpstream;
 let gateway: RunningGateway | undefined;
@@ -26,7 +26,7 @@ afterAll(async () => {
 afterEach(async () => {
   if (gateway) {
     expectNoKeyMaterial(gateway.logs.join('\n'), [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]);
-    await gateway.close();
+    await stopGateway(gateway);
     gateway = undefined;
   }
   fake.reset();

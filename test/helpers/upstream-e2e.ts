@@ -99,3 +99,14 @@ export function expectNoKeyMaterial(text: string, keys: readonly string[]): void
     expect(text).not.toContain(key.slice(-12));
   }
 }
+
+/**
+ * Closes a test gateway without waiting for the test client's spare keep-alive connections
+ * (fetch opens one ahead after an aborted request; the server would wait for it to time out).
+ * Only for the end of a test, when no request of the test is in flight any more.
+ */
+export async function stopGateway(gateway: { app: { server: { closeAllConnections(): void } }; close(): Promise<void> }): Promise<void> {
+  const closing = gateway.close();
+  gateway.app.server.closeAllConnections();
+  await closing;
+}

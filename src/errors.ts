@@ -48,6 +48,9 @@ export const errors = {
     new GatewayError(503, 'server_error', 'no_provider_keys', `No API key is configured for provider ${provider}.`, NO_RETRY),
   allKeysRejected: (provider: string) =>
     new GatewayError(503, 'server_error', 'provider_keys_rejected', `Every API key of provider ${provider} was rejected (401/403) by the provider; reload valid keys.`, NO_RETRY),
+  // Retryable (no x-should-retry: false): the key is disabled now, a retry gets another one.
+  providerKeyRejected: (provider: string) =>
+    new GatewayError(503, 'server_error', 'provider_key_rejected', `Provider ${provider} rejected the gateway's API key (401/403); it is disabled, retry to use another key.`),
   allKeysCooling: (provider: string, retryAfterMs: number) =>
     new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded', `Every API key of provider ${provider} is rate limited; retry in ${Math.ceil(retryAfterMs / 1000)} s.`, retryAfterHeaders(retryAfterMs)),
   upstreamUnreachable: (provider: string, cause?: unknown) =>

@@ -13,10 +13,13 @@ import { isUnavailable, type KeyLease } from '../keys/pool.js';
 import type { KeyPools } from '../keys/pools.js';
 import type { Provider, ProviderName } from '../providers/index.js';
 import type { ModelRouter } from '../routing.js';
+import { modelInBody, withModel } from './passthrough-body.js';
 
 interface PassthroughTarget {
   provider: Provider;
   lease: KeyLease;
+  /** The body to forward (the client's bytes; a forced provider prefix removed from its model). */
+  body: Buffer | undefined;
 }
 
 declare module 'fastify' {
@@ -44,11 +47,14 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
       const options = {
         upstream: '',
         prefix,
+        // One log line per request is request-log.ts's job, not reply-from's two extra ones.
+        disableRequestLogging: true,
         // Our own hook replaces the plugin's streaming body parsers (see above).
-        preValidation: async (request: FastifyRequest) => {
+        preValidation: async (request: FastifyRequest, reply: FastifyReply) => {
           request.gw.endpoint = 'passthrough';
           request.passthrough = await choose(request, prefix, deps);
           request.gw.provider = request.passthrough.provider.name;
+          void reply.header('x-gateway-provider', request.passthrough.provider.name);
         },
         replyOptions: {
           getUpstream: (request: FastifyRequest) => targetOf(request).provider.origin,
@@ -68,8 +74,18 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
             const target = targetOf(request);
             const pool = deps.pools[target.provider.name];
             if (res.statusCode === 429) pool.rateLimited(target.lease, cooldownFromResponse(res.headers, undefined, Date.now()));
-            if (res.statusCode === 401 || res.statusCode === 403) pool.rejected(target.lease);
             request.gw.upstreamStatus = res.statusCode;
+            if (res.statusCode === 401 || res.statusCode === 403) {
+              pool.rejected(target.lease);
+              // The provider refused the GATEWAY's key: passing its 401 on would tell the client
+              // its own key is wrong, and OpenAI's body quotes a fragment of our key.
+              res.stream.resume();
+              const error = isUnavailable(pool.acquire()) ? errors.allKeysRejected(target.provider.name) : errors.providerKeyRejected(target.provider.name);
+              request.gw.error = error;
+              for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'www-authenticate']) reply.removeHeader(name);
+              void reply.code(error.statusCode).headers(error.headers).type('application/json').send(error.toBody());
+              return;
+            }
             void reply.send(res.stream);
           },
           onError: (reply: FastifyReply, { error }: { error: { statusCode?: number } }) => {
@@ -87,8 +103,12 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
           bodyTimeout: deps.config.upstreamIdleTimeoutMs,
         },
         handler: (request: FastifyRequest, reply: FastifyReply, dest: string, fromOptions: object) => {
-          const path = targetOf(request).provider.basePath + (dest.startsWith('/') ? dest : `/${dest}`);
-          return reply.from(path, fromOptions);
+          const target = targetOf(request);
+          const path = target.provider.basePath + (dest.startsWith('/') ? dest : `/${dest}`);
+          if (target.body === undefined) return reply.from(path, fromOptions);
+          // Handed over explicitly: left to itself, reply-from JSON.stringify()s a Buffer body
+          // sent as application/json and drops the content-type's parameters (the multipart boundary).
+          return reply.from(path, { ...fromOptions, body: target.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
         },
       };
       // The plugin's option types do not model `handler` and typed hooks together; the shape is checked above.
@@ -104,11 +124,15 @@ function targetOf(request: FastifyRequest): PassthroughTarget {
 
 async function choose(request: FastifyRequest, prefix: string, deps: PassthroughDeps): Promise<PassthroughTarget> {
   const model = modelOf(request);
+  // GET and HEAD carry no body upstream (reply-from refuses one).
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && Buffer.isBuffer(request.body) && request.body.length > 0;
+  let body = hasBody ? (request.body as Buffer) : undefined;
   let name: ProviderName | undefined;
   if (model !== undefined) {
     const route = await deps.router.route(model);
     if (!route) throw errors.modelNotFound(model);
     name = route.provider;
+    if (route.upstreamModel !== model && body !== undefined) body = withModel(body, request.headers['content-type'] ?? '', route.upstreamModel);
   } else if (prefix === '/openai/v1') {
     name = 'groq';
   } else {
@@ -121,7 +145,7 @@ async function choose(request: FastifyRequest, prefix: string, deps: Passthrough
     if (lease.unavailable === 'disabled') throw errors.allKeysRejected(name);
     throw errors.noProviderKeys(name);
   }
-  return { provider: deps.providers[name], lease };
+  return { provider: deps.providers[name], lease, body };
 }
 
 /** The model named by a JSON body, a multipart field or the query, without parsing it all. */
@@ -130,19 +154,8 @@ function modelOf(request: FastifyRequest): string | undefined {
   if (typeof query?.model === 'string' && query.model !== '') return query.model;
   const body = request.body;
   if (!Buffer.isBuffer(body) || body.length === 0) return undefined;
-  const type = request.headers['content-type'] ?? '';
-  if (type.includes('json')) {
-    try {
-      const parsed = JSON.parse(body.toString('utf8')) as { model?: unknown };
-      return typeof parsed.model === 'string' && parsed.model !== '' ? parsed.model : undefined;
-    } catch {
-      throw errors.invalidJson();
-    }
-  }
-  if (type.startsWith('multipart/form-data')) {
-    const match = /name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]+)\r\n/.exec(body.toString('latin1'));
-    return match?.[1];
-  }
-  return undefined;
+  const found = modelInBody(body, request.headers['content-type'] ?? '');
+  if ('invalidJson' in found) throw errors.invalidJson(found.invalidJson);
+  return found.model;
 }
 

@@ -14,6 +14,8 @@ export type Flavour = 'openai' | 'groq';
 export interface RecordedRequest {
   method: string;
   path: string;
+  /** The query string as received, with its `?` ('' when none). */
+  query: string;
   flavour: Flavour;
   headers: IncomingMessage['headers'];
   key: string | undefined;
@@ -145,6 +147,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       const record: RecordedRequest = {
         method: req.method ?? 'GET',
         path: url.pathname,
+        query: url.search,
         flavour,
         headers: req.headers,
         key: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined,

@@ -1,0 +1,255 @@
+/**
+ * How each kind of scenario is measured: a throughput run (autocannon), a concurrency-1 run
+ * (latency added), a coalescing storm and a replayed mixed workload. Each returns one row.
+ */
+import { Pool } from 'undici';
+import { runLoad, runSequential, timedPost, type LoadOptions } from './load.js';
+import type { BenchOptions } from './options.js';
+import { UsageMeter } from './proc-stats.js';
+import type { ScenarioResult } from './results.js';
+import { metricSum, type FakeUpstreamProcess, type GatewayProcess } from './services.js';
+import { chatBody, mixedWorkload } from './workload.js';
+
+export const CHAT_PATH = '/v1/chat/completions';
+/** Open WebUI sends its key on every request; every target gets the same headers. */
+export const CLIENT_HEADERS = { authorization: 'Bearer sk-bench-client' };
+
+let uniqueCounter = 0;
+const runTag = Date.now().toString(36);
+
+/** A body no earlier request had: a guaranteed cache miss. */
+export function uniqueChatBody(stream = false): string {
+  return JSON.stringify(chatBody({ tag: `${runTag}-${++uniqueCounter}`, stream }));
+}
+
+export interface Target {
+  url: string;
+  /** The processes measured as "the server". */
+  pids(): number[];
+  /** The processes behind it (upstream, redis), measured separately. */
+  helperPids?(): number[];
+}
+
+export interface RowSpec {
+  id: string;
+  title: string;
+  server: string;
+}
+
+function usagePerRequest(cpuSeconds: number, requests: number): number | undefined {
+  return requests > 0 ? (cpuSeconds * 1e6) / requests : undefined;
+}
+
+/** Throughput at `connections`: warm-up, then `durationSeconds` measured. */
+export async function throughput(
+  spec: RowSpec,
+  target: Target,
+  options: BenchOptions,
+  body: string | (() => string),
+  check?: { before(): Promise<void>; after(requests: number): Promise<Partial<ScenarioResult>> },
+): Promise<ScenarioResult> {
+  const load: LoadOptions = { url: target.url, path: CHAT_PATH, connections: options.connections, seconds: options.durationSeconds, body, headers: CLIENT_HEADERS };
+  if (options.warmupSeconds > 0) await runLoad({ ...load, seconds: options.warmupSeconds });
+  await check?.before();
+  const meter = new UsageMeter(target.pids());
+  const helpers = target.helperPids ? new UsageMeter(target.helperPids()) : undefined;
+  const result = await runLoad(load);
+  const usage = meter.stop();
+  const helperUsage = helpers?.stop();
+  const extra = (await check?.after(result.count)) ?? {};
+  return {
+    ...spec,
+    connections: options.connections,
+    requests: result.count,
+    seconds: result.seconds,
+    requestsPerSecond: result.requestsPerSecond,
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    errors: result.errors + result.non2xx,
+    cpuMicrosPerRequest: usagePerRequest(usage.cpuSeconds, result.count),
+    helperCpuMicrosPerRequest: helperUsage ? usagePerRequest(helperUsage.cpuSeconds, result.count) : undefined,
+    peakRssMb: usage.peakRssBytes / 2 ** 20,
+    ...extra,
+  };
+}
+
+/** Concurrency 1, one request after the other: latency (and, for streams, time to first byte). */
+export async function sequential(spec: RowSpec, target: Target, options: BenchOptions, makeBody: () => string, headers: Record<string, string> = CLIENT_HEADERS): Promise<ScenarioResult> {
+  const seconds = Math.max(1, options.durationSeconds / 2);
+  await runSequential(target.url, CHAT_PATH, Math.min(1, options.warmupSeconds), makeBody, headers);
+  const meter = new UsageMeter(target.pids());
+  const result = await runSequential(target.url, CHAT_PATH, seconds, makeBody, headers);
+  const usage = meter.stop();
+  return {
+    ...spec,
+    connections: 1,
+    requests: result.requests,
+    seconds,
+    requestsPerSecond: result.requests / seconds,
+    p50Ms: result.total.p50Ms,
+    p99Ms: result.total.p99Ms,
+    firstByteP50Ms: result.firstByte.p50Ms,
+    firstByteP99Ms: result.firstByte.p99Ms,
+    errors: result.errors,
+    cpuMicrosPerRequest: usagePerRequest(usage.cpuSeconds, result.requests),
+    peakRssMb: usage.peakRssBytes / 2 ** 20,
+    details: { meanMs: result.total.meanMs, firstByteMeanMs: result.firstByte.meanMs },
+  };
+}
+
+const upstreamCalls = async (fake: FakeUpstreamProcess): Promise<number> => {
+  const stats = await fake.stats();
+  return stats.chat + stats.chatStreams + stats.embeddings;
+};
+
+/**
+ * N identical requests at once (JSON), then N identical stream requests in two waves, the second
+ * while the first answer is already streaming (late joiners must get it from the first byte).
+ * Exactly one upstream call each is the target.
+ */
+export async function storm(gateway: GatewayProcess, fake: FakeUpstreamProcess, options: BenchOptions): Promise<ScenarioResult> {
+  const size = options.stormSize;
+  const pool = new Pool(gateway.url, { connections: size });
+  const details: Record<string, number | string | boolean> = { size };
+  const notes: string[] = [];
+  let answered = 0;
+  let errors = 0;
+  const latencies: number[] = [];
+  const started = performance.now();
+  try {
+    for (const form of ['json', 'stream'] as const) {
+      // The upstream is slow enough for every request to arrive while the first is in flight.
+      await fake.configure(form === 'json' ? { delayMs: 300, tokensPerSecond: 0 } : { delayMs: 100, tokensPerSecond: 400 });
+      const body = JSON.stringify(chatBody({ tag: `storm-${runTag}-${form}`, stream: form === 'stream' }));
+      const before = await upstreamCalls(fake);
+      const fire = (count: number) => Array.from({ length: count }, () => timedPost(pool, CHAT_PATH, body, CLIENT_HEADERS));
+      const firstWave = fire(form === 'json' ? size : Math.ceil(size / 2));
+      // Streams: the second wave joins 150 ms into a ~300 ms stream.
+      const secondWave = form === 'json' ? [] : await new Promise<ReturnType<typeof fire>>((resolve) => setTimeout(() => resolve(fire(Math.floor(size / 2))), 250));
+      const responses = await Promise.all([...firstWave, ...secondWave]);
+      details[`${form}UpstreamCalls`] = (await upstreamCalls(fake)) - before;
+      const outcomes: Record<string, number> = {};
+      for (const response of responses) {
+        const cache = String(response.headers['x-cache'] ?? 'none');
+        outcomes[cache] = (outcomes[cache] ?? 0) + 1;
+        if (response.status === 200) answered++;
+        else errors++;
+        latencies.push(response.totalMs);
+      }
+      details[`${form}XCache`] = Object.entries(outcomes).map(([k, v]) => `${k}:${v}`).join(' ');
+      const distinctBodies = new Set(responses.map((response) => response.body)).size;
+      details[`${form}DistinctAnswers`] = distinctBodies;
+      if (distinctBodies !== 1) notes.push(`${form}: ${distinctBodies} different answers for identical requests`);
+    }
+  } finally {
+    await pool.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    id: 'storm',
+    title: `8 coalescing storm: ${size} identical (JSON; stream in 2 waves)`,
+    server: 'gateway (Redis)',
+    connections: size,
+    requests: answered,
+    seconds,
+    requestsPerSecond: answered / seconds,
+    p50Ms: latencies[Math.floor(latencies.length / 2)] ?? 0,
+    p99Ms: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    errors,
+    details,
+    notes,
+  };
+}
+
+/**
+ * Scenario 9: a trace in which a share of requests repeat earlier ones, replayed at 16 concurrent
+ * clients against the gateway. Compares the share answered without an upstream call with the
+ * best any cache could do on this trace, and the cost saved with the cost a perfect cache saves.
+ */
+export async function mixed(gateway: GatewayProcess, fake: FakeUpstreamProcess, options: BenchOptions): Promise<ScenarioResult> {
+  const workload = mixedWorkload(options.mixedRequests, options.repeatShare);
+  await fake.configure({ delayMs: 20, tokensPerSecond: options.tokensPerSecond });
+  const concurrency = 16;
+  const pool = new Pool(gateway.url, { connections: concurrency });
+  const metricsBefore = await gateway.metrics();
+  const callsBefore = await upstreamCalls(fake);
+  const deadline = performance.now() + options.durationSeconds * 1000;
+  const started = performance.now();
+  const outcomes: Record<string, number> = {};
+  const answeredByModel: Record<string, { count: number; repeats: number }> = {};
+  const latencies: number[] = [];
+  let next = 0;
+  let repeatsAnswered = 0;
+  let errors = 0;
+  const worker = async (): Promise<void> => {
+    while (next < workload.requests.length && performance.now() < deadline) {
+      const request = workload.requests[next++]!;
+      const path = request.kind === 'embedding' ? '/v1/embeddings' : CHAT_PATH;
+      const response = await timedPost(pool, path, request.body, CLIENT_HEADERS);
+      if (response.status !== 200) {
+        errors++;
+        continue;
+      }
+      latencies.push(response.totalMs);
+      const cache = String(response.headers['x-cache'] ?? 'none');
+      outcomes[cache] = (outcomes[cache] ?? 0) + 1;
+      const model = request.kind === 'embedding' ? 'text-embedding-3-small' : 'gpt-4o-mini';
+      const tally = (answeredByModel[model] ??= { count: 0, repeats: 0 });
+      tally.count++;
+      if (request.repeat) {
+        tally.repeats++;
+        repeatsAnswered++;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    await pool.close();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  // Counters settle when a response ends; give the last onResponse hooks a moment.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const metricsAfter = await gateway.metrics();
+  const answered = latencies.length;
+  const hits = outcomes.HIT ?? 0;
+  const coalesced = outcomes.COALESCED ?? 0;
+  let spent = 0;
+  let saved = 0;
+  let bestSaved = 0;
+  for (const [model, tally] of Object.entries(answeredByModel)) {
+    const delta = (name: string): number => metricSum(metricsAfter, name, { model }) - metricSum(metricsBefore, name, { model });
+    const modelSpent = delta('gateway_cost_usd_total');
+    const modelSaved = delta('gateway_cost_saved_usd_total');
+    spent += modelSpent;
+    saved += modelSaved;
+    // Every request of one model costs the same here, so a perfect cache saves exactly its repeats.
+    bestSaved += ((modelSpent + modelSaved) / tally.count) * tally.repeats;
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    id: 'mixed',
+    title: `9 mixed replay: ${Math.round(options.repeatShare * 100)}% repeats, chat/stream/embeddings`,
+    server: 'gateway (Redis)',
+    connections: concurrency,
+    requests: answered,
+    seconds,
+    requestsPerSecond: answered / seconds,
+    p50Ms: latencies[Math.floor(answered / 2)] ?? 0,
+    p99Ms: latencies[Math.floor(answered * 0.99)] ?? 0,
+    errors,
+    details: {
+      traceRequests: workload.requests.length,
+      answered,
+      hitRatio: answered ? hits / answered : 0,
+      servedWithoutUpstream: answered ? (hits + coalesced) / answered : 0,
+      bestPossible: answered ? repeatsAnswered / answered : 0,
+      upstreamCalls: (await upstreamCalls(fake)) - callsBefore,
+      xCache: Object.entries(outcomes).map(([k, v]) => `${k}:${v}`).join(' '),
+      costSpentUsd: spent,
+      costSavedUsd: saved,
+      bestCostSavedUsd: bestSaved,
+    },
+  };
+}

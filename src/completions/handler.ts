@@ -107,6 +107,11 @@ export async function handleCachedRoute(
   // With a store write to wait for, the flight stays joinable until the entry can be read.
   const stored = canShare && deps.store ? storeWhenSettled(deps.store, key, flight, policy) : flight.settled;
   if (key && policy.store) deps.flights.register(key, flight, stored);
+  // What the upstream call cost is counted once, by the flight, not by the client that started
+  // it: that client may leave while coalesced ones still receive (and the upstream bills) it all.
+  void flight.settled.then((outcome) => {
+    if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss');
+  });
   flight.start();
   await follow(flight, prepared, writer, reply, context, deps, 'miss');
 }
@@ -204,7 +209,8 @@ function follow(
         : undefined,
       onDone: (outcome) => {
         answerFromOutcome(outcome, prepared, writer, context);
-        if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, paid);
+        // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
+        if (outcome.kind === 'completed' && paid === 'hit') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'hit');
         resolve();
       },
     };

@@ -77,7 +77,9 @@ export class UpstreamClient {
       try {
         response = await this.attempt(request, lease, startedAt);
       } catch (error) {
-        this.observer?.attempt(this.provider.name, 0, (performance.now() - startedAt) / 1000);
+        // The caller giving up (its clients left) is no upstream failure; a timeout signal is.
+        const callerGaveUp = request.signal?.aborted === true && (request.signal.reason as { name?: unknown } | undefined)?.name !== 'TimeoutError';
+        if (!callerGaveUp) this.observer?.attempt(this.provider.name, 0, (performance.now() - startedAt) / 1000);
         if (request.signal?.aborted || isAbortError(error)) throw error;
         if (isRetryableTransportError(error) && retriesLeft > 0) {
           retriesLeft--;

@@ -103,8 +103,23 @@ export async function validateCompose(opts: ComposeRun = {}): Promise<{ ok: bool
   });
 }
 
-/** The fully interpolated configuration, as docker-compose resolves it. */
-export async function readComposeConfig(opts: ComposeRun = {}): Promise<ComposeConfig> {
+const parsedConfigs = new Map<string, Promise<ComposeConfig>>();
+
+/**
+ * The fully interpolated configuration, as docker-compose resolves it. Memoised per test file:
+ * docker-compose takes most of a second to start, and the files do not change during a run.
+ */
+export function readComposeConfig(opts: ComposeRun = {}): Promise<ComposeConfig> {
+  const key = JSON.stringify(opts);
+  let parsed = parsedConfigs.get(key);
+  if (!parsed) {
+    parsed = parseComposeConfig(opts);
+    parsedConfigs.set(key, parsed);
+  }
+  return parsed;
+}
+
+async function parseComposeConfig(opts: ComposeRun): Promise<ComposeConfig> {
   const env = opts.env ?? { ...TEST_COMPOSE_ENV };
   const yamlText = await withEnvFile(env, async (envFile) => {
     const { stdout } = await run('docker-compose', [...composeArgs(envFile, opts.profiles ?? []), 'config'], {

@@ -3,7 +3,7 @@
  * listens. Dependencies (logger destination, cache store) can be passed in so tests swap them.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { Accounting } from './accounting.js';
 import { ClientAuth, cacheScopeOf } from './auth.js';
@@ -95,6 +95,14 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     // The SDKs and Open WebUI keep connections open; give them more than Node's 5 s default.
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
+    // A URL that cannot be decoded never reaches the hooks or the error handler: answer it here
+    // in OpenAI's shape, with the request id (Fastify's own body is {"error":"Bad Request",…}).
+    frameworkErrors: (_error, request, reply) => {
+      const mapped = errors.invalidRequest('The request URL is malformed (invalid percent-encoding).');
+      request.gw = newRequestContext();
+      request.gw.error = mapped;
+      void (reply as FastifyReply).code(mapped.statusCode).headers({ ...mapped.headers, 'x-request-id': request.id }).type('application/json').send(mapped.toBody());
+    },
   });
 
   app.decorateRequest('gw', null as never);

@@ -169,7 +169,7 @@ describe('the first scrape after start-up', () => {
     const text = (await scrape(gw.url)).text;
     for (const key of [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS, TEST_CLIENT_KEY]) {
       expect(text).not.toContain(key);
-      expect(text).not.toContain(key.slice(-12));
+      expect(text).not.toContain(key.slice(3, 22));
     }
   });
 });

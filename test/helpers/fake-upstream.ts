@@ -35,6 +35,8 @@ export interface CannedResponse {
   body?: unknown;
   /** Close the socket without answering (a reset connection). */
   destroy?: boolean;
+  /** Send these bytes as the body, as they are (e.g. gzip-encoded), instead of `body` as JSON. */
+  rawBody?: Buffer;
 }
 
 export interface FakeUpstreamOptions {
@@ -285,6 +287,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 function sendCanned(res: ServerResponse, canned: CannedResponse): void {
   if (canned.destroy) {
     res.socket?.destroy();
+    return;
+  }
+  if (canned.rawBody) {
+    res.writeHead(canned.status, { 'content-type': 'application/json', 'content-length': canned.rawBody.length, ...canned.headers });
+    res.end(canned.rawBody);
     return;
   }
   sendJson(res, canned.status, canned.body ?? { error: { message: `status ${canned.status}`, type: 'server_error', code: null } }, canned.headers);

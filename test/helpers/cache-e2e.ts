@@ -38,8 +38,13 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
     setup.redis = backend === 'redis' ? await startRedis() : undefined;
     const redisEnv = setup.redis ? { REDIS_URL: setup.redis.url } : {};
     setup.gateway = await startGateway(setup.fake, { LOG_LEVEL: 'warn', ...redisEnv, ...options.env });
+    // Fetch the model lists now, so a test that slows the fake down slows only its completions.
+    await fetch(`${setup.gateway.url}/v1/models`).then((response) => response.text());
   });
   afterAll(async () => {
+    // A test that aborts a request can leave the fetch client holding a fresh connection that
+    // never sends a request; Node's server would wait for it to time out before closing.
+    setup.gateway?.app.server.closeAllConnections();
     await setup.gateway?.close();
     await setup.fake?.close();
     await setup.redis?.stop();

@@ -14,7 +14,9 @@ export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | u
     if (PROVIDER_NAMES.every((p) => pools[p].size === 0)) missing.push('no provider key is loaded (set OPENAI_API_KEYS, GROQ_API_KEYS or KEYS_FILE)');
     const cache = store === undefined ? 'off' : store.kind;
     if (missing.length > 0) {
-      return reply.code(503).send({ status: 'unavailable', missing, cache, keys });
+      // Every error body has OpenAI's shape (the contract); probes and operators also get the list.
+      const error = { message: `Not ready: ${missing.join('; ')}.`, type: 'server_error', code: 'not_ready' };
+      return reply.code(503).send({ error, status: 'unavailable', missing, cache, keys });
     }
     return { status: 'ready', cache, keys };
   });

@@ -2,15 +2,46 @@
  * On the way out of every request: the metrics of the contract and one log line (id, route,
  * provider, model, status, cache, duration, bytes). No prompt text, no header, no key.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Accounting } from './accounting.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RequestContext } from './request-context.js';
 
-export function observeRequest(request: FastifyRequest, reply: FastifyReply, metrics: GatewayMetrics, accounting: Accounting): void {
+/**
+ * Status label and log status of a request whose client went away before its answer was
+ * complete (a stopped stream, a closed tab): nginx's "client closed request".
+ */
+export const CLIENT_CLOSED_STATUS = 499;
+
+/**
+ * Observes every request exactly once. Fastify runs onResponse hooks only for responses that
+ * finished; a client that leaves mid-stream would otherwise vanish from metrics and logs.
+ */
+export function observeRequests(app: FastifyInstance, metrics: GatewayMetrics, accounting: Accounting): void {
+  const observed = new WeakSet<FastifyRequest>();
+  const once = (request: FastifyRequest, reply: FastifyReply, clientClosed: boolean): void => {
+    if (observed.has(request)) return;
+    observed.add(request);
+    observeRequest(request, reply, metrics, accounting, clientClosed);
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) once(request, reply, true);
+    });
+  });
+  app.addHook('onResponse', async (request, reply) => once(request, reply, false));
+}
+
+export function observeRequest(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  metrics: GatewayMetrics,
+  accounting: Accounting,
+  clientClosed = false,
+): void {
   const context = request.gw;
   if (!context) return;
-  const status = reply.raw.statusCode;
+  const status = clientClosed ? CLIENT_CLOSED_STATUS : reply.raw.statusCode;
   const seconds = reply.elapsedTime / 1000;
   const endpoint = context.endpoint;
   const cache = context.cache ?? 'BYPASS';

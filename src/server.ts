@@ -22,7 +22,7 @@ import { loadPrices } from './pricing/prices.js';
 import { PROVIDER_NAMES, providersFromConfig, type ProviderName } from './providers/index.js';
 import { ModelLists } from './providers/model-lists.js';
 import { newRequestContext } from './request-context.js';
-import { observeRequest } from './request-log.js';
+import { observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
 import { registerCompletionRoutes } from './routes/completions.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -116,7 +116,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     if (!ok) throw errors.invalidApiKey();
     request.gw.cacheScope = cacheScopeOf(config.cacheScope, request, key);
   });
-  app.addHook('onResponse', async (request, reply) => observeRequest(request, reply, metrics, accounting));
+  observeRequests(app, metrics, accounting);
   app.setErrorHandler(async (error, request, reply) => {
     const mapped = toGatewayError(error, config.bodyLimitBytes);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');

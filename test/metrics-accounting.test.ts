@@ -96,7 +96,7 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 
 beforeAll(async () => {
   fake = await startFakeUpstream({ chunks: 5 });
-  gw = await startGateway(fake, { UPSTREAM_MAX_RETRIES: '0', LOG_LEVEL: 'warn' });
+  gw = await startGateway(fake, { UPSTREAM_MAX_RETRIES: '0' });
   await waitForModelLists(gw.url);
 });
 afterEach(() => {
@@ -321,6 +321,37 @@ describe('streams', () => {
     expect(change('gateway_cost_saved_usd_total', series)).toBeCloseTo(cost, 12);
     expect(change('gateway_tokens_total', { ...series, cache: 'miss', type: 'completion' })).toBe(usage.completion);
     expect(change('gateway_tokens_total', { ...series, cache: 'hit', type: 'completion' })).toBe(usage.completion);
+  });
+
+  it('a client that leaves mid-stream is still counted, once, as status 499 (client closed request), with a log line', async () => {
+    fake.options.chunkDelayMs = 40;
+    const before = await scrape(gw.url);
+    const leaving = new AbortController();
+    let events = 0;
+    const request = send('chat.completions', chat('gpt-4o-mini', 'the user pressed stop', { stream: true }), {
+      signal: leaving.signal,
+      onEvent: () => void events++,
+    }).catch(() => undefined);
+    await until(() => events >= 2, 'the first chunks');
+    leaving.abort();
+    await request;
+    await until(() => fake.completionCalls().at(-1)?.aborted === true, 'the upstream call to be aborted');
+    const series = { endpoint: 'chat.completions', provider: 'openai', model: 'gpt-4o-mini', cache: 'MISS' };
+    let after = await scrape(gw.url);
+    const deadline = Date.now() + 5_000;
+    while (after.sum('gateway_requests_total', { ...series, status: '499' }) === before.sum('gateway_requests_total', { ...series, status: '499' }) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      after = await scrape(gw.url);
+    }
+    const change = (name: string, labels: Record<string, string>) => after.sum(name, labels) - before.sum(name, labels);
+    expect(change('gateway_requests_total', { ...series, status: '499' })).toBe(1);
+    expect(change('gateway_requests_total', {})).toBe(1);
+    expect(change('gateway_request_duration_seconds_count', { endpoint: 'chat.completions', cache: 'MISS' })).toBe(1);
+    expect(change('gateway_time_to_first_byte_seconds_count', { endpoint: 'chat.completions', cache: 'MISS' })).toBe(1);
+    // Nobody received the whole answer and the upstream call was stopped: nothing paid is known.
+    expect(change('gateway_cost_usd_total', {})).toBe(0);
+    const line = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request' && l.status === 499);
+    expect(line.at(-1)).toMatchObject({ route: '/v1/chat/completions', provider: 'openai', model: 'gpt-4o-mini', cache: 'MISS' });
   });
 
   it('a client that gives up before the upstream answered is not an upstream error', async () => {

@@ -35,7 +35,14 @@ async function main(): Promise<void> {
   closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error: closing');
     else app.log.info({ signal }, 'shutting down: finishing requests in flight');
-    await app.close();
+    // A keep-alive connection whose last response ended after close() began would hold the exit
+    // until the client drops it: close such connections as soon as they fall idle.
+    const closeIdle = setInterval(() => app.server.closeIdleConnections(), 100);
+    try {
+      await app.close();
+    } finally {
+      clearInterval(closeIdle);
+    }
   });
   await app.listen({ host: config.host, port: config.port });
 }

@@ -3,12 +3,9 @@
  * for every invalid value, and the refusal to bind a non-loopback address without client
  * auth, both through loadConfig and through the real process (exit code and stderr).
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+import { runGatewayProcess } from './helpers/gateway-process.js';
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -94,30 +91,9 @@ describe('non-loopback bind without client auth', () => {
   });
 });
 
-/** Runs the real entry point and returns its exit code and stderr (it must exit on its own). */
-function runMain(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: { PATH: process.env['PATH'] ?? '', PORT: '0', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the gateway did not exit: ${stderr}`));
-    }, 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
-
 describe('the real process refuses to start', () => {
   it('HOST=0.0.0.0 without GATEWAY_API_KEYS: exit 1 and one stderr line naming GATEWAY_API_KEYS', async () => {
-    const { code, stderr } = await runMain({ HOST: '0.0.0.0', OPENAI_API_KEYS: 'sk-never-printed-8888' });
+    const { code, stderr } = await runGatewayProcess({ HOST: '0.0.0.0', OPENAI_API_KEYS: 'sk-never-printed-8888' });
     expect(code).toBe(1);
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -126,7 +102,7 @@ describe('the real process refuses to start', () => {
   });
 
   it('an unknown CACHE_SCOPE: exit 1 naming CACHE_SCOPE', async () => {
-    const { code, stderr } = await runMain({ CACHE_SCOPE: 'everyone' });
+    const { code, stderr } = await runGatewayProcess({ CACHE_SCOPE: 'everyone' });
     expect(code).toBe(1);
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toContain('CACHE_SCOPE');

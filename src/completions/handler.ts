@@ -95,8 +95,9 @@ export async function handleCachedRoute(
     await follow(joinable, prepared, writer, reply, context, deps, 'hit');
     return;
   }
-  // The flight may have answered while the lookup ran.
-  const answeredMeanwhile = answeredFlight(joinable, policy);
+  // The flight may have answered while the lookup ran (not when the cache is down: then every
+  // answer is a BYPASS from upstream, or COALESCED with one).
+  const answeredMeanwhile = cacheAvailable ? answeredFlight(joinable, policy) : undefined;
   if (answeredMeanwhile) {
     await followAnswered(answeredMeanwhile, prepared, writer, reply, context, deps);
     return;
@@ -130,7 +131,7 @@ async function lookup(store: CacheStore, key: string, deps: CompletionDeps): Pro
     return 'error';
   }
   if (!raw) return undefined;
-  const answer = decodeCachedAnswer(raw);
+  const answer = decodeCachedAnswer(raw, key);
   if (!answer) deps.log.warn({ key: key.slice(0, 16) }, 'unreadable cache entry ignored');
   return answer;
 }

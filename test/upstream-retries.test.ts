@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGateway, TEST_CLIENT_KEY, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
+import { startKeyLimiter } from './helpers/key-limiter.js';
 import { chat, expectNoKeyMaterial, metricValue, stopGateway, uniqueContent } from './helpers/upstream-e2e.js';
 
 let fake: FakeUpstream;
@@ -111,6 +112,58 @@ describe('before the first byte', () => {
     fake.queue.push({ status: 500 });
     expect((await chat(gw.url)).status).toBe(500);
     expect(fake.completionCalls()).toHaveLength(1);
+  });
+});
+
+describe('a 200 whose body breaks before any byte reached the client', () => {
+  // The head alone has not reached the client (it leaves with the first event), and a JSON
+  // answer is only sent whole: either can still be asked again, on the next key.
+  for (const [breakage, stream] of [['after-head', true], ['mid-json', false]] as const) {
+    it(`is retried (${breakage}, ${stream ? 'stream' : 'JSON'})`, async () => {
+      const limiter = await startKeyLimiter(fake);
+      try {
+        gateway = await startGateway(fake, { OPENAI_BASE_URL: limiter.openaiBaseUrl, UPSTREAM_MAX_RETRIES: '2' });
+        expect((await chat(gateway.url)).status).toBe(200);
+        limiter.records.length = 0;
+        limiter.breakNext.push(breakage);
+        const content = uniqueContent(breakage);
+        const answer = await chat(gateway.url, { stream, content });
+        expect(answer.status).toBe(200);
+        if (stream) {
+          expect(answer.text).toContain('data: [DONE]');
+          expect(answer.text).not.toContain('"error"');
+        } else {
+          expect((answer.json?.choices as Array<{ message: { content: string } }>)[0]?.message.content).toBe(answerFor({ messages: [{ content }] }));
+        }
+        const attempts = limiter.records.filter((record) => record.content === content);
+        expect(attempts).toHaveLength(2);
+        expect(attempts[1]?.key).not.toBe(attempts[0]?.key);
+        expect(gateway.logs.some((line) => line.includes('retrying'))).toBe(true);
+      } finally {
+        await stopGateway(gateway!);
+        gateway = undefined;
+        await limiter.close();
+      }
+    });
+  }
+
+  it('is bounded by the same budget: with UPSTREAM_MAX_RETRIES=1 a second breakage reaches the client as a 502', async () => {
+    const limiter = await startKeyLimiter(fake);
+    try {
+      gateway = await startGateway(fake, { OPENAI_BASE_URL: limiter.openaiBaseUrl, UPSTREAM_MAX_RETRIES: '1' });
+      expect((await chat(gateway.url)).status).toBe(200);
+      limiter.records.length = 0;
+      limiter.breakNext.push('after-head', 'after-head', 'after-head');
+      const answer = await chat(gateway.url, { stream: true });
+      // Nothing had been sent: a proper error status, not a 200 stream with an error event.
+      expect(answer.status).toBe(502);
+      expect(answer.json).toEqual({ error: expect.objectContaining({ code: 'upstream_unreachable' }) });
+      expect(limiter.records).toHaveLength(2);
+    } finally {
+      await stopGateway(gateway!);
+      gateway = undefined;
+      await limiter.close();
+    }
   });
 });
 

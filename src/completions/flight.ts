@@ -97,30 +97,43 @@ export class Flight {
   }
 
   private async run(): Promise<void> {
-    let body: UpstreamBody | undefined;
-    try {
-      const response = await this.client.send({
-        method: 'POST',
-        path: CACHED_ROUTE_PATHS[this.request.route],
-        body: JSON.stringify(this.upstreamBody()),
-        headers: this.forwardHeaders,
-        signal: this.abort.signal,
-      });
-      body = response.body;
-      const head: FlightHead = { statusCode: response.statusCode, headers: forwardedResponseHeaders(response.headers) };
-      if (response.statusCode < 200 || response.statusCode >= 300) {
-        this.finish({ kind: 'upstream-error', head, body: await readAll(response.body) });
-      } else if (this.request.stream) {
-        await this.relayStream(head, response.body);
-      } else {
-        this.finishJson(head, await readAll(response.body));
+    const retries = this.client.retryBudget();
+    const upstreamBody = JSON.stringify(this.upstreamBody());
+    for (;;) {
+      let body: UpstreamBody | undefined;
+      let keyId: string | undefined;
+      try {
+        const response = await this.client.send({
+          method: 'POST',
+          path: CACHED_ROUTE_PATHS[this.request.route],
+          body: upstreamBody,
+          headers: this.forwardHeaders,
+          signal: this.abort.signal,
+          retries,
+        });
+        body = response.body;
+        keyId = response.keyId;
+        const head: FlightHead = { statusCode: response.statusCode, headers: forwardedResponseHeaders(response.headers) };
+        if (response.statusCode < 200 || response.statusCode >= 300) {
+          this.finish({ kind: 'upstream-error', head, body: await readAll(response.body) });
+        } else if (this.request.stream) {
+          await this.relayStream(head, response.body);
+        } else {
+          this.finishJson(head, await readAll(response.body));
+        }
+        return;
+      } catch (error) {
+        body?.destroy();
+        // A 2xx whose body broke before any event was relayed has sent nothing to any client
+        // (a stream's head leaves with its first event; JSON leaves whole): ask again.
+        const untouched = this.head === undefined && !(error instanceof GatewayError);
+        if (keyId !== undefined && untouched && (await this.client.retryBrokenAnswer(error, retries, keyId, this.abort.signal))) continue;
+        const gatewayError = error instanceof GatewayError ? error
+          : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
+          : transportErrorToGatewayError(this.client.provider.name, error);
+        this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
+        return;
       }
-    } catch (error) {
-      body?.destroy();
-      const gatewayError = error instanceof GatewayError ? error
-        : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
-        : transportErrorToGatewayError(this.client.provider.name, error);
-      this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
     }
   }
 
@@ -133,13 +146,12 @@ export class Flight {
   }
 
   private async relayStream(head: FlightHead, body: UpstreamBody): Promise<void> {
-    this.head = head;
-    for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
     // The recorder parses (and notices an oversized or broken event, so such a stream is never stored).
     const recorder = new SseRecorder(this.request.route === 'completions' ? 'completions' : 'chat.completions');
     const relay = (events: SseEvent[]) => {
       for (const event of events) {
         if (event.done) continue;
+        this.announce(head);
         const streamEvent: StreamEvent = { data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) };
         this.events.push(streamEvent);
         for (const subscriber of this.subscribers) subscriber.onEvent?.(streamEvent);
@@ -148,11 +160,23 @@ export class Flight {
     for await (const piece of body) relay(recorder.push(piece as Buffer));
     relay(recorder.end());
     if (!recorder.done) {
-      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')), afterHead: true });
+      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')), afterHead: this.head !== undefined });
       return;
     }
+    this.announce(head);
     const completion = recorder.completion();
     this.finish({ kind: 'completed', head, json: undefined, completion, usage: recorder.usage, entry: recorder.toEntry(this.client.provider.name) });
+  }
+
+  /**
+   * Subscribers start their streams with the first event, not with the upstream's head: until
+   * then nothing has reached a client, so a broken answer can still be retried, or failed with
+   * a proper status instead of a 200 stream holding only an error.
+   */
+  private announce(head: FlightHead): void {
+    if (this.head) return;
+    this.head = head;
+    for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
   }
 
   private finishJson(head: FlightHead, json: Buffer): void {

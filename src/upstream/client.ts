@@ -23,6 +23,13 @@ export interface UpstreamRequest {
   body?: Buffer | string;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** Shared by every send() of one client request (see retryBrokenAnswer); a fresh one by default. */
+  retries?: RetryBudget;
+}
+
+/** Retries left for one client request, across every upstream call made for it. */
+export interface RetryBudget {
+  left: number;
 }
 
 export interface UpstreamResponse {
@@ -55,7 +62,7 @@ export class UpstreamClient {
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
     const tried = new Set<string>();
-    let retriesLeft = this.maxRetries;
+    const budget = request.retries ?? this.retryBudget();
     let attempt = 0;
     // When the pool runs dry after upstream answers, that answer is the truest thing to return.
     let lastAnswer: UpstreamResponse | undefined;
@@ -81,8 +88,8 @@ export class UpstreamClient {
         const callerGaveUp = request.signal?.aborted === true && (request.signal.reason as { name?: unknown } | undefined)?.name !== 'TimeoutError';
         if (!callerGaveUp) this.observer?.attempt(this.provider.name, 0, (performance.now() - startedAt) / 1000);
         if (request.signal?.aborted || isAbortError(error)) throw error;
-        if (isRetryableTransportError(error) && retriesLeft > 0) {
-          retriesLeft--;
+        if (isRetryableTransportError(error) && budget.left > 0) {
+          budget.left--;
           this.log.warn({ provider: this.provider.name, key: lease.id, attempt, err: describe(error) }, 'upstream connection failed; retrying');
           await backoff(attempt, request.signal);
           continue;
@@ -105,8 +112,8 @@ export class UpstreamClient {
         lastAnswer = replayable(response, body);
         continue;
       }
-      if (status >= 500 && retriesLeft > 0) {
-        retriesLeft--;
+      if (status >= 500 && budget.left > 0) {
+        budget.left--;
         await response.body.dump().catch(() => undefined);
         this.log.warn({ provider: this.provider.name, key: lease.id, attempt, status }, 'upstream server error; retrying');
         await backoff(attempt, request.signal);
@@ -114,6 +121,23 @@ export class UpstreamClient {
       }
       return response;
     }
+  }
+
+  retryBudget(): RetryBudget {
+    return { left: this.maxRetries };
+  }
+
+  /**
+   * A 2xx answer whose body broke (connection reset, socket closed) before any of it reached a
+   * client may be asked again, from the same budget and after the same jittered backoff as a
+   * failed connection. True when the caller should send() again (with `budget`).
+   */
+  async retryBrokenAnswer(error: unknown, budget: RetryBudget, keyId: string, signal: AbortSignal | undefined): Promise<boolean> {
+    if (signal?.aborted || isAbortError(error) || !isRetryableTransportError(error) || budget.left <= 0) return false;
+    budget.left--;
+    this.log.warn({ provider: this.provider.name, key: keyId, err: describe(error) }, 'upstream answer broke before the first byte reached the client; retrying');
+    await backoff(this.maxRetries - budget.left, signal);
+    return !signal?.aborted;
   }
 
   private async attempt(request: UpstreamRequest, lease: KeyLease, startedAt: number): Promise<UpstreamResponse> {

@@ -46,6 +46,12 @@ export interface KeyLimiter {
   limits: Map<string, KeyLimit>;
   /** Every completion request seen, forwarded or refused, in arrival order. */
   records: LimiterRecord[];
+  /**
+   * Breakages for the next completion requests, first in first out: `after-head` sends a 200
+   * SSE head (flushed) and resets the connection before any body byte; `mid-json` sends a 200
+   * JSON head and half a body, then resets.
+   */
+  breakNext: Array<'after-head' | 'mid-json'>;
   /** Forget limits, windows and records (between tests). */
   reset(): void;
   close(): Promise<void>;
@@ -67,9 +73,11 @@ export async function startKeyLimiter(fake: FakeUpstream, limits: Map<string, Ke
     groqBaseUrl: '',
     limits,
     records: [],
+    breakNext: [],
     reset() {
       limiter.limits.clear();
       limiter.records.length = 0;
+      limiter.breakNext.length = 0;
       windows.clear();
     },
     close: async () => {
@@ -106,6 +114,8 @@ export async function startKeyLimiter(fake: FakeUpstream, limits: Map<string, Ke
         }
         window.used++;
       }
+      const breakage = limiter.breakNext.shift();
+      if (breakage !== undefined) return breakAnswer(res, breakage);
       forward(req, res, body);
     });
   });
@@ -132,6 +142,18 @@ export async function startKeyLimiter(fake: FakeUpstream, limits: Map<string, Ke
   limiter.openaiBaseUrl = `${limiter.url}/v1`;
   limiter.groqBaseUrl = `${limiter.url}/openai/v1`;
   return limiter;
+}
+
+function breakAnswer(res: ServerResponse, breakage: 'after-head' | 'mid-json'): void {
+  if (breakage === 'after-head') {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+  } else {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' });
+    res.write('{"id":"chatcmpl-broken","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Half an ans');
+  }
+  // Long enough for the head (and bytes) to reach the gateway, then a reset.
+  setTimeout(() => res.socket?.resetAndDestroy(), 30);
 }
 
 function refuse(res: ServerResponse, hint: ResetHint, resetMs: number): void {

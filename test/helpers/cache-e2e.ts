@@ -39,7 +39,11 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
     const redisEnv = setup.redis ? { REDIS_URL: setup.redis.url } : {};
     setup.gateway = await startGateway(setup.fake, { LOG_LEVEL: 'warn', ...redisEnv, ...options.env });
     // Fetch the model lists now, so a test that slows the fake down slows only its completions.
-    await fetch(`${setup.gateway.url}/v1/models`).then((response) => response.text());
+    const clientKey = setup.gateway.config.gatewayApiKeys[0];
+    const auth: Record<string, string> = clientKey ? { authorization: `Bearer ${clientKey}` } : {};
+    const models = await fetch(`${setup.gateway.url}/v1/models`, { headers: auth });
+    if (models.status !== 200) throw new Error(`warming the model lists failed: ${models.status} ${await models.text()}`);
+    await models.text();
   });
   afterAll(async () => {
     // A test that aborts a request can leave the fetch client holding a fresh connection that

@@ -201,6 +201,18 @@ describe.each(BACKENDS)('cache entries answer both forms (%s backend)', (backend
     expect(setup.fake.completionCalls()).toHaveLength(1);
   });
 
+  it('accounts a hit with the original usage (gateway_tokens_total{cache="hit"}), in both forms', async () => {
+    const prompt = longPrompt();
+    const fill = JSON.parse((await chat(setup.gateway, chatBody(prompt))).text) as ChatCompletionJson;
+    const labels = { provider: 'openai', model: 'gpt-4o-mini', cache: 'hit' };
+    const before = await tokenCounts(setup.gateway.url, labels);
+    expect((await chat(setup.gateway, chatBody(prompt))).xCache).toBe('HIT');
+    expect((await chat(setup.gateway, chatBody(prompt, { stream: true }))).xCache).toBe('HIT');
+    const after = await tokenCounts(setup.gateway.url, labels);
+    expect(after.prompt - before.prompt).toBe(2 * fill.usage.prompt_tokens);
+    expect(after.completion - before.completion).toBe(2 * fill.usage.completion_tokens);
+  });
+
   it('replays a very long answer with no SSE line over 64 KiB', async () => {
     const prompt = unique('huge');
     const content = 'word '.repeat(60_000); // 300 KB
@@ -220,3 +232,19 @@ describe.each(BACKENDS)('cache entries answer both forms (%s backend)', (backend
     expect(streamText(parseStream(hit.text))).toBe(content);
   });
 });
+
+/** gateway_tokens_total for the given labels, by type. */
+async function tokenCounts(gatewayUrl: string, labels: Record<string, string>): Promise<{ prompt: number; completion: number }> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  const value = (type: string): number => {
+    const wanted = { ...labels, type };
+    for (const line of text.split('\n')) {
+      const match = /^gateway_tokens_total\{([^}]*)\} (\S+)$/.exec(line);
+      if (!match) continue;
+      const found = Object.fromEntries([...(match[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+      if (Object.entries(wanted).every(([k, v]) => found[k] === v)) return Number(match[2]);
+    }
+    return 0;
+  };
+  return { prompt: value('prompt'), completion: value('completion') };
+}

@@ -22,7 +22,7 @@ import { loadPrices } from './pricing/prices.js';
 import { PROVIDER_NAMES, providersFromConfig, type ProviderName } from './providers/index.js';
 import { ModelLists } from './providers/model-lists.js';
 import { newRequestContext } from './request-context.js';
-import { observeRequests } from './request-log.js';
+import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
 import { registerCompletionRoutes } from './routes/completions.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -101,6 +101,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       const mapped = errors.invalidRequest('The request URL is malformed (invalid percent-encoding).');
       request.gw = newRequestContext();
       request.gw.error = mapped;
+      // No hook runs for it either: write its one log line here.
+      reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting));
       void (reply as FastifyReply).code(mapped.statusCode).headers({ ...mapped.headers, 'x-request-id': request.id }).type('application/json').send(mapped.toBody());
     },
   });

@@ -72,14 +72,15 @@ interface FastifyLikeError {
 }
 
 /** Maps anything thrown (ours, Fastify's, a library's) to a GatewayError; never leaks internals. */
-export function toGatewayError(error: unknown, bodyLimit: number): GatewayError {
+export function toGatewayError(error: unknown, bodyLimit: number, contentType?: string): GatewayError {
   if (error instanceof GatewayError) return error;
   const e = (error ?? {}) as FastifyLikeError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return errors.bodyTooLarge(bodyLimit);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return errors.unsupportedMediaType('unknown');
+      // Name what the client sent (bounded: it is the client's text), not "unknown".
+      return errors.unsupportedMediaType(contentType === undefined || contentType === '' ? 'none' : contentType.slice(0, 100));
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return errors.invalidRequest('The request body is empty: send a JSON object.');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':

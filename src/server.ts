@@ -120,7 +120,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
   observeRequests(app, metrics, accounting);
   app.setErrorHandler(async (error, request, reply) => {
-    const mapped = toGatewayError(error, config.bodyLimitBytes);
+    const mapped = toGatewayError(error, config.bodyLimitBytes, request.headers['content-type']);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     request.gw ??= newRequestContext();
     request.gw.error = mapped;

@@ -163,6 +163,7 @@ describe('wrong content-type', () => {
     const error = await errorOf('/v1/chat/completions', { method: 'POST', headers: { 'content-type': type }, body });
     expect(error.status).toBe(415);
     expect(error.type).toBe('invalid_request_error');
+    expect(error.message).toContain(type); // says what was wrong
   });
 
   it('text/plain → a 4xx error, not an attempt upstream', async () => {

@@ -28,6 +28,7 @@ afterEach(async () => {
   fake.reset();
   fake.options.latencyMs = 0;
   fake.options.chunkDelayMs = 0;
+  fake.options.chunks = 5;
 });
 
 async function start(): Promise<RunningGateway> {
@@ -95,12 +96,13 @@ describe('a client that disconnects', () => {
   it('mid-stream: the upstream call is aborted at once', async () => {
     const gw = await start();
     fake.options.chunkDelayMs = 200;
+    fake.options.chunks = 12;
     const stream = await openStream(gw, uniqueContent('abort-stream'));
     await stream.readUntil(hasContent);
     expect(fake.completionCalls()).toHaveLength(1);
     stream.controller.abort();
-    // Long before the stream would have ended on its own (four more chunks, 200 ms apart).
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 600, 10);
+    // Long before the stream would have ended on its own (many more chunks, 200 ms apart).
+    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 1_500, 10);
   });
 
   it('while waiting for the answer (JSON request): the upstream call is aborted at once', async () => {
@@ -111,7 +113,7 @@ describe('a client that disconnects', () => {
     await eventually(() => expect(fake.completionCalls()).toHaveLength(1), 2_000, 10);
     controller.abort();
     expect(await pending).toBeInstanceOf(Error);
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 1_000, 10);
+    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 2_000, 10);
     // The gateway logged the request as it ended, and did not try again.
     await pause(100);
     expect(fake.completionCalls()).toHaveLength(1);
@@ -122,6 +124,7 @@ describe('coalesced followers', () => {
   it('keep the upstream call alive when the first client leaves; it stops when the last one leaves', async () => {
     const gw = await start();
     fake.options.chunkDelayMs = 150;
+    fake.options.chunks = 12;
     const content = uniqueContent('coalesced');
 
     const first = await openStream(gw, content);
@@ -150,7 +153,7 @@ describe('coalesced followers', () => {
     await pause(200);
     expect(fake.completionCalls()[0]?.aborted).toBe(false);
     two.controller.abort();
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 600, 10);
+    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 1_200, 10);
     expect(fake.completionCalls()).toHaveLength(1);
   });
 });

@@ -88,12 +88,12 @@ describe('rotation', () => {
  * A again, and its next request must be accepted (the hint was exact).
  */
 const HINT_CASES: Array<{ hint: ResetHint; provider: 'openai' | 'groq'; windowMs: number }> = [
-  { hint: 'retry-after-ms', provider: 'openai', windowMs: 700 },
+  { hint: 'retry-after-ms', provider: 'openai', windowMs: 900 },
   { hint: 'retry-after', provider: 'openai', windowMs: 1000 },
-  { hint: 'http-date', provider: 'openai', windowMs: 700 },
-  { hint: 'reset-requests', provider: 'openai', windowMs: 700 },
-  { hint: 'reset-tokens', provider: 'openai', windowMs: 700 },
-  { hint: 'groq-message', provider: 'groq', windowMs: 700 },
+  { hint: 'http-date', provider: 'openai', windowMs: 900 },
+  { hint: 'reset-requests', provider: 'openai', windowMs: 900 },
+  { hint: 'reset-tokens', provider: 'openai', windowMs: 900 },
+  { hint: 'groq-message', provider: 'groq', windowMs: 900 },
 ];
 
 describe('a 429 cools exactly that key for as long as the provider says', () => {
@@ -146,7 +146,8 @@ describe('a 429 cools exactly that key for as long as the provider says', () => 
   it('no hint at all: the key cools for KEY_COOLDOWN_MS', async () => {
     const [limited] = OPENAI_KEYS as [string];
     const gw = await start(OPENAI_KEYS.slice(0, 2), { KEY_COOLDOWN_MS: '600' });
-    limiter.limits.set(limited, { limit: 1, windowMs: 300, hint: 'none' });
+    // A window longer than the cooldown: only the default can bring the key back this soon.
+    limiter.limits.set(limited, { limit: 1, windowMs: 1_000, hint: 'none' });
     for (let i = 0; i < 4 && !limiter.records.some((record) => record.status === 429); i++) {
       expect((await chat(gw.url)).status).toBe(200);
     }

@@ -53,25 +53,27 @@ export async function chat(gatewayUrl: string, options: ChatOptions = {}): Promi
   return { status: response.status, headers: response.headers, text, json, content };
 }
 
-/** The value of one sample of /metrics, e.g. gauge('gateway_upstream_keys', {provider:'openai', state:'cooling'}). */
-export async function metricValue(gatewayUrl: string, name: string, labels: Record<string, string>): Promise<number | undefined> {
-  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+/** The value of one sample of a Prometheus text exposition, e.g. ('gateway_upstream_keys', {provider:'openai', state:'cooling'}). */
+export function sampleValue(exposition: string, name: string, labels: Record<string, string>): number | undefined {
   const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
-  for (const line of text.split('\n')) {
+  for (const line of exposition.split('\n')) {
     if (!line.startsWith(`${name}{`)) continue;
-    const labelPart = line.slice(name.length + 1, line.indexOf('}'));
-    const parts = labelPart.split(',');
+    const parts = line.slice(name.length + 1, line.indexOf('}')).split(',');
     if (wanted.every((pair) => parts.includes(pair))) return Number(line.slice(line.indexOf('}') + 1).trim());
   }
   return undefined;
 }
 
+/** One sample of the gateway's /metrics. */
+export async function metricValue(gatewayUrl: string, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  return sampleValue(await (await fetch(`${gatewayUrl}/metrics`)).text(), name, labels);
+}
+
+/** gateway_upstream_keys of one provider, all three states from one scrape. */
 export async function keyGauge(gatewayUrl: string, provider: string): Promise<Record<'active' | 'cooling' | 'disabled', number | undefined>> {
-  return {
-    active: await metricValue(gatewayUrl, 'gateway_upstream_keys', { provider, state: 'active' }),
-    cooling: await metricValue(gatewayUrl, 'gateway_upstream_keys', { provider, state: 'cooling' }),
-    disabled: await metricValue(gatewayUrl, 'gateway_upstream_keys', { provider, state: 'disabled' }),
-  };
+  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  const state = (name: string) => sampleValue(text, 'gateway_upstream_keys', { provider, state: name });
+  return { active: state('active'), cooling: state('cooling'), disabled: state('disabled') };
 }
 
 export const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

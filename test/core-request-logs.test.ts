@@ -137,12 +137,12 @@ async function exercise(gw: RunningGateway): Promise<void> {
 
   // Provider 429 on every key, then a provider that echoes the whole key in its 401 body.
   for (const key of [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]) {
-    fake.keyResponses.set(key, { status: 429, headers: { 'retry-after': '1' }, body: { error: { message: `Rate limit reached for key ${key}`, type: 'requests', code: 'rate_limit_exceeded' } } });
+    fake.keyResponses.set(key, { status: 429, headers: { 'retry-after-ms': '100' }, body: { error: { message: `Rate limit reached for key ${key}`, type: 'requests', code: 'rate_limit_exceeded' } } });
   }
   await ok(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'limited' }] }));
   await ok(client.chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'limited' }] }));
   await fetch(`${gw.url}/openai/v1/batches`, { headers: rightAuth });
-  await new Promise((resolve) => setTimeout(resolve, 1_100)); // the keys cool down
+  await new Promise((resolve) => setTimeout(resolve, 200)); // the keys cool down
   for (const key of [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]) {
     fake.keyResponses.set(key, { status: 401, body: { error: { message: `Incorrect API key provided: ${key}.`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
   }

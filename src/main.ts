@@ -32,6 +32,10 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  if (config.keysFile === undefined) {
+    // Node's default for SIGHUP is to exit: an operator's `kill -HUP` must not stop the gateway.
+    process.on('SIGHUP', () => app.log.warn('SIGHUP ignored: provider keys come from the environment; set KEYS_FILE to reload keys live'));
+  }
   closeWithGrace({ delay: config.shutdownGraceMs }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'fatal error: closing');
     else app.log.info({ signal }, 'shutting down: finishing requests in flight');

@@ -19,15 +19,23 @@ export const CLIENT_CLOSED_STATUS = 499;
  */
 export function observeRequests(app: FastifyInstance, metrics: GatewayMetrics, accounting: Accounting): void {
   const observed = new WeakSet<FastifyRequest>();
+  const sendingAt = new WeakMap<FastifyRequest, number>();
   const once = (request: FastifyRequest, reply: FastifyReply, clientClosed: boolean): void => {
     if (observed.has(request)) return;
     observed.add(request);
-    observeRequest(request, reply, metrics, accounting, clientClosed);
+    observeRequest(request, reply, metrics, accounting, clientClosed, sendingAt.get(request));
   };
   app.addHook('onRequest', async (request, reply) => {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) once(request, reply, true);
     });
+  });
+  // Replies Fastify sends itself (JSON, errors, proxied bodies) start leaving here; for a proxied
+  // stream that is when the upstream's headers came, long before its last byte.
+  // Callback style, not async: no extra promise tick on every reply's way out.
+  app.addHook('onSend', (request, _reply, payload, done) => {
+    if (!sendingAt.has(request)) sendingAt.set(request, performance.now());
+    done(null, payload);
   });
   app.addHook('onResponse', async (request, reply) => once(request, reply, false));
 }
@@ -38,6 +46,7 @@ export function observeRequest(
   metrics: GatewayMetrics,
   accounting: Accounting,
   clientClosed = false,
+  sendingAt?: number,
 ): void {
   const context = request.gw;
   if (!context) return;
@@ -54,14 +63,11 @@ export function observeRequest(
       status: String(status),
     });
     metrics.requestDuration.observe({ endpoint, cache }, seconds);
-    const firstByte = context.writer?.timeToFirstByte;
-    if (firstByte !== undefined) {
-      // elapsedTime counts from the request's start; the writer stamps the first body byte.
-      const ttfb = Math.max(0, seconds - (performance.now() - firstByte) / 1000);
-      metrics.timeToFirstByte.observe({ endpoint, cache }, ttfb);
-    } else {
-      metrics.timeToFirstByte.observe({ endpoint, cache }, seconds);
-    }
+    // elapsedTime counts from the request's start on Fastify's clock; the stamps are
+    // performance.now(), so the first byte is placed by how long before now it left.
+    const firstByte = context.writer?.timeToFirstByte ?? sendingAt;
+    const ttfb = firstByte === undefined ? seconds : Math.min(seconds, Math.max(0, seconds - (performance.now() - firstByte) / 1000));
+    metrics.timeToFirstByte.observe({ endpoint, cache }, ttfb);
     if (endpoint === 'passthrough') countPassthroughUpstreamError(context, metrics);
   }
   const bytes = context.writer?.bytes ?? Number(reply.getHeader('content-length') ?? 0);

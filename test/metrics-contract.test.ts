@@ -3,6 +3,8 @@
  * label names in the very first scrape, prom-client's default process and Node.js metrics,
  * METRICS_TOKEN, and label sets no client can grow.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_PRICES } from '../src/pricing/builtin-prices.js';
 import { startFakeUpstream, type CannedResponse, type FakeUpstream } from './helpers/fake-upstream.js';
@@ -281,6 +283,25 @@ describe('bounded label sets', () => {
     expect(after.text).not.toContain('gpt-made-up-moderation');
     expect(after.sum('gateway_requests_total', { endpoint: 'passthrough', provider: 'openai', model: 'other', status: '404' })).toBe(1);
     expect(after.sum('gateway_upstream_errors_total', { provider: 'openai', status: '404' })).toBe(1);
+  });
+
+  it('a passthrough request whose provider cannot be reached counts as upstream error status 0', async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const server = createServer();
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const gw = await startGateway(fake, { UPSTREAM_MAX_RETRIES: '0', OPENAI_BASE_URL: `http://127.0.0.1:${closed}/v1` });
+    gateways.push(gw);
+    await waitForModelLists(gw.url);
+    const before = await scrape(gw.url);
+    const response = await post(gw, '/moderations', { input: 'no model named: OpenAI is chosen' });
+    expect(response.status).toBe(502);
+    const after = await scrape(gw.url);
+    expect(after.sum('gateway_upstream_errors_total', { provider: 'openai', status: '0' }) - before.sum('gateway_upstream_errors_total', { provider: 'openai', status: '0' })).toBe(1);
+    expect(after.sum('gateway_requests_total', { endpoint: 'passthrough', provider: 'openai', status: '502' })).toBe(1);
   });
 
   it('label values stay within the fixed sets (endpoint, provider, cache, type, state)', async () => {

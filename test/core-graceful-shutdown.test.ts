@@ -80,7 +80,9 @@ describe('graceful stop', () => {
     expect(events.at(-1)?.data).toBe('[DONE]');
     expect(chatContentOf(events)).toBe(answerFor({ messages }));
     expect(turnedAway).toHaveLength(1);
-    expect(['refused', 503]).toContain(turnedAway[0]);
+    // A connection accepted in the instant before the listener closed is dropped while idle
+    // (reset): as much a refusal as ECONNREFUSED or a 503.
+    expect(['refused', 'reset', 503]).toContain(turnedAway[0]);
     expect(checkedWhileStreaming).toBe(true);
 
     const exit = await gateway.exited;

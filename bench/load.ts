@@ -14,19 +14,20 @@ export interface LatencySummary {
   meanMs: number;
 }
 
-export interface LoadResult extends LatencySummary {
-  seconds: number;
-  requestsPerSecond: number;
-  errors: number;
-  non2xx: number;
-}
-
-export function summarize(latenciesMs: number[]): LatencySummary {
+export function summarize(latenciesMs: readonly number[]): LatencySummary {
   if (latenciesMs.length === 0) return { count: 0, p50Ms: 0, p99Ms: 0, meanMs: 0 };
   const sorted = Float64Array.from(latenciesMs).sort();
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
   const sum = sorted.reduce((total, value) => total + value, 0);
   return { count: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), meanMs: sum / sorted.length };
+}
+
+/** One autocannon run: every 2xx response time, exactly. */
+export interface LoadRun {
+  latenciesMs: number[];
+  seconds: number;
+  errors: number;
+  non2xx: number;
 }
 
 export interface LoadOptions {
@@ -42,14 +43,14 @@ export interface LoadOptions {
 const JSON_HEADERS = { 'content-type': 'application/json' };
 
 /** Drives `url` with autocannon for `seconds`; the response times of 2xx answers are kept exactly. */
-export function runLoad(options: LoadOptions): Promise<LoadResult> {
+export function runLoad(options: LoadOptions): Promise<LoadRun> {
   const headers = { ...JSON_HEADERS, ...options.headers };
   const makeBody = options.body;
   const request =
     typeof makeBody === 'string'
       ? { method: 'POST', path: options.path, headers, body: makeBody }
       : { method: 'POST', path: options.path, headers, setupRequest: (r: object) => ({ ...r, body: makeBody() }) };
-  const latencies: number[] = [];
+  const latenciesMs: number[] = [];
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const instance = autocannon(
@@ -59,18 +60,11 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
           reject(error);
           return;
         }
-        const seconds = (performance.now() - started) / 1000;
-        resolve({
-          ...summarize(latencies),
-          seconds,
-          requestsPerSecond: latencies.length / seconds,
-          errors: result.errors + result.timeouts,
-          non2xx: result.non2xx,
-        });
+        resolve({ latenciesMs, seconds: (performance.now() - started) / 1000, errors: result.errors + result.timeouts, non2xx: result.non2xx });
       },
     );
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTimeMs: number) => {
-      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTimeMs);
+      if (statusCode >= 200 && statusCode < 300) latenciesMs.push(responseTimeMs);
     });
   });
 }
@@ -98,11 +92,11 @@ export async function timedPost(dispatcher: Client | Pool, path: string, body: s
   return { status: response.statusCode, headers: response.headers, firstByteMs: Math.max(0, firstByteMs), totalMs, body: Buffer.concat(chunks).toString('utf8') };
 }
 
-export interface SequentialResult {
-  requests: number;
+export interface SequentialRun {
+  firstBytesMs: number[];
+  totalsMs: number[];
+  seconds: number;
   errors: number;
-  firstByte: LatencySummary;
-  total: LatencySummary;
 }
 
 /**
@@ -116,24 +110,25 @@ export async function runSequential(
   makeBody: () => string,
   headers: Record<string, string> = {},
   maxRequests = 100_000,
-): Promise<SequentialResult> {
+): Promise<SequentialRun> {
   const client = new Client(origin, { keepAliveTimeout: 30_000 });
-  const firstBytes: number[] = [];
-  const totals: number[] = [];
+  const firstBytesMs: number[] = [];
+  const totalsMs: number[] = [];
   let errors = 0;
-  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
   try {
-    while (performance.now() < deadline && totals.length + errors < maxRequests) {
+    while (performance.now() < deadline && totalsMs.length + errors < maxRequests) {
       const response = await timedPost(client, path, makeBody(), headers);
       if (response.status !== 200) {
         errors++;
         continue;
       }
-      firstBytes.push(response.firstByteMs);
-      totals.push(response.totalMs);
+      firstBytesMs.push(response.firstByteMs);
+      totalsMs.push(response.totalMs);
     }
   } finally {
     await client.close();
   }
-  return { requests: totals.length, errors, firstByte: summarize(firstBytes), total: summarize(totals) };
+  return { firstBytesMs, totalsMs, seconds: (performance.now() - started) / 1000, errors };
 }

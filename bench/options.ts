@@ -1,8 +1,10 @@
 /** The benchmark's knobs, from the environment (all optional; the defaults are the published run). */
 
 export interface BenchOptions {
-  /** Seconds of each load scenario (BENCH_DURATION). Concurrency-1 runs take half of it. */
+  /** Seconds of load per throughput row (BENCH_DURATION), split into `rounds` slices. Concurrency-1 rows take half of it. */
   durationSeconds: number;
+  /** Each comparison runs its contenders in this many interleaved slices (BENCH_ROUNDS). */
+  rounds: number;
   /** Seconds of load before each measured run, not counted (BENCH_WARMUP). */
   warmupSeconds: number;
   /** Connections of the throughput scenarios (BENCH_CONNECTIONS). */
@@ -41,6 +43,7 @@ export function loadOptions(): BenchOptions {
   const only = process.env.BENCH_ONLY?.trim();
   return {
     durationSeconds,
+    rounds: Math.round(number('BENCH_ROUNDS', 3, 1)),
     warmupSeconds: number('BENCH_WARMUP', Math.min(2, Math.max(1, durationSeconds / 5)), 0),
     connections: number('BENCH_CONNECTIONS', 50, 1),
     answerTokens: number('BENCH_ANSWER_TOKENS', 120, 1),

@@ -13,11 +13,11 @@ import { encodeEntry } from '../src/cache/entry.js';
 import { cacheKey } from '../src/cache/key.js';
 import { memoryStoreEntrySize } from '../src/cache/memory-store.js';
 import { timedPost, type TimedResponse } from './load.js';
-import { nginxBinary, startNginx } from './nginx.js';
+import { nginxBinary, startNginx, type RunningNginx } from './nginx.js';
 import { loadOptions, type BenchOptions } from './options.js';
-import { freePort, killAllNow, stopAll } from './processes.js';
+import { freePort, killAllNow, stopAll, type Managed } from './processes.js';
 import { checkTargets, formatTables, type BenchRun, type Machine, type ScenarioResult } from './results.js';
-import { CHAT_PATH, CLIENT_HEADERS, mixed, sequential, storm, throughput, uniqueChatBody, type Target } from './scenarios.js';
+import { CHAT_PATH, CLIENT_HEADERS, compareSequential, compareThroughput, mixed, storm, upstreamCalls, uniqueChatBody, type Contender, type SliceCheck, type Target } from './scenarios.js';
 import {
   buildGateway,
   metricSum,
@@ -28,6 +28,7 @@ import {
   startRedisServer,
   type FakeUpstreamProcess,
   type GatewayProcess,
+  type RedisProcess,
 } from './services.js';
 import { chatBody, CHAT_MODEL } from './workload.js';
 
@@ -58,10 +59,8 @@ async function primeHit(url: string, body: string): Promise<void> {
   throw new Error(`${url} never answered from its cache`);
 }
 
-async function record(id: string, run: () => Promise<ScenarioResult>): Promise<void> {
-  progress(`${id} …`);
-  const result = await run();
-  progress(`${id}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.errors} errors`);
+function report(result: ScenarioResult): void {
+  progress(`${result.id}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.errors} errors`);
   if (result.errors > 0) (result.notes ??= []).push(`${result.errors} failed requests`);
   results.push(result);
 }
@@ -70,29 +69,35 @@ function gatewayTarget(gateway: GatewayProcess, helpers: () => number[]): Target
   return { url: gateway.url, pids: () => [gateway.managed.pid], helperPids: helpers };
 }
 
-/** Metric deltas around a measured run: proves a hit run hit and a miss run missed. */
-function cacheCheck(gateway: GatewayProcess, fake: FakeUpstreamProcess) {
+/** Metric deltas around each measured slice: proves a hit run hit and a miss run missed. */
+function cacheCheck(gateway: GatewayProcess, fake: FakeUpstreamProcess): SliceCheck {
   let before = '';
   let callsBefore = 0;
-  const calls = async (): Promise<number> => {
-    const stats = await fake.stats();
-    return stats.chat + stats.chatStreams;
-  };
   return {
     async before() {
       before = await gateway.metrics();
-      callsBefore = await calls();
+      callsBefore = await upstreamCalls(fake);
     },
-    async after(requests: number): Promise<Partial<ScenarioResult>> {
+    async after() {
       const after = await gateway.metrics();
       const delta = (name: string): number => metricSum(after, name) - metricSum(before, name);
       return {
-        details: {
-          hitShare: requests ? delta('gateway_cache_hits_total') / requests : 0,
-          missShare: requests ? delta('gateway_cache_misses_total') / requests : 0,
-          upstreamCallsPerRequest: requests ? ((await calls()) - callsBefore) / requests : 0,
-        },
+        hitShare: delta('gateway_cache_hits_total'),
+        missShare: delta('gateway_cache_misses_total'),
+        upstreamCallsPerRequest: (await upstreamCalls(fake)) - callsBefore,
       };
+    },
+  };
+}
+
+function upstreamCheck(fake: FakeUpstreamProcess): SliceCheck {
+  let callsBefore = 0;
+  return {
+    async before() {
+      callsBefore = await upstreamCalls(fake);
+    },
+    async after() {
+      return { upstreamCallsPerRequest: (await upstreamCalls(fake)) - callsBefore };
     },
   };
 }
@@ -106,132 +111,140 @@ function heldBytesEstimate(answer: string, misses: number): number {
   return misses * memoryStoreEntrySize(key, entry);
 }
 
-async function runScenarios(options: BenchOptions, tmp: string, profileDir: string | undefined): Promise<void> {
+interface Stack {
+  fake: FakeUpstreamProcess;
+  constant: { managed: Managed; url: string } | undefined;
+  nginx: RunningNginx | undefined;
+  redis: RedisProcess | undefined;
+  /** Gateways by name: redis, memory (hits), memory-miss, memory-info. */
+  gateways: Map<string, GatewayProcess>;
+}
+
+/**
+ * Every server at once (idle ones cost nothing), so each comparison can interleave its contenders.
+ * Each gateway scenario gets its own process: the RSS of a row is that scenario's.
+ */
+async function startStack(options: BenchOptions, tmp: string, profileDir: string | undefined, answer: (fake: FakeUpstreamProcess) => Promise<string>): Promise<Stack> {
+  const wants = (...ids: string[]): boolean => !options.only || ids.some((id) => options.only!.has(id));
   let compiledMain: string | undefined;
   if (!options.gatewayThroughTsx) {
     progress('compiling the gateway (tsc -p tsconfig.build.json → bench/.build/)');
     compiledMain = buildGateway();
   }
-  const wants = (...ids: string[]): boolean => !options.only || ids.some((id) => options.only!.has(id));
-  progress('starting the fake upstream');
+  progress('starting the fake upstream, references, redis-server and gateways');
   const fake = await startFakeUpstream({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0, answerTokens: options.answerTokens });
+  const stack: Stack = { fake, constant: undefined, nginx: undefined, redis: undefined, gateways: new Map() };
+  if (wants('constant', 'hit-redis', 'hit-memory', 'nginx')) stack.constant = await startConstantServer(tmp, await answer(fake));
+  if (wants('nginx')) {
+    const binary = nginxBinary();
+    if (binary) stack.nginx = await startNginx(binary, join(tmp, 'nginx'), await freePort(), fake.port);
+    else skipped.push('nginx: not installed, scenario 3 skipped (apt-get install nginx)');
+  }
+  const gateway = (name: string, logLevel: string, redisUrl?: string): Promise<GatewayProcess> =>
+    startGateway({ name: `gateway-${name}`, upstreamUrl: fake.url, logLevel, cpuProfDir: profileDir, compiledMain, ...(redisUrl ? { redisUrl } : {}) });
+  const starting: Array<Promise<void>> = [];
+  const redisInstalled = version('redis-server', ['--version']) !== undefined;
+  if (!redisInstalled) skipped.push('redis-server: not installed, the Redis scenarios (4, 5, 7, 8, 9) skipped (apt-get install redis-server)');
+  if (redisInstalled && wants('miss-redis', 'miss-redis-c1', 'hit-redis', 'stream-miss', 'stream-hit', 'storm', 'mixed')) {
+    stack.redis = await startRedisServer(join(tmp, 'redis'));
+    const redisUrl = stack.redis.url;
+    starting.push(gateway('redis', 'warn', redisUrl).then((g) => void stack.gateways.set('redis', g)));
+  }
+  if (wants('hit-memory')) starting.push(gateway('memory', 'warn').then((g) => void stack.gateways.set('memory', g)));
+  if (wants('miss-memory')) starting.push(gateway('memory-miss', 'warn').then((g) => void stack.gateways.set('memory-miss', g)));
+  if (wants('hit-memory-info')) starting.push(gateway('memory-info', 'info').then((g) => void stack.gateways.set('memory-info', g)));
+  await Promise.all(starting);
+  return stack;
+}
+
+async function runScenarios(options: BenchOptions, tmp: string, profileDir: string | undefined): Promise<void> {
+  const wants = (...ids: string[]): boolean => !options.only || ids.some((id) => options.only!.has(id));
+  const hitBody = JSON.stringify(chatBody({ tag: 'hit' }));
+  const hitStreamBody = JSON.stringify(chatBody({ tag: 'hit-stream', stream: true }));
+  let answer = '';
+  const stack = await startStack(options, tmp, profileDir, async (fake) => (answer = (await post(fake.url, hitBody)).body));
+  const { fake, gateways } = stack;
+  if (!answer) answer = (await post(fake.url, hitBody)).body;
   const forThroughput = (): Promise<void> => fake.configure({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0 });
   const forStreams = (): Promise<void> => fake.configure({ delayMs: options.streamDelayMs, tokensPerSecond: options.tokensPerSecond });
   const fakeTarget: Target = { url: fake.url, pids: () => [fake.managed.pid] };
-  const hitBody = JSON.stringify(chatBody({ tag: 'hit' }));
-  const hitStreamBody = JSON.stringify(chatBody({ tag: 'hit-stream', stream: true }));
-  const helpers: number[] = [fake.managed.pid];
+  const helpers = (gateway: string): (() => number[]) => () => [fake.managed.pid, ...(gateway === 'redis' && stack.redis ? [stack.redis.managed.pid] : [])];
+  const contender = (id: string, title: string, gateway: string, body: Contender['body']): Contender | undefined => {
+    const process = gateways.get(gateway);
+    if (!process || !wants(id)) return undefined;
+    return { spec: { id, title, server: `gateway-${gateway}` }, target: gatewayTarget(process, helpers(gateway)), body, check: cacheCheck(process, fake) };
+  };
+  const present = (list: Array<Contender | undefined>): Contender[] => list.filter((c): c is Contender => c !== undefined);
 
-  if (wants('direct', 'miss-redis', 'miss-memory')) {
-    await record('direct', () => throughput({ id: 'direct', title: '1 upstream direct (floor), unique bodies', server: 'fake upstream' }, fakeTarget, options, () => uniqueChatBody()));
+  // Scenarios 2, 3, 5, 6: the hit against its ceilings, interleaved.
+  const hits = present([
+    stack.constant ? { spec: { id: 'constant', title: `2 constant JSON, bare Fastify (${Buffer.byteLength(answer)} B)`, server: 'fastify' }, target: { url: stack.constant.url, pids: () => [stack.constant!.managed.pid] }, body: hitBody } : undefined,
+    stack.nginx ? { spec: { id: 'nginx', title: '3 Nginx proxy_cache POST hit (1 worker)', server: 'nginx' }, target: { url: stack.nginx.url, pids: stack.nginx.pids }, body: hitBody, check: upstreamCheck(fake) } : undefined,
+    contender('hit-redis', '5 gateway hit, Redis', 'redis', hitBody),
+    contender('hit-memory', '6 gateway hit, embedded', 'memory', hitBody),
+    contender('hit-memory-info', '6 gateway hit, embedded, LOG_LEVEL=info', 'memory-info', hitBody),
+  ]);
+  if (hits.length > 0) {
+    if (stack.nginx) await primeHit(stack.nginx.url, hitBody);
+    for (const hit of hits) if (hit.spec.server.startsWith('gateway')) await primeHit(hit.target.url, hitBody);
+    progress(`hits: ${hits.map((c) => c.spec.id).join(', ')} (${options.rounds} interleaved rounds)`);
+    for (const result of await compareThroughput(hits, options)) report(result);
   }
-  if (wants('direct-c1', 'miss-redis-c1')) {
-    await record('direct-c1', () => sequential({ id: 'direct-c1', title: '1 upstream direct, concurrency 1', server: 'fake upstream' }, fakeTarget, options, () => uniqueChatBody()));
+
+  // Scenarios 1 and 4: misses against the upstream alone.
+  const misses = present([
+    wants('direct', 'miss-redis', 'miss-memory') ? { spec: { id: 'direct', title: '1 upstream direct (floor), unique bodies', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
+    contender('miss-redis', '4 gateway miss, Redis, unique bodies', 'redis', () => uniqueChatBody()),
+    contender('miss-memory', '4 gateway miss, embedded, unique bodies', 'memory-miss', () => uniqueChatBody()),
+  ]);
+  if (misses.length > 0) {
+    progress(`misses: ${misses.map((c) => c.spec.id).join(', ')}`);
+    for (const result of await compareThroughput(misses, options)) {
+      const memory = gateways.get('memory-miss');
+      if (result.id === 'miss-memory' && memory) {
+        const stored = metricSum(await memory.metrics(), 'gateway_cache_misses_total');
+        result.details = { ...result.details, storedAnswers: stored, cacheHeldMbEstimate: heldBytesEstimate(answer, stored) / 2 ** 20 };
+      }
+      report(result);
+    }
   }
-  if (wants('stream-direct', 'stream-miss')) {
+
+  // Latency added at concurrency 1.
+  const sequentialMisses = present([
+    wants('direct-c1', 'miss-redis-c1') ? { spec: { id: 'direct-c1', title: '1 upstream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
+    contender('miss-redis-c1', '4 gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody()),
+  ]);
+  if (sequentialMisses.length > 0) {
+    progress(`concurrency 1: ${sequentialMisses.map((c) => c.spec.id).join(', ')}`);
+    for (const result of await compareSequential(sequentialMisses, options)) report(result);
+  }
+
+  // Scenario 7: streams at concurrency 1, the upstream pacing its tokens.
+  const streams = present([
+    wants('stream-direct', 'stream-miss') ? { spec: { id: 'stream-direct', title: '7 stream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody(true) } : undefined,
+    contender('stream-miss', '7 stream gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody(true)),
+    contender('stream-hit', '7 stream gateway hit, Redis, concurrency 1', 'redis', hitStreamBody),
+  ]);
+  if (streams.length > 0) {
     await forStreams();
-    await record('stream-direct', () => sequential({ id: 'stream-direct', title: '7 stream direct, concurrency 1', server: 'fake upstream' }, fakeTarget, options, () => uniqueChatBody(true)));
+    const redisGateway = gateways.get('redis');
+    if (redisGateway && wants('stream-hit')) await primeHit(redisGateway.url, hitStreamBody);
+    progress(`streams: ${streams.map((c) => c.spec.id).join(', ')}`);
+    for (const result of await compareSequential(streams, options)) report(result);
     await forThroughput();
   }
 
-  const answer = (await post(fake.url, hitBody)).body;
-  if (wants('constant', 'hit-redis', 'hit-memory', 'nginx')) {
-    progress('starting the bare Fastify server');
-    const constant = await startConstantServer(tmp, answer);
-    await record('constant', () =>
-      throughput({ id: 'constant', title: `2 constant JSON, bare Fastify (${Buffer.byteLength(answer)} B)`, server: 'fastify' }, { url: constant.url, pids: () => [constant.managed.pid] }, options, hitBody),
-    );
-    await constant.managed.stop();
-  }
-
-  if (wants('nginx')) {
-    const binary = nginxBinary();
-    if (!binary) {
-      skipped.push('nginx: not installed, scenario 3 skipped (apt-get install nginx)');
-    } else {
-      progress('starting nginx');
-      const nginx = await startNginx(binary, join(tmp, 'nginx'), await freePort(), fake.port);
-      await primeHit(nginx.url, hitBody);
-      const calls = async (): Promise<number> => (await fake.stats()).chat;
-      let callsBefore = 0;
-      await record('nginx', () =>
-        throughput({ id: 'nginx', title: '3 Nginx proxy_cache POST hit (1 worker)', server: 'nginx' }, { url: nginx.url, pids: nginx.pids }, options, hitBody, {
-          before: async () => {
-            callsBefore = await calls();
-          },
-          after: async () => ({ details: { upstreamCalls: (await calls()) - callsBefore } }),
-        }),
-      );
-      await nginx.managed.stop();
-    }
-  }
-
-  if (wants('miss-redis', 'miss-redis-c1', 'hit-redis', 'stream-miss', 'stream-hit', 'storm', 'mixed')) {
-    progress('starting redis-server and the gateway (Redis)');
-    const redis = await startRedisServer(join(tmp, 'redis'));
-    const gateway = await startGateway({ name: 'gateway-redis', upstreamUrl: fake.url, redisUrl: redis.url, logLevel: 'warn', cpuProfDir: profileDir, compiledMain });
-    const target = gatewayTarget(gateway, () => [...helpers, redis.managed.pid]);
-    if (wants('miss-redis')) {
-      await record('miss-redis', () =>
-        throughput({ id: 'miss-redis', title: '4 gateway miss, Redis, unique bodies', server: 'gateway' }, target, options, () => uniqueChatBody(), cacheCheck(gateway, fake)),
-      );
-    }
-    if (wants('miss-redis-c1')) {
-      await record('miss-redis-c1', () => sequential({ id: 'miss-redis-c1', title: '4 gateway miss, Redis, concurrency 1', server: 'gateway' }, target, options, () => uniqueChatBody()));
-    }
-    if (wants('hit-redis')) {
-      await primeHit(gateway.url, hitBody);
-      await record('hit-redis', () => throughput({ id: 'hit-redis', title: '5 gateway hit, Redis', server: 'gateway' }, target, options, hitBody, cacheCheck(gateway, fake)));
-    }
-    if (wants('stream-miss', 'stream-hit')) {
-      await forStreams();
-      if (wants('stream-miss')) {
-        await record('stream-miss', () => sequential({ id: 'stream-miss', title: '7 stream gateway miss, Redis, concurrency 1', server: 'gateway' }, target, options, () => uniqueChatBody(true)));
-      }
-      if (wants('stream-hit')) {
-        await primeHit(gateway.url, hitStreamBody);
-        await record('stream-hit', () => sequential({ id: 'stream-hit', title: '7 stream gateway hit, Redis, concurrency 1', server: 'gateway' }, target, options, () => hitStreamBody));
-      }
-      await forThroughput();
-    }
-    if (wants('storm')) await record('storm', () => storm(gateway, fake, options));
-    if (wants('mixed')) await record('mixed', () => mixed(gateway, fake, options));
+  const redisGateway = gateways.get('redis');
+  if (redisGateway && wants('storm')) {
+    progress('storm');
+    report(await storm(redisGateway, fake, options));
     await forThroughput();
-    await gateway.managed.stop();
-    await redis.managed.stop();
   }
-
-  if (wants('hit-memory', 'miss-memory')) {
-    progress('starting the gateway (embedded cache)');
-    const gateway = await startGateway({ name: 'gateway-memory', upstreamUrl: fake.url, logLevel: 'warn', cpuProfDir: profileDir, compiledMain });
-    const target = gatewayTarget(gateway, () => helpers);
-    if (wants('hit-memory')) {
-      await primeHit(gateway.url, hitBody);
-      await record('hit-memory', () => throughput({ id: 'hit-memory', title: '6 gateway hit, embedded', server: 'gateway' }, target, options, hitBody, cacheCheck(gateway, fake)));
-    }
-    if (wants('miss-memory')) {
-      await record('miss-memory', async () => {
-        const result = await throughput({ id: 'miss-memory', title: '4 gateway miss, embedded, unique bodies', server: 'gateway' }, target, options, () => uniqueChatBody(), cacheCheck(gateway, fake));
-        const misses = metricSum(await gateway.metrics(), 'gateway_cache_misses_total');
-        result.details = { ...result.details, storedAnswers: misses, cacheHeldMbEstimate: heldBytesEstimate(answer, misses) / 2 ** 20 };
-        return result;
-      });
-    }
-    await gateway.managed.stop();
+  if (redisGateway && wants('mixed')) {
+    progress('mixed workload');
+    report(await mixed(redisGateway, fake, options));
+    await forThroughput();
   }
-
-  if (wants('hit-memory-info')) {
-    progress('starting the gateway (embedded cache, LOG_LEVEL=info)');
-    const gateway = await startGateway({ name: 'gateway-memory-info', upstreamUrl: fake.url, logLevel: 'info', cpuProfDir: profileDir, compiledMain });
-    await primeHit(gateway.url, hitBody);
-    await record('hit-memory-info', async () => {
-      const result = await throughput({ id: 'hit-memory-info', title: '6 gateway hit, embedded, LOG_LEVEL=info', server: 'gateway' }, gatewayTarget(gateway, () => helpers), options, hitBody, cacheCheck(gateway, fake));
-      (result.notes ??= []).push('one JSON log line per request, piped to the driver (as to a container log driver)');
-      return result;
-    });
-    await gateway.managed.stop();
-  }
-  await fake.managed.stop();
 }
 
 function version(command: string, args: string[]): string | undefined {

@@ -3,7 +3,7 @@
  * (latency added), a coalescing storm and a replayed mixed workload. Each returns one row.
  */
 import { Pool } from 'undici';
-import { runLoad, runSequential, timedPost, type LoadOptions } from './load.js';
+import { runLoad, runSequential, summarize, timedPost } from './load.js';
 import type { BenchOptions } from './options.js';
 import { UsageMeter } from './proc-stats.js';
 import type { ScenarioResult } from './results.js';
@@ -36,68 +36,115 @@ export interface RowSpec {
   server: string;
 }
 
+/** Counts read around each measured slice (gateway metrics, upstream calls), summed over slices. */
+export interface SliceCheck {
+  before(): Promise<void>;
+  after(): Promise<Record<string, number>>;
+}
+
+/** One row of an interleaved comparison. */
+export interface Contender {
+  spec: RowSpec;
+  target: Target;
+  /** A fixed body, or one per request (unique: cache misses). */
+  body: string | (() => string);
+  check?: SliceCheck;
+}
+
+interface Tally {
+  latenciesMs: number[];
+  firstBytesMs: number[];
+  seconds: number;
+  errors: number;
+  cpuSeconds: number;
+  helperCpuSeconds: number;
+  peakRssBytes: number;
+  roundRates: number[];
+  counts: Record<string, number>;
+}
+
+const newTally = (): Tally => ({ latenciesMs: [], firstBytesMs: [], seconds: 0, errors: 0, cpuSeconds: 0, helperCpuSeconds: 0, peakRssBytes: 0, roundRates: [], counts: {} });
+
 function usagePerRequest(cpuSeconds: number, requests: number): number | undefined {
   return requests > 0 ? (cpuSeconds * 1e6) / requests : undefined;
 }
 
-/** Throughput at `connections`: warm-up, then `durationSeconds` measured. */
-export async function throughput(
-  spec: RowSpec,
-  target: Target,
-  options: BenchOptions,
-  body: string | (() => string),
-  check?: { before(): Promise<void>; after(requests: number): Promise<Partial<ScenarioResult>> },
-): Promise<ScenarioResult> {
-  const load: LoadOptions = { url: target.url, path: CHAT_PATH, connections: options.connections, seconds: options.durationSeconds, body, headers: CLIENT_HEADERS };
-  if (options.warmupSeconds > 0) await runLoad({ ...load, seconds: options.warmupSeconds });
-  await check?.before();
-  const meter = new UsageMeter(target.pids());
-  const helpers = target.helperPids ? new UsageMeter(target.helperPids()) : undefined;
-  const result = await runLoad(load);
-  const usage = meter.stop();
-  const helperUsage = helpers?.stop();
-  const extra = (await check?.after(result.count)) ?? {};
-  return {
-    ...spec,
-    connections: options.connections,
-    requests: result.count,
-    seconds: result.seconds,
-    requestsPerSecond: result.requestsPerSecond,
-    p50Ms: result.p50Ms,
-    p99Ms: result.p99Ms,
-    errors: result.errors + result.non2xx,
-    cpuMicrosPerRequest: usagePerRequest(usage.cpuSeconds, result.count),
-    helperCpuMicrosPerRequest: helperUsage ? usagePerRequest(helperUsage.cpuSeconds, result.count) : undefined,
-    peakRssMb: usage.peakRssBytes / 2 ** 20,
-    ...extra,
-  };
+type Slice = (contender: Contender, seconds: number) => Promise<{ latenciesMs: number[]; firstBytesMs?: number[]; seconds: number; errors: number }>;
+
+/**
+ * The heart of the comparisons: every contender runs in `rounds` slices, in a rotating order, so a
+ * change in background load (two cores, shared with the load generator and whatever else runs)
+ * falls on all of them alike and the ratios within a run stay meaningful. Each contender is warmed
+ * up first (JIT, connection pools); its share of the time is `seconds` in total.
+ */
+async function interleave(contenders: Contender[], connections: number, seconds: number, warmupSeconds: number, rounds: number, slice: Slice): Promise<ScenarioResult[]> {
+  const tallies = contenders.map(newTally);
+  if (warmupSeconds > 0) for (const contender of contenders) await slice(contender, warmupSeconds);
+  for (let round = 0; round < rounds; round++) {
+    for (let turn = 0; turn < contenders.length; turn++) {
+      const index = (turn + round) % contenders.length;
+      const contender = contenders[index]!;
+      const tally = tallies[index]!;
+      await contender.check?.before();
+      const meter = new UsageMeter(contender.target.pids());
+      const helpers = contender.target.helperPids ? new UsageMeter(contender.target.helperPids()) : undefined;
+      const result = await slice(contender, seconds / rounds);
+      const usage = meter.stop();
+      tally.helperCpuSeconds += helpers?.stop().cpuSeconds ?? 0;
+      for (const [name, value] of Object.entries((await contender.check?.after()) ?? {})) tally.counts[name] = (tally.counts[name] ?? 0) + value;
+      for (const value of result.latenciesMs) tally.latenciesMs.push(value);
+      for (const value of result.firstBytesMs ?? []) tally.firstBytesMs.push(value);
+      tally.seconds += result.seconds;
+      tally.errors += result.errors;
+      tally.cpuSeconds += usage.cpuSeconds;
+      tally.peakRssBytes = Math.max(tally.peakRssBytes, usage.peakRssBytes);
+      tally.roundRates.push(result.latenciesMs.length / result.seconds);
+    }
+  }
+  return contenders.map((contender, index) => {
+    const tally = tallies[index]!;
+    const total = summarize(tally.latenciesMs);
+    const firstByte = tally.firstBytesMs.length > 0 ? summarize(tally.firstBytesMs) : undefined;
+    const requests = tally.latenciesMs.length;
+    const details: Record<string, number | string | boolean> = { rounds: tally.roundRates.map((rate) => rate.toFixed(0)).join('/') };
+    for (const [name, value] of Object.entries(tally.counts)) details[name] = requests ? value / requests : 0;
+    if (connections === 1) details.meanMs = total.meanMs;
+    return {
+      ...contender.spec,
+      connections,
+      requests,
+      seconds: tally.seconds,
+      requestsPerSecond: requests / tally.seconds,
+      p50Ms: total.p50Ms,
+      p99Ms: total.p99Ms,
+      ...(firstByte ? { firstByteP50Ms: firstByte.p50Ms, firstByteP99Ms: firstByte.p99Ms } : {}),
+      errors: tally.errors,
+      cpuMicrosPerRequest: usagePerRequest(tally.cpuSeconds, requests),
+      helperCpuMicrosPerRequest: contender.target.helperPids ? usagePerRequest(tally.helperCpuSeconds, requests) : undefined,
+      peakRssMb: tally.peakRssBytes / 2 ** 20,
+      details,
+    };
+  });
 }
 
-/** Concurrency 1, one request after the other: latency (and, for streams, time to first byte). */
-export async function sequential(spec: RowSpec, target: Target, options: BenchOptions, makeBody: () => string, headers: Record<string, string> = CLIENT_HEADERS): Promise<ScenarioResult> {
-  const seconds = Math.max(1, options.durationSeconds / 2);
-  await runSequential(target.url, CHAT_PATH, Math.min(1, options.warmupSeconds), makeBody, headers);
-  const meter = new UsageMeter(target.pids());
-  const result = await runSequential(target.url, CHAT_PATH, seconds, makeBody, headers);
-  const usage = meter.stop();
-  return {
-    ...spec,
-    connections: 1,
-    requests: result.requests,
-    seconds,
-    requestsPerSecond: result.requests / seconds,
-    p50Ms: result.total.p50Ms,
-    p99Ms: result.total.p99Ms,
-    firstByteP50Ms: result.firstByte.p50Ms,
-    firstByteP99Ms: result.firstByte.p99Ms,
-    errors: result.errors,
-    cpuMicrosPerRequest: usagePerRequest(usage.cpuSeconds, result.requests),
-    peakRssMb: usage.peakRssBytes / 2 ** 20,
-    details: { meanMs: result.total.meanMs, firstByteMeanMs: result.firstByte.meanMs },
-  };
+/** Throughput at `options.connections` (autocannon), interleaved. */
+export function compareThroughput(contenders: Contender[], options: BenchOptions): Promise<ScenarioResult[]> {
+  return interleave(contenders, options.connections, options.durationSeconds, options.warmupSeconds, options.rounds, async (contender, seconds) => {
+    const run = await runLoad({ url: contender.target.url, path: CHAT_PATH, connections: options.connections, seconds, body: contender.body, headers: CLIENT_HEADERS });
+    return { latenciesMs: run.latenciesMs, seconds: run.seconds, errors: run.errors + run.non2xx };
+  });
 }
 
-const upstreamCalls = async (fake: FakeUpstreamProcess): Promise<number> => {
+/** Concurrency 1, one request after another (latency, and time to first byte of streams), interleaved; half the time of a throughput run. */
+export function compareSequential(contenders: Contender[], options: BenchOptions): Promise<ScenarioResult[]> {
+  const bodyOf = (contender: Contender) => (typeof contender.body === 'string' ? () => contender.body as string : contender.body);
+  return interleave(contenders, 1, Math.max(1, options.durationSeconds / 2), Math.min(1, options.warmupSeconds), options.rounds, async (contender, seconds) => {
+    const run = await runSequential(contender.target.url, CHAT_PATH, seconds, bodyOf(contender), CLIENT_HEADERS);
+    return { latenciesMs: run.totalsMs, firstBytesMs: run.firstBytesMs, seconds: run.seconds, errors: run.errors };
+  });
+}
+
+export const upstreamCalls = async (fake: FakeUpstreamProcess): Promise<number> => {
   const stats = await fake.stats();
   return stats.chat + stats.chatStreams + stats.embeddings;
 };

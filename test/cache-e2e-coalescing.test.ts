@@ -5,7 +5,9 @@
  * nobody left the upstream sees the abort at once. Both backends.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BACKENDS, chat, chatBody, parseStream, streamText, unique, until, useGateway, type GatewayResponse } from './helpers/cache-e2e.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKENDS, chat, chatBody, parseStream, streamText, unique, until, useGateway, type E2eSetup } from './helpers/cache-e2e.js';
+import type { GatedUpstream } from './helpers/gated-upstream.js';
 import { answerFor, type FakeUpstream } from './helpers/fake-upstream.js';
 import type { RunningGateway } from './helpers/gateway.js';
 
@@ -41,34 +43,44 @@ async function openStream(gateway: RunningGateway, body: Record<string, unknown>
   return { response, first, all };
 }
 
+function gateOf(setup: E2eSetup): GatedUpstream {
+  if (!setup.gate) throw new Error('this block runs without a gate');
+  return setup.gate;
+}
+
 function slowUpstream(fake: FakeUpstream, settings: { latencyMs?: number; chunkDelayMs?: number; chunks?: number }): void {
   Object.assign(fake.options, settings);
 }
 
 describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
-  const setup = useGateway(backend);
+  // The gate holds upstream answers open until the test has seen every joiner join.
+  const setup = useGateway(backend, { gated: true });
   afterEach(() => slowUpstream(setup.fake, { latencyMs: 0, chunkDelayMs: 0, chunks: 5 }));
 
   it('50 identical concurrent requests (streams and JSON mixed) make one upstream call; everyone gets the whole answer', async () => {
-    slowUpstream(setup.fake, { chunkDelayMs: 150, chunks: 10 }); // a 1.5 s stream: room for 49 joiners on a busy box
+    const gate = gateOf(setup);
     const prompt = unique('crowd');
     const body = chatBody(prompt);
     const text = answerFor(body);
+    gate.hold(); // the upstream answer stays open until every joiner has joined
+    const coalescedBefore = await coalescedCount(setup.gateway);
     const leader = await openStream(setup.gateway, body);
     expect(leader.response.headers.get('x-cache')).toBe('MISS');
-    expect(setup.fake.completionCalls()).toHaveLength(1);
+    expect(leader.first).toMatch(/^data: /); // the first event already went out
 
-    // The leader's stream has started: these all join the call under way.
-    const joiners = await Promise.all(
+    const joiners = Promise.all(
       Array.from({ length: 49 }, (_, i) =>
         i % 2 === 0 ? chat(setup.gateway, { ...body, stream: true }) : chat(setup.gateway, body),
       ),
     );
+    expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 49, 10_000)).toBe(true);
+    gate.release();
+    const answers = await joiners;
     const leaderText = await leader.all;
     expect(streamText(parseStream(leaderText))).toBe(text);
     expect(setup.fake.completionCalls()).toHaveLength(1);
 
-    joiners.forEach((joiner, i) => {
+    answers.forEach((joiner, i) => {
       expect(joiner.status).toBe(200);
       expect(joiner.xCache).toBe('COALESCED');
       if (i % 2 === 0) {
@@ -91,17 +103,21 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
   });
 
   it('a JSON leader: stream joiners get a proper stream, JSON joiners the same completion', async () => {
-    slowUpstream(setup.fake, { latencyMs: 800 });
+    const gate = gateOf(setup);
     const body = chatBody(unique('json-leader'));
+    gate.hold();
+    const coalescedBefore = await coalescedCount(setup.gateway);
     const leaderPromise = chat(setup.gateway, body);
-    expect(await until(() => setup.fake.completionCalls().length === 1, 3_000, 10)).toBe(true);
-    const joiners = await Promise.all(
+    expect(await until(() => gate.waiting === 1, 5_000, 10)).toBe(true);
+    const joiners = Promise.all(
       Array.from({ length: 10 }, (_, i) => chat(setup.gateway, i % 2 === 0 ? { ...body, stream: true } : body)),
     );
-    const leader = await leaderPromise;
+    expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 10, 10_000)).toBe(true);
+    gate.release();
+    const [leader, answers] = await Promise.all([leaderPromise, joiners]);
     expect(leader.xCache).toBe('MISS');
     const completion = JSON.parse(leader.text) as { id: string; choices: Array<{ message: { content: string } }> };
-    joiners.forEach((joiner, i) => {
+    answers.forEach((joiner, i) => {
       expect(joiner.xCache).toBe('COALESCED');
       if (i % 2 === 0) {
         const stream = parseStream(joiner.text);
@@ -116,29 +132,35 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
   });
 
   it('a leader that disconnects does not abort the upstream call while followers wait', async () => {
-    slowUpstream(setup.fake, { chunkDelayMs: 60, chunks: 10 });
+    const gate = gateOf(setup);
     const body = chatBody(unique('leader-leaves'));
     const abort = new AbortController();
+    gate.hold();
+    const coalescedBefore = await coalescedCount(setup.gateway);
     const leader = await openStream(setup.gateway, body, abort.signal);
-    const followers: Array<Promise<GatewayResponse>> = [
+    const followers = Promise.all([
       chat(setup.gateway, body),
       chat(setup.gateway, { ...body, stream: true }),
       chat(setup.gateway, body),
-    ];
-    // Make sure the followers have joined before the leader leaves.
-    expect(await until(async () => (await coalescedCount(setup.gateway)) >= 3, 3_000, 10)).toBe(true);
+    ]);
+    // The followers have joined before the leader leaves.
+    expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 3, 10_000)).toBe(true);
     abort.abort();
     await expect(leader.all).rejects.toThrow();
+    // Give the gateway time to see the leader go (an abort of the upstream call would show in gate.calls).
+    await sleep(300);
+    expect(gate.calls.map((call) => call.aborted)).toEqual([false]);
+    gate.release();
 
-    const answers = await Promise.all(followers);
+    const answers = await followers;
     const text = answerFor(body);
     expect(answers.map((a) => a.xCache)).toEqual(['COALESCED', 'COALESCED', 'COALESCED']);
     expect((JSON.parse(answers[0]?.text ?? '') as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content).toBe(text);
     expect(streamText(parseStream(answers[1]?.text ?? ''))).toBe(text);
     expect(parseStream(answers[1]?.text ?? '').done).toBe(true);
-    const [call] = setup.fake.completionCalls();
     expect(setup.fake.completionCalls()).toHaveLength(1);
-    expect(call?.aborted).toBe(false);
+    expect(setup.fake.completionCalls()[0]?.aborted).toBe(false);
+    expect(gate.calls.map((call) => call.aborted)).toEqual([false]);
     // The completed answer was cached as usual.
     expect((await chat(setup.gateway, body)).xCache).toBe('HIT');
   });

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from './fake-upstream.js';
 import { startGateway, type RunningGateway } from './gateway.js';
+import { startGatedUpstream, type GatedUpstream } from './gated-upstream.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 export type Backend = 'memory' | 'redis';
@@ -16,6 +17,8 @@ export const BACKENDS: readonly Backend[] = ['memory', 'redis'];
 
 export interface E2eSetup {
   fake: FakeUpstream;
+  /** With `gated: true`: the proxy between gateway and fake that can hold answers open. */
+  gate: GatedUpstream | undefined;
   gateway: RunningGateway;
   /** Only for the Redis backend. */
   redis: RedisServer | undefined;
@@ -24,6 +27,8 @@ export interface E2eSetup {
 export interface E2eOptions {
   env?: Record<string, string | undefined>;
   upstream?: FakeUpstreamOptions;
+  /** Put a GatedUpstream between the gateway and the fake. */
+  gated?: boolean;
 }
 
 /**
@@ -36,8 +41,12 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
   beforeAll(async () => {
     setup.fake = await startFakeUpstream(options.upstream);
     setup.redis = backend === 'redis' ? await startRedis() : undefined;
-    const redisEnv = setup.redis ? { REDIS_URL: setup.redis.url } : {};
-    setup.gateway = await startGateway(setup.fake, { LOG_LEVEL: 'warn', ...redisEnv, ...options.env });
+    // A generous command timeout: on a busy CI box a slow Redis reply must not turn an expected
+    // HIT into a (correct, fail-open) BYPASS. Tests of the timeout itself pass their own value.
+    const redisEnv = setup.redis ? { REDIS_URL: setup.redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000' } : {};
+    setup.gate = options.gated ? await startGatedUpstream(setup.fake.url) : undefined;
+    const gateEnv = setup.gate ? { OPENAI_BASE_URL: `${setup.gate.url}/v1`, GROQ_BASE_URL: `${setup.gate.url}/openai/v1` } : {};
+    setup.gateway = await startGateway(setup.fake, { LOG_LEVEL: 'warn', ...redisEnv, ...gateEnv, ...options.env });
     // Fetch the model lists now, so a test that slows the fake down slows only its completions.
     const clientKey = setup.gateway.config.gatewayApiKeys[0];
     const auth: Record<string, string> = clientKey ? { authorization: `Bearer ${clientKey}` } : {};
@@ -50,10 +59,15 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
     // never sends a request; Node's server would wait for it to time out before closing.
     setup.gateway?.app.server.closeAllConnections();
     await setup.gateway?.close();
+    await setup.gate?.close();
     await setup.fake?.close();
     await setup.redis?.stop();
   });
-  beforeEach(() => setup.fake?.reset());
+  beforeEach(() => {
+    setup.fake?.reset();
+    setup.gate?.release();
+    setup.gate?.calls.splice(0);
+  });
   return setup;
 }
 

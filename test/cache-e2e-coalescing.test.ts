@@ -165,6 +165,29 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
     expect((await chat(setup.gateway, body)).xCache).toBe('HIT');
   });
 
+  it('gives each stream joiner the usage chunk only when it asked for it', async () => {
+    const gate = gateOf(setup);
+    const body = chatBody(unique('usage-mix'));
+    gate.hold();
+    const coalescedBefore = await coalescedCount(setup.gateway);
+    const leader = await openStream(setup.gateway, body); // did not ask for usage
+    const joiners = Promise.all([
+      chat(setup.gateway, { ...body, stream: true, stream_options: { include_usage: true } }),
+      chat(setup.gateway, { ...body, stream: true }),
+    ]);
+    expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 2, 10_000)).toBe(true);
+    gate.release();
+    const [withUsage, without] = await joiners;
+    const leaderStream = parseStream(await leader.all);
+    const usageStream = parseStream(withUsage?.text ?? '');
+    expect(leaderStream.chunks.some((c) => c.usage)).toBe(false);
+    expect(parseStream(without?.text ?? '').chunks.some((c) => c.usage)).toBe(false);
+    expect(usageStream.chunks.at(-1)?.usage?.['total_tokens']).toBeGreaterThan(0);
+    expect(usageStream.chunks.at(-1)?.choices).toEqual([]);
+    expect(streamText(usageStream)).toBe(streamText(leaderStream));
+    expect(setup.fake.completionCalls()).toHaveLength(1);
+  });
+
   it('a streaming client that disconnects alone aborts the upstream call at once, and nothing is stored', async () => {
     slowUpstream(setup.fake, { chunks: 10 });
     setup.fake.stallStreamAfterChunks = 2; // the upstream would never finish on its own

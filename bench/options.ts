@@ -26,6 +26,13 @@ export interface BenchOptions {
   only: Set<string> | undefined;
   /** Start gateways with --cpu-prof, profiles under bench/results/ (BENCH_CPU_PROF=1). */
   cpuProfile: boolean;
+  /** Node flags of the gateway processes (BENCH_GATEWAY_NODE_OPTIONS); the default is docker-compose.yml's NODE_OPTIONS. */
+  gatewayNodeFlags: string[];
+  /**
+   * A baseline gateway measured in the same interleaved rounds (BENCH_BASELINE): a directory with
+   * src/ and the tsconfig files, or a git revision to take them from. Adds `-baseline` rows.
+   */
+  baseline: string | undefined;
   /** Run the gateway from src/ through tsx (BENCH_GATEWAY=tsx) instead of compiling it first. */
   gatewayThroughTsx: boolean;
 }
@@ -56,5 +63,7 @@ export function loadOptions(): BenchOptions {
     only: only ? new Set(only.split(',').map((id) => id.trim())) : undefined,
     cpuProfile: process.env.BENCH_CPU_PROF === '1',
     gatewayThroughTsx: process.env.BENCH_GATEWAY === 'tsx',
+    baseline: process.env.BENCH_BASELINE?.trim() || undefined,
+    gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '--max-old-space-size=160').split(/\s+/).filter(Boolean),
   };
 }

@@ -77,6 +77,16 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   atMost('miss: latency added at concurrency 1 (p50)', missAdded, 0.2, 'ms', 3);
   atLeast(`miss (Redis) vs direct upstream at ${byId(results, 'direct')?.connections ?? 50} connections`, ratio(rps('miss-redis'), rps('direct')), 0.5);
   atLeast(`miss (embedded) vs direct upstream`, ratio(rps('miss-memory'), rps('direct')), 0.5);
+  const naiveAdded = subtract(byId(results, 'naive-proxy-c1')?.p50Ms, byId(results, 'direct-c1')?.p50Ms);
+  if (naiveAdded !== undefined) checks.push({ name: '(calibration) naive undici proxy: latency added at concurrency 1', measured: `${naiveAdded.toFixed(3)} ms`, required: 'issue: 0.34 ms', met: undefined });
+  const naiveRatio = ratio(rps('naive-proxy'), rps('direct'));
+  if (naiveRatio !== undefined) checks.push({ name: '(calibration) naive undici proxy vs direct upstream', measured: `${naiveRatio.toFixed(2)}×`, required: 'issue: 0.37×', met: undefined });
+  const naiveHit = ratio(rps('naive-redis-hit'), rps('constant'));
+  if (naiveHit !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs constant JSON', measured: `${naiveHit.toFixed(2)}×`, required: 'issue: 0.75×', met: undefined });
+  const naiveNginx = ratio(rps('naive-redis-hit'), rps('nginx'));
+  if (naiveNginx !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs Nginx', measured: `${naiveNginx.toFixed(2)}×`, required: 'issue: 0.34×', met: undefined });
+  const naiveTtfb = subtract(byId(results, 'stream-naive')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);
+  if (naiveTtfb !== undefined) checks.push({ name: '(calibration) naive proxy: stream time to first byte added', measured: `${naiveTtfb.toFixed(3)} ms`, required: '', met: undefined });
   const ttfbAdded = subtract(byId(results, 'stream-miss')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);
   atMost('stream: time to first byte added at concurrency 1 (p50)', ttfbAdded, 1, 'ms', 3);
   const storm = byId(results, 'storm');
@@ -122,7 +132,32 @@ const REFERENCE: Record<string, string> = {
   'miss-redis': 'direct',
   'miss-memory': 'direct',
   nginx: 'constant',
+  'naive-redis-hit': 'constant',
+  'naive-proxy': 'direct',
+  'hit-redis-baseline': 'constant',
+  'hit-memory-baseline': 'constant',
+  'miss-redis-baseline': 'direct',
+  'miss-memory-baseline': 'direct',
 };
+
+/** With BENCH_BASELINE: each gateway row against the baseline's, measured in the same rounds. */
+function beforeAfter(results: ScenarioResult[]): string {
+  const rows = [['row', 'req/s baseline → now', 'CPU µs/req baseline → now', 'p50 ms baseline → now', 'peak RSS MB baseline → now']];
+  for (const baseline of results.filter((r) => r.id.endsWith('-baseline'))) {
+    const now = byId(results, baseline.id.slice(0, -'-baseline'.length));
+    if (!now) continue;
+    const arrow = (a: number | undefined, b: number | undefined, digits: number): string => `${fixed(a, digits)} → ${fixed(b, digits)}`;
+    const speed = ratio(now.requestsPerSecond, baseline.requestsPerSecond);
+    rows.push([
+      now.id,
+      `${arrow(baseline.requestsPerSecond, now.requestsPerSecond, 0)} (${fixed(speed, 2)}×)`,
+      arrow(baseline.cpuMicrosPerRequest, now.cpuMicrosPerRequest, 0),
+      arrow(baseline.p50Ms, now.p50Ms, 2),
+      arrow(baseline.peakRssMb, now.peakRssMb, 1),
+    ]);
+  }
+  return rows.length > 1 ? `\n${markdown(rows, new Set())}\n` : '';
+}
 
 function pad(text: string, width: number, right = false): string {
   return right ? text.padStart(width) : text.padEnd(width);
@@ -152,11 +187,14 @@ export function formatTables(run: BenchRun): string {
     ]);
   }
   const scenarioTable = markdown(rows, new Set([2, 3, 4, 5, 6, 7, 8, 9]));
-  const targetRows = [['target', 'measured', 'required', 'met'], ...run.targets.map((t) => [t.name, t.measured, t.required, t.met === undefined ? 'not run' : t.met ? 'yes' : 'NO'])];
+  const targetRows = [
+    ['target', 'measured', 'required', 'met'],
+    ...run.targets.map((t) => [t.name, t.measured, t.required, t.name.startsWith('(calibration)') ? '' : t.met === undefined ? 'not run' : t.met ? 'yes' : 'NO']),
+  ];
   const details = run.scenarios
     .filter((r) => r.details || r.notes?.length)
     .map((r) => `- ${r.id}: ${Object.entries(r.details ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? round(v) : String(v)}`).join(', ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`);
-  return `${scenarioTable}\n\n${markdown(targetRows, new Set())}\n\n${details.join('\n')}\n`;
+  return `${scenarioTable}\n${beforeAfter(run.scenarios)}\n${markdown(targetRows, new Set())}\n\n${details.join('\n')}\n`;
 }
 
 function round(value: number): string {

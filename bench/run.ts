@@ -19,12 +19,14 @@ import { freePort, killAllNow, stopAll, type Managed } from './processes.js';
 import { checkTargets, formatTables, type BenchRun, type Machine, type ScenarioResult } from './results.js';
 import { CHAT_PATH, CLIENT_HEADERS, compareSequential, compareThroughput, mixed, storm, upstreamCalls, uniqueChatBody, type Contender, type SliceCheck, type Target } from './scenarios.js';
 import {
+  baselineSource,
   buildGateway,
   metricSum,
   REPO_ROOT,
   startConstantServer,
   startFakeUpstream,
   startGateway,
+  startNaive,
   startRedisServer,
   type FakeUpstreamProcess,
   type GatewayProcess,
@@ -114,6 +116,8 @@ function heldBytesEstimate(answer: string, misses: number): number {
 interface Stack {
   fake: FakeUpstreamProcess;
   constant: { managed: Managed; url: string } | undefined;
+  naiveProxy: { managed: Managed; url: string } | undefined;
+  naiveRedisHit: { managed: Managed; url: string } | undefined;
   nginx: RunningNginx | undefined;
   redis: RedisProcess | undefined;
   /** Gateways by name: redis, memory (hits), memory-miss, memory-info. */
@@ -133,26 +137,41 @@ async function startStack(options: BenchOptions, tmp: string, profileDir: string
   }
   progress('starting the fake upstream, references, redis-server and gateways');
   const fake = await startFakeUpstream({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0, answerTokens: options.answerTokens });
-  const stack: Stack = { fake, constant: undefined, nginx: undefined, redis: undefined, gateways: new Map() };
+  const stack: Stack = { fake, constant: undefined, naiveProxy: undefined, naiveRedisHit: undefined, nginx: undefined, redis: undefined, gateways: new Map() };
   if (wants('constant', 'hit-redis', 'hit-memory', 'nginx')) stack.constant = await startConstantServer(tmp, await answer(fake));
+  if (wants('naive-proxy', 'naive-proxy-c1', 'stream-naive')) stack.naiveProxy = await startNaive('proxy', { upstreamUrl: fake.url });
   if (wants('nginx')) {
     const binary = nginxBinary();
     if (binary) stack.nginx = await startNginx(binary, join(tmp, 'nginx'), await freePort(), fake.port);
     else skipped.push('nginx: not installed, scenario 3 skipped (apt-get install nginx)');
   }
-  const gateway = (name: string, logLevel: string, redisUrl?: string): Promise<GatewayProcess> =>
-    startGateway({ name: `gateway-${name}`, upstreamUrl: fake.url, logLevel, cpuProfDir: profileDir, compiledMain, ...(redisUrl ? { redisUrl } : {}) });
+  let baselineMain: string | undefined;
+  if (options.baseline) {
+    progress(`compiling the baseline gateway (${options.baseline})`);
+    baselineMain = buildGateway('baseline', baselineSource(options.baseline));
+  }
   const starting: Array<Promise<void>> = [];
+  const gateway = (name: string, logLevel: string, redisUrl?: string): void => {
+    const variants: Array<[string, string | undefined]> = [[name, compiledMain]];
+    // The baseline's Redis entries live in another database: each gateway fills its own cache.
+    if (baselineMain && name !== 'memory-info') variants.push([`${name}-baseline`, baselineMain]);
+    for (const [variant, main] of variants) {
+      const url = redisUrl && variant.endsWith('-baseline') ? `${redisUrl}/1` : redisUrl;
+      const started = startGateway({ name: `gateway-${variant}`, upstreamUrl: fake.url, logLevel, cpuProfDir: profileDir, compiledMain: main, nodeFlags: options.gatewayNodeFlags, ...(url ? { redisUrl: url } : {}) });
+      starting.push(started.then((g) => void stack.gateways.set(variant, g)));
+    }
+  };
   const redisInstalled = version('redis-server', ['--version']) !== undefined;
   if (!redisInstalled) skipped.push('redis-server: not installed, the Redis scenarios (4, 5, 7, 8, 9) skipped (apt-get install redis-server)');
-  if (redisInstalled && wants('miss-redis', 'miss-redis-c1', 'hit-redis', 'stream-miss', 'stream-hit', 'storm', 'mixed')) {
+  if (redisInstalled && wants('miss-redis', 'miss-redis-c1', 'hit-redis', 'stream-miss', 'stream-hit', 'storm', 'mixed', 'naive-redis-hit')) {
     stack.redis = await startRedisServer(join(tmp, 'redis'));
-    const redisUrl = stack.redis.url;
-    starting.push(gateway('redis', 'warn', redisUrl).then((g) => void stack.gateways.set('redis', g)));
+    gateway('redis', 'warn', stack.redis.url);
+    // Database 2: nothing of the gateways' entries.
+    if (wants('naive-redis-hit')) stack.naiveRedisHit = await startNaive('redis-hit', { redisUrl: `${stack.redis.url}/2`, answer: await answer(fake) });
   }
-  if (wants('hit-memory')) starting.push(gateway('memory', 'warn').then((g) => void stack.gateways.set('memory', g)));
-  if (wants('miss-memory')) starting.push(gateway('memory-miss', 'warn').then((g) => void stack.gateways.set('memory-miss', g)));
-  if (wants('hit-memory-info')) starting.push(gateway('memory-info', 'info').then((g) => void stack.gateways.set('memory-info', g)));
+  if (wants('hit-memory')) gateway('memory', 'warn');
+  if (wants('miss-memory')) gateway('memory-miss', 'warn');
+  if (wants('hit-memory-info')) gateway('memory-info', 'info');
   await Promise.all(starting);
   return stack;
 }
@@ -168,11 +187,18 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   const forThroughput = (): Promise<void> => fake.configure({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0 });
   const forStreams = (): Promise<void> => fake.configure({ delayMs: options.streamDelayMs, tokensPerSecond: options.tokensPerSecond });
   const fakeTarget: Target = { url: fake.url, pids: () => [fake.managed.pid] };
-  const helpers = (gateway: string): (() => number[]) => () => [fake.managed.pid, ...(gateway === 'redis' && stack.redis ? [stack.redis.managed.pid] : [])];
+  const naiveTarget = (naive: { managed: Managed; url: string }): Target => ({ url: naive.url, pids: () => [naive.managed.pid], helperPids: () => [fake.managed.pid] });
+  const helpers = (gateway: string): (() => number[]) => () => [fake.managed.pid, ...(gateway.startsWith('redis') && stack.redis ? [stack.redis.managed.pid] : [])];
   const contender = (id: string, title: string, gateway: string, body: Contender['body']): Contender | undefined => {
     const process = gateways.get(gateway);
     if (!process || !wants(id)) return undefined;
     return { spec: { id, title, server: `gateway-${gateway}` }, target: gatewayTarget(process, helpers(gateway)), body, check: cacheCheck(process, fake) };
+  };
+  /** The row and, with BENCH_BASELINE, the same row for the baseline gateway right after it. */
+  const withBaseline = (id: string, title: string, gateway: string, body: Contender['body']): Array<Contender | undefined> => {
+    const baseline = gateways.get(`${gateway}-baseline`) && wants(id) ? contender(id, title, `${gateway}-baseline`, body) : undefined;
+    if (baseline) baseline.spec = { ...baseline.spec, id: `${id}-baseline`, title: `${title} (baseline)` };
+    return [contender(id, title, gateway, body), baseline];
   };
   const present = (list: Array<Contender | undefined>): Contender[] => list.filter((c): c is Contender => c !== undefined);
 
@@ -180,8 +206,9 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   const hits = present([
     stack.constant ? { spec: { id: 'constant', title: `2 constant JSON, bare Fastify (${Buffer.byteLength(answer)} B)`, server: 'fastify' }, target: { url: stack.constant.url, pids: () => [stack.constant!.managed.pid] }, body: hitBody } : undefined,
     stack.nginx ? { spec: { id: 'nginx', title: '3 Nginx proxy_cache POST hit (1 worker)', server: 'nginx' }, target: { url: stack.nginx.url, pids: stack.nginx.pids }, body: hitBody, check: upstreamCheck(fake) } : undefined,
-    contender('hit-redis', '5 gateway hit, Redis', 'redis', hitBody),
-    contender('hit-memory', '6 gateway hit, embedded', 'memory', hitBody),
+    stack.naiveRedisHit && wants('naive-redis-hit') ? { spec: { id: 'naive-redis-hit', title: 'naive Fastify + ioredis GET (calibration)', server: 'naive' }, target: { url: stack.naiveRedisHit.url, pids: () => [stack.naiveRedisHit!.managed.pid], helperPids: () => (stack.redis ? [stack.redis.managed.pid] : []) }, body: hitBody } : undefined,
+    ...withBaseline('hit-redis', '5 gateway hit, Redis', 'redis', hitBody),
+    ...withBaseline('hit-memory', '6 gateway hit, embedded', 'memory', hitBody),
     contender('hit-memory-info', '6 gateway hit, embedded, LOG_LEVEL=info', 'memory-info', hitBody),
   ]);
   if (hits.length > 0) {
@@ -194,14 +221,15 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   // Scenarios 1 and 4: misses against the upstream alone.
   const misses = present([
     wants('direct', 'miss-redis', 'miss-memory') ? { spec: { id: 'direct', title: '1 upstream direct (floor), unique bodies', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
-    contender('miss-redis', '4 gateway miss, Redis, unique bodies', 'redis', () => uniqueChatBody()),
-    contender('miss-memory', '4 gateway miss, embedded, unique bodies', 'memory-miss', () => uniqueChatBody()),
+    stack.naiveProxy && wants('naive-proxy') ? { spec: { id: 'naive-proxy', title: 'naive Fastify + undici proxy (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody(), check: upstreamCheck(fake) } : undefined,
+    ...withBaseline('miss-redis', '4 gateway miss, Redis, unique bodies', 'redis', () => uniqueChatBody()),
+    ...withBaseline('miss-memory', '4 gateway miss, embedded, unique bodies', 'memory-miss', () => uniqueChatBody()),
   ]);
   if (misses.length > 0) {
     progress(`misses: ${misses.map((c) => c.spec.id).join(', ')}`);
     for (const result of await compareThroughput(misses, options)) {
-      const memory = gateways.get('memory-miss');
-      if (result.id === 'miss-memory' && memory) {
+      const memory = gateways.get(result.id === 'miss-memory-baseline' ? 'memory-miss-baseline' : 'memory-miss');
+      if ((result.id === 'miss-memory' || result.id === 'miss-memory-baseline') && memory) {
         const stored = metricSum(await memory.metrics(), 'gateway_cache_misses_total');
         result.details = { ...result.details, storedAnswers: stored, cacheHeldMbEstimate: heldBytesEstimate(answer, stored) / 2 ** 20 };
       }
@@ -212,7 +240,8 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   // Latency added at concurrency 1.
   const sequentialMisses = present([
     wants('direct-c1', 'miss-redis-c1') ? { spec: { id: 'direct-c1', title: '1 upstream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
-    contender('miss-redis-c1', '4 gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody()),
+    stack.naiveProxy && wants('naive-proxy-c1') ? { spec: { id: 'naive-proxy-c1', title: 'naive proxy, concurrency 1 (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody() } : undefined,
+    ...withBaseline('miss-redis-c1', '4 gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody()),
   ]);
   if (sequentialMisses.length > 0) {
     progress(`concurrency 1: ${sequentialMisses.map((c) => c.spec.id).join(', ')}`);
@@ -222,7 +251,8 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   // Scenario 7: streams at concurrency 1, the upstream pacing its tokens.
   const streams = present([
     wants('stream-direct', 'stream-miss') ? { spec: { id: 'stream-direct', title: '7 stream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody(true) } : undefined,
-    contender('stream-miss', '7 stream gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody(true)),
+    stack.naiveProxy && wants('stream-naive') ? { spec: { id: 'stream-naive', title: '7 stream via naive proxy, concurrency 1 (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody(true) } : undefined,
+    ...withBaseline('stream-miss', '7 stream gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody(true)),
     contender('stream-hit', '7 stream gateway hit, Redis, concurrency 1', 'redis', hitStreamBody),
   ]);
   if (streams.length > 0) {

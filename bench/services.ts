@@ -82,6 +82,22 @@ export async function startConstantServer(dir: string, answer: string): Promise<
   return { managed, url: `http://127.0.0.1:${port}` };
 }
 
+/** One of the issue's naive prototypes (bench/servers/naive.ts): `proxy` in front of the upstream, or `redis-hit`. */
+export async function startNaive(mode: 'proxy' | 'redis-hit', env: { upstreamUrl?: string; redisUrl?: string; answer?: string }): Promise<{ managed: Managed; url: string }> {
+  const managed = startProcess(`naive ${mode}`, process.execPath, [...TSX, 'bench/servers/naive.ts'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...baseEnv(),
+      NAIVE_MODE: mode,
+      ...(env.upstreamUrl ? { UPSTREAM_URL: env.upstreamUrl } : {}),
+      ...(env.redisUrl ? { REDIS_URL: env.redisUrl } : {}),
+      ...(env.answer ? { NAIVE_ANSWER: env.answer } : {}),
+    },
+  });
+  const port = await waitForListening(managed);
+  return { managed, url: `http://127.0.0.1:${port}` };
+}
+
 export interface RedisProcess {
   managed: Managed;
   url: string;
@@ -139,6 +155,8 @@ export interface GatewayOptions {
   cpuProfDir?: string;
   /** The compiled entry (see buildGateway); src/main.ts through tsx when undefined. */
   compiledMain?: string;
+  /** Node flags, as the deployment sets them in NODE_OPTIONS (docker-compose.yml). */
+  nodeFlags?: readonly string[];
 }
 
 export interface GatewayProcess {
@@ -148,24 +166,36 @@ export interface GatewayProcess {
 }
 
 export const BENCH_OPENAI_KEYS = 'sk-bench-openai-1,sk-bench-openai-2';
-const BUILD_DIR = join(REPO_ROOT, 'bench/.build/dist');
-
 /**
- * Compiles src/ the way `npm run build` does, into bench/.build/ (not dist/, which may be someone
- * else's): production runs compiled JS, and tsx's loader costs ~35 MB of RSS on its own, which
- * would blur the memory target. Type errors do not stop the emit; a missing main.js does.
+ * Compiles a gateway source tree the way `npm run build` does, into bench/.build/<name>/ (not
+ * dist/, which may be someone else's): production runs compiled JS, and tsx's loader costs ~35 MB
+ * of RSS on its own, which would blur the memory target. `sourceDir` holds src/ and the tsconfig
+ * files (the repository, or a baseline copy for a before/after comparison). Type errors do not
+ * stop the emit; a missing main.js does.
  */
-export function buildGateway(): string {
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+export function buildGateway(name = 'dist', sourceDir = REPO_ROOT): string {
+  const outDir = join(REPO_ROOT, 'bench/.build', name);
+  rmSync(outDir, { recursive: true, force: true });
   const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(process.execPath, [tsc, '-p', join(sourceDir, 'tsconfig.build.json'), '--outDir', outDir], { cwd: sourceDir, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (error) {
     const output = String((error as { stdout?: Buffer }).stdout ?? '');
-    if (!existsSync(join(BUILD_DIR, 'main.js'))) throw new Error(`could not compile the gateway:\n${output}`, { cause: error });
-    process.stderr.write(`[bench] tsc reported errors, running what it emitted:\n${output.slice(0, 2_000)}\n`);
+    if (!existsSync(join(outDir, 'main.js'))) throw new Error(`could not compile the gateway in ${sourceDir}:\n${output}`, { cause: error });
+    process.stderr.write(`[bench] tsc reported errors in ${sourceDir}, running what it emitted:\n${output.slice(0, 2_000)}\n`);
   }
-  return join(BUILD_DIR, 'main.js');
+  return join(outDir, 'main.js');
+}
+
+/** A directory with src/ and the tsconfig files: `revisionOrDir` itself, or extracted from git (read-only). */
+export function baselineSource(revisionOrDir: string): string {
+  if (existsSync(join(revisionOrDir, 'src/main.ts'))) return resolve(revisionOrDir);
+  const dir = join(REPO_ROOT, 'bench/.build/baseline-src');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const archive = execFileSync('git', ['archive', '--format=tar', revisionOrDir, 'src', 'tsconfig.json', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 256 * 2 ** 20 });
+  execFileSync('tar', ['-x', '-C', dir], { input: archive });
+  return dir;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<GatewayProcess> {
@@ -177,7 +207,7 @@ export async function startGateway(options: GatewayOptions): Promise<GatewayProc
     mkdirSync(dir, { recursive: true });
     profile = ['--cpu-prof', `--cpu-prof-dir=${dir}`];
   }
-  const managed = startProcess(options.name, process.execPath, [...profile, ...entry], {
+  const managed = startProcess(options.name, process.execPath, [...(options.nodeFlags ?? []), ...profile, ...entry], {
     cwd: REPO_ROOT,
     env: {
       ...baseEnv(),

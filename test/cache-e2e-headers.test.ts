@@ -47,6 +47,37 @@ describe.each(BACKENDS)('cache control headers end to end (%s backend)', (backen
     expect(setup.fake.completionCalls()).toHaveLength(2);
   });
 
+  it.each([
+    ['right after a large fill', 0],
+    ['once a large fill is stored', 500],
+  ])('Cache-Control: no-cache %s: the next request gets the refreshed answer at once', async (_when, pauseMs) => {
+    // Large answers are compressed off the event loop before they are stored, so each request here
+    // arrives while the previous answer is still being written.
+    const largeCompletion = (id: string) => ({
+      status: 200,
+      body: {
+        id, object: 'chat.completion', created: 1_700_000_777, model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: Array.from({ length: 40_000 }, (_, i) => `${id}${(i * 7919) % 100_003}`).join(' ') }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 3, completion_tokens: 40_000, total_tokens: 40_003 },
+      },
+    });
+    setup.fake.queue.push(largeCompletion('chatcmpl-old'), largeCompletion('chatcmpl-new'));
+    const body = chatBody(unique());
+    expect(idOf(await chat(setup.gateway, body))).toBe('chatcmpl-old');
+    await sleep(pauseMs);
+    const fresh = await chat(setup.gateway, body, { 'cache-control': 'no-cache' });
+    expect(fresh.xCache).toBe('BYPASS');
+    expect(idOf(fresh)).toBe('chatcmpl-new');
+    const next = await chat(setup.gateway, body);
+    expect(next.xCache).toBe('HIT');
+    expect(idOf(next)).toBe('chatcmpl-new');
+    // And once everything is written, the store holds the new answer too.
+    await sleep(300);
+    const later = await chat(setup.gateway, body);
+    expect(idOf(later)).toBe('chatcmpl-new');
+    expect(setup.fake.completionCalls()).toHaveLength(2);
+  });
+
   it('Cache-Control: no-cache on a stream also refreshes the entry', async () => {
     const body = chatBody(unique());
     const original = await chat(setup.gateway, body);

@@ -23,6 +23,26 @@ describe.each(BACKENDS)('cache keys end to end (%s backend)', (backend) => {
     expect(setup.fake.completionCalls()).toHaveLength(1);
   });
 
+  it('answers a repeat sent the moment a large answer arrived from that answer, while its entry is still being written', async () => {
+    // A big entry is compressed off the event loop before it is stored: the repeat arrives first.
+    const content = Array.from({ length: 40_000 }, (_, i) => `w${(i * 7919) % 100_003}`).join(' ');
+    setup.fake.queue.push({
+      status: 200,
+      body: {
+        id: 'chatcmpl-large', object: 'chat.completion', created: 1_700_000_999, model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 3, completion_tokens: 40_000, total_tokens: 40_003 },
+      },
+    });
+    const body = chatBody(unique('large'));
+    const first = await chat(setup.gateway, body);
+    expect(first.xCache).toBe('MISS');
+    const repeat = await chat(setup.gateway, body);
+    expect(repeat.xCache).toBe('HIT');
+    expect(JSON.parse(repeat.text)).toEqual(JSON.parse(first.text));
+    expect(setup.fake.completionCalls()).toHaveLength(1);
+  });
+
   it('shares one entry across key order, `user` and `stream` differences', async () => {
     const prompt = unique();
     const first = await chat(setup.gateway, { model: 'gpt-4o-mini', temperature: 0.5, messages: [{ role: 'user', content: prompt }] });

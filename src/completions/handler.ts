@@ -106,8 +106,12 @@ export async function handleCachedRoute(
   if (context.cache === 'MISS') deps.metrics.cacheMisses.inc({ endpoint });
   const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(request));
   // With a store write to wait for, the flight stays joinable until the entry can be read.
-  const stored = canShare && deps.store ? storeWhenSettled(deps.store, key, flight, policy) : flight.settled;
-  if (key && policy.store) deps.flights.register(key, flight, stored);
+  let registered = false;
+  // A flight replaced in the registry by a newer one (a no-cache refresh) must not write its
+  // older answer over the newer one when its own write happens to finish last.
+  const superseded = (): boolean => registered && deps.flights.get(key) !== flight;
+  const stored = canShare && deps.store ? storeWhenSettled(deps.store, key, flight, policy, superseded) : flight.settled;
+  if (key && policy.store) registered = deps.flights.register(key, flight, stored);
   // What the upstream call cost is counted once, by the flight, not by the client that started
   // it: that client may leave while coalesced ones still receive (and the upstream bills) it all.
   void flight.settled.then((outcome) => {
@@ -252,8 +256,14 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
   }
 }
 
-function storeWhenSettled(store: CacheStore, key: string, flight: Flight, policy: CachePolicy): Promise<void> {
-  return flight.settled.then((outcome) => storeOutcome(store, key, outcome, policy));
+function storeWhenSettled(
+  store: CacheStore,
+  key: string,
+  flight: Flight,
+  policy: CachePolicy,
+  superseded: () => boolean,
+): Promise<void> {
+  return flight.settled.then((outcome) => storeOutcome(store, key, outcome, policy, superseded));
 }
 
 async function storeOutcome(
@@ -261,10 +271,13 @@ async function storeOutcome(
   key: string,
   outcome: FlightOutcome,
   policy: CachePolicy,
+  superseded: () => boolean,
 ): Promise<void> {
   if (outcome.kind !== 'completed' || !outcome.entry) return;
   try {
-    await store.set(key, await encodeEntryAsync(outcome.entry), policy.ttlSeconds);
+    const encoded = await encodeEntryAsync(outcome.entry);
+    if (superseded()) return;
+    await store.set(key, encoded, policy.ttlSeconds);
   } catch {
     // Fail open: counted by the store; the answer was already served.
   }

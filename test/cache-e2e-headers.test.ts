@@ -29,6 +29,14 @@ describe.each(BACKENDS)('cache control headers end to end (%s backend)', (backen
     expect(Number(laterAge)).toBeGreaterThanOrEqual(1);
     expect(Number(laterAge)).toBeGreaterThan(Number(firstAge));
     expect(setup.fake.completionCalls()).toHaveLength(1);
+    // Hits carry the same identifying headers as forwarded answers.
+    for (const response of [miss, hit, later]) {
+      expect(response.headers.get('x-gateway-provider')).toBe('openai');
+      expect(response.headers.get('x-request-id')).toBeTruthy();
+    }
+    const own = await chat(setup.gateway, body, { 'x-request-id': 'my-trace-42' });
+    expect(own.xCache).toBe('HIT');
+    expect(own.headers.get('x-request-id')).toBe('my-trace-42');
   });
 
   it('Cache-Control: no-cache skips the lookup, calls upstream, and stores the fresh answer for later hits', async () => {

@@ -3,40 +3,12 @@
  * fake upstream must see its socket close. Unless identical (coalesced) requests still wait on
  * the same call: then it runs on for them, and stops only when the last one has left.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
-import { startGateway, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
-import { chat, eventually, expectNoKeyMaterial, pause, stopGateway, uniqueContent } from './helpers/upstream-e2e.js';
+import { describe, expect, it } from 'vitest';
+import { answerFor } from './helpers/fake-upstream.js';
+import type { RunningGateway } from './helpers/gateway.js';
+import { chat, eventually, pause, setUpGatewayE2e, uniqueContent } from './helpers/upstream-e2e.js';
 
-let fake: FakeUpstream;
-let gateway: RunningGateway | undefined;
-
-beforeAll(async () => {
-  fake = await startFakeUpstream();
-});
-
-afterAll(async () => {
-  await fake.close();
-});
-
-afterEach(async () => {
-  if (gateway) {
-    expectNoKeyMaterial(gateway.logs.join('\n'), [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]);
-    await stopGateway(gateway);
-    gateway = undefined;
-  }
-  fake.reset();
-  fake.options.latencyMs = 0;
-  fake.options.chunkDelayMs = 0;
-  fake.options.chunks = 5;
-});
-
-async function start(): Promise<RunningGateway> {
-  gateway = await startGateway(fake);
-  expect((await chat(gateway.url)).status).toBe(200);
-  fake.requests.length = 0;
-  return gateway;
-}
+const e2e = setUpGatewayE2e();
 
 interface OpenStream {
   controller: AbortController;
@@ -94,37 +66,37 @@ const hasContent = (sse: string) => contentOf(sse).length > 0;
 
 describe('a client that disconnects', () => {
   it('mid-stream: the upstream call is aborted at once', async () => {
-    const gw = await start();
-    fake.options.chunkDelayMs = 200;
-    fake.options.chunks = 12;
+    const gw = await e2e.startWarmGateway();
+    e2e.fake.options.chunkDelayMs = 200;
+    e2e.fake.options.chunks = 12;
     const stream = await openStream(gw, uniqueContent('abort-stream'));
     await stream.readUntil(hasContent);
-    expect(fake.completionCalls()).toHaveLength(1);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
     stream.controller.abort();
     // Long before the stream would have ended on its own (many more chunks, 200 ms apart).
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 1_500, 10);
+    await eventually(() => expect(e2e.fake.completionCalls()[0]?.aborted).toBe(true), 1_500, 10);
   });
 
   it('while waiting for the answer (JSON request): the upstream call is aborted at once', async () => {
-    const gw = await start();
-    fake.options.latencyMs = 3_000;
+    const gw = await e2e.startWarmGateway();
+    e2e.fake.options.latencyMs = 3_000;
     const controller = new AbortController();
     const pending = chat(gw.url, { signal: controller.signal }).catch((error: unknown) => error);
-    await eventually(() => expect(fake.completionCalls()).toHaveLength(1), 2_000, 10);
+    await eventually(() => expect(e2e.fake.completionCalls()).toHaveLength(1), 2_000, 10);
     controller.abort();
     expect(await pending).toBeInstanceOf(Error);
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 2_000, 10);
+    await eventually(() => expect(e2e.fake.completionCalls()[0]?.aborted).toBe(true), 2_000, 10);
     // The gateway logged the request as it ended, and did not try again.
     await pause(100);
-    expect(fake.completionCalls()).toHaveLength(1);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
   });
 });
 
 describe('coalesced followers', () => {
   it('keep the upstream call alive when the first client leaves; it stops when the last one leaves', async () => {
-    const gw = await start();
-    fake.options.chunkDelayMs = 150;
-    fake.options.chunks = 12;
+    const gw = await e2e.startWarmGateway();
+    e2e.fake.options.chunkDelayMs = 150;
+    e2e.fake.options.chunks = 12;
     const content = uniqueContent('coalesced');
 
     const first = await openStream(gw, content);
@@ -138,11 +110,11 @@ describe('coalesced followers', () => {
     const sse = await follower.rest();
     expect(contentOf(sse)).toBe(answerFor({ messages: [{ content }] }));
     expect(sse).toContain('data: [DONE]');
-    expect(fake.completionCalls()).toHaveLength(1);
-    expect(fake.completionCalls()[0]?.aborted).toBe(false);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
+    expect(e2e.fake.completionCalls()[0]?.aborted).toBe(false);
 
     // Now two waiters that both leave: the call is aborted once nobody is left.
-    fake.requests.length = 0;
+    e2e.fake.requests.length = 0;
     const again = uniqueContent('coalesced-both-leave');
     const one = await openStream(gw, again);
     await one.readUntil(hasContent);
@@ -151,9 +123,9 @@ describe('coalesced followers', () => {
     await two.readUntil(hasContent);
     one.controller.abort();
     await pause(200);
-    expect(fake.completionCalls()[0]?.aborted).toBe(false);
+    expect(e2e.fake.completionCalls()[0]?.aborted).toBe(false);
     two.controller.abort();
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 1_200, 10);
-    expect(fake.completionCalls()).toHaveLength(1);
+    await eventually(() => expect(e2e.fake.completionCalls()[0]?.aborted).toBe(true), 1_200, 10);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
   });
 });

@@ -7,40 +7,14 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
-import { startGateway, TEST_CLIENT_KEY, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
-import { chat, eventually, expectNoKeyMaterial, metricValue, stopGateway, uniqueContent } from './helpers/upstream-e2e.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerFor } from './helpers/fake-upstream.js';
+import { startGateway, TEST_CLIENT_KEY, type RunningGateway } from './helpers/gateway.js';
+import { readChatStream } from './helpers/sdk-clients.js';
+import { chat, eventually, metricValue, setUpGatewayE2e, uniqueContent } from './helpers/upstream-e2e.js';
 
-let fake: FakeUpstream;
-let gateway: RunningGateway | undefined;
-
-beforeAll(async () => {
-  fake = await startFakeUpstream();
-});
-
-afterAll(async () => {
-  await fake.close();
-});
-
-afterEach(async () => {
-  if (gateway) {
-    expectNoKeyMaterial(gateway.logs.join('\n'), [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]);
-    await stopGateway(gateway);
-    gateway = undefined;
-  }
-  fake.reset();
-  fake.options.latencyMs = 0;
-  fake.options.chunkDelayMs = 0;
-});
-
-/** A gateway whose model lists are already fetched, so slowness only meets completions. */
-async function start(env: Record<string, string>): Promise<RunningGateway> {
-  gateway = await startGateway(fake, env);
-  expect((await chat(gateway.url)).status).toBe(200);
-  fake.requests.length = 0;
-  return gateway;
-}
+// The gateways start warm (model lists fetched), so slowness set on the fake only meets completions.
+const e2e = setUpGatewayE2e();
 
 function sdk(gw: RunningGateway): OpenAI {
   return new OpenAI({ apiKey: TEST_CLIENT_KEY, baseURL: gw.baseURL, maxRetries: 0 });
@@ -72,13 +46,13 @@ describe('connect timeout (UPSTREAM_CONNECT_TIMEOUT_MS)', () => {
     const { port } = silent.address() as AddressInfo;
     let connections = 0;
     silent.on('connection', () => connections++);
-    gateway = await startGateway(fake, {
+    e2e.gateway = await startGateway(e2e.fake, {
       OPENAI_BASE_URL: `https://127.0.0.1:${port}/v1`,
       UPSTREAM_CONNECT_TIMEOUT_MS: '250',
       UPSTREAM_MAX_RETRIES: '1',
     });
     const startedAt = performance.now();
-    const answer = await chat(gateway.url, { model: 'gpt-4o-mini' });
+    const answer = await chat(e2e.gateway.url, { model: 'gpt-4o-mini' });
     const took = performance.now() - startedAt;
     expect(answer.status).toBe(504);
     expect(answer.json).toEqual({ error: { message: expect.stringContaining('openai'), type: 'server_error', code: 'upstream_timeout' } });
@@ -87,7 +61,7 @@ describe('connect timeout (UPSTREAM_CONNECT_TIMEOUT_MS)', () => {
     // Nowhere near the headers timeout (600 s by default): it was the connect timeout (which
     // undici checks on a coarse timer, so ~1 s per attempt at the least).
     expect(took).toBeLessThan(10_000);
-    expect(await metricValue(gateway.url, 'gateway_upstream_errors_total', { provider: 'openai', status: '0' })).toBe(4);
+    expect(await metricValue(e2e.gateway.url, 'gateway_upstream_errors_total', { provider: 'openai', status: '0' })).toBe(4);
     // Every half-open connection was given up by the gateway.
     await eventually(() => expect(sockets.size).toBe(0), 5_000);
   });
@@ -95,21 +69,21 @@ describe('connect timeout (UPSTREAM_CONNECT_TIMEOUT_MS)', () => {
 
 describe('response headers timeout (UPSTREAM_HEADERS_TIMEOUT_MS)', () => {
   it('answers 504 upstream_timeout, without a retry, and closes the upstream request', async () => {
-    const gw = await start({ UPSTREAM_HEADERS_TIMEOUT_MS: '300' });
-    fake.options.latencyMs = 3_000;
+    const gw = await e2e.startWarmGateway({ UPSTREAM_HEADERS_TIMEOUT_MS: '300' });
+    e2e.fake.options.latencyMs = 3_000;
     const startedAt = performance.now();
     const answer = await chat(gw.url);
     expect(performance.now() - startedAt).toBeLessThan(3_000);
     expect(answer.status).toBe(504);
     expect(answer.headers.get('content-type')).toContain('application/json');
     expect(answer.json).toEqual({ error: { message: expect.stringContaining('did not answer in time'), type: 'server_error', code: 'upstream_timeout' } });
-    expect(fake.completionCalls()).toHaveLength(1);
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 5_000);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
+    await eventually(() => expect(e2e.fake.completionCalls()[0]?.aborted).toBe(true), 5_000);
   });
 
   it('applies to stream requests too (no head, so a JSON 504)', async () => {
-    const gw = await start({ UPSTREAM_HEADERS_TIMEOUT_MS: '300' });
-    fake.options.latencyMs = 3_000;
+    const gw = await e2e.startWarmGateway({ UPSTREAM_HEADERS_TIMEOUT_MS: '300' });
+    e2e.fake.options.latencyMs = 3_000;
     const answer = await chat(gw.url, { stream: true });
     expect(answer.status).toBe(504);
     expect(answer.json).toEqual({ error: expect.objectContaining({ code: 'upstream_timeout' }) });
@@ -118,25 +92,19 @@ describe('response headers timeout (UPSTREAM_HEADERS_TIMEOUT_MS)', () => {
 
 describe('idle timeout between SSE chunks (UPSTREAM_IDLE_TIMEOUT_MS)', () => {
   it('ends a stalled stream with an error event the openai SDK raises; the partial answer is not cached', async () => {
-    const gw = await start({ UPSTREAM_IDLE_TIMEOUT_MS: '300' });
-    fake.stallStreamAfterChunks = 2;
+    const gw = await e2e.startWarmGateway({ UPSTREAM_IDLE_TIMEOUT_MS: '300' });
+    e2e.fake.stallStreamAfterChunks = 2;
     const content = uniqueContent('stall');
     const full = answerFor({ messages: [{ content }] });
     const stream = await sdk(gw).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], stream: true });
-    let text = '';
-    let failure: unknown;
-    try {
-      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
-    } catch (error) {
-      failure = error;
-    }
+    const { text, failure } = await readChatStream(stream);
     expect(failure).toBeInstanceOf(OpenAI.APIError);
     expect((failure as Error).message).toMatch(/did not answer in time/);
     expect(text.length).toBeGreaterThan(0);
     expect(full.startsWith(text) && text !== full).toBe(true);
     // The stalled upstream request was closed, not left hanging.
-    await eventually(() => expect(fake.completionCalls()[0]?.aborted).toBe(true), 5_000);
-    expect(fake.completionCalls()).toHaveLength(1);
+    await eventually(() => expect(e2e.fake.completionCalls()[0]?.aborted).toBe(true), 5_000);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
 
     // The raw stream ends with the error event, no [DONE].
     const raw = await chat(gw.url, { stream: true });
@@ -145,17 +113,17 @@ describe('idle timeout between SSE chunks (UPSTREAM_IDLE_TIMEOUT_MS)', () => {
     expect(raw.text).not.toContain('[DONE]');
 
     // Not cached: the same question goes upstream again.
-    fake.stallStreamAfterChunks = undefined;
-    fake.requests.length = 0;
+    e2e.fake.stallStreamAfterChunks = undefined;
+    e2e.fake.requests.length = 0;
     const again = await chat(gw.url, { content });
     expect(again.status).toBe(200);
     expect(again.headers.get('x-cache')).toBe('MISS');
-    expect(fake.completionCalls()).toHaveLength(1);
+    expect(e2e.fake.completionCalls()).toHaveLength(1);
   });
 
   it('is an idle timeout, not a total one: a slow stream that keeps flowing completes', async () => {
-    const gw = await start({ UPSTREAM_IDLE_TIMEOUT_MS: '400' });
-    fake.options.chunkDelayMs = 150;
+    const gw = await e2e.startWarmGateway({ UPSTREAM_IDLE_TIMEOUT_MS: '400' });
+    e2e.fake.options.chunkDelayMs = 150;
     const content = uniqueContent('slow');
     const startedAt = performance.now();
     const stream = await sdk(gw).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }], stream: true });

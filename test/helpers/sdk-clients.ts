@@ -14,3 +14,23 @@ export function openaiClient(gateway: Pick<RunningGateway, 'baseURL'>, apiKey = 
 export function groqClient(gateway: Pick<RunningGateway, 'url'>, apiKey = TEST_CLIENT_KEY): Groq {
   return new Groq({ apiKey, baseURL: gateway.url, maxRetries: 0, timeout: 15_000 });
 }
+
+/** The slice of a chat completion chunk a reader needs (the openai SDK's ChatCompletionChunk fits). */
+interface ContentChunk {
+  choices: Array<{ delta: { content?: string | null } }>;
+}
+
+/**
+ * Reads an SDK chat stream to its end, or to the error it raised: the content it delivered, and
+ * the error (undefined when the stream ended normally), so a test can check both for a broken stream.
+ */
+export async function readChatStream(stream: AsyncIterable<ContentChunk>): Promise<{ text: string; failure: unknown }> {
+  let text = '';
+  let failure: unknown;
+  try {
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+  } catch (error) {
+    failure = error;
+  }
+  return { text, failure };
+}

@@ -1,8 +1,11 @@
 /**
  * Small tools for the end-to-end upstream tests (key pool, retries, timeouts, reloads):
- * one chat call through the gateway, a gauge read from /metrics, polling, key-leak checks.
+ * the per-file fake upstream and per-test gateway, one chat call through the gateway, a gauge
+ * read from /metrics, polling, key-leak checks.
  */
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from './fake-upstream.js';
+import { startGateway, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './gateway.js';
 
 let sequence = 0;
 
@@ -111,4 +114,74 @@ export async function stopGateway(gateway: { app: { server: { closeAllConnection
   const closing = gateway.close();
   gateway.app.server.closeAllConnections();
   await closing;
+}
+
+/**
+ * The end of a test's gateway: no key material in anything it logged, then closed (see
+ * stopGateway). Checked before closing so the failure names the test that leaked.
+ */
+export async function closeCheckedGateway(gateway: RunningGateway, keys: readonly string[]): Promise<void> {
+  expectNoKeyMaterial(gateway.logs.join('\n'), keys);
+  await stopGateway(gateway);
+}
+
+/** One fake upstream for a test file, and the gateway the running test started against it. */
+export interface GatewayE2e {
+  /** Started before the file's first test, closed after its last. */
+  readonly fake: FakeUpstream;
+  /** The running test's gateway (if it started one): closed by closeCheckedGateway after the test. */
+  gateway: RunningGateway | undefined;
+  /**
+   * Starts `gateway` and has it fetch its model lists once, then forgets those requests, so
+   * what a test queues on the fake (failures, slowness) only meets its completions.
+   */
+  startWarmGateway(env?: Record<string, string>): Promise<RunningGateway>;
+}
+
+type PacingOptions = Pick<Required<FakeUpstreamOptions>, 'latencyMs' | 'chunkDelayMs' | 'chunks'>;
+
+/**
+ * Registers the hooks of an end-to-end upstream test file and gives its shared state. After
+ * each test: the gateway checked for `keys` in its logs and closed, the fake's records and
+ * canned answers cleared and its latency, chunk delay and chunk count put back as they started,
+ * so no test inherits another's setup.
+ */
+export function setUpGatewayE2e(keys: readonly string[] = [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]): GatewayE2e {
+  let started: FakeUpstream | undefined;
+  let pacing: PacingOptions | undefined;
+  const e2e: GatewayE2e = {
+    get fake(): FakeUpstream {
+      if (!started) throw new Error('the fake upstream is started in beforeAll: use it inside a test or hook');
+      return started;
+    },
+    gateway: undefined,
+    async startWarmGateway(env = {}) {
+      const gateway = await startGateway(e2e.fake, env);
+      e2e.gateway = gateway;
+      expect((await chat(gateway.url)).status).toBe(200);
+      e2e.fake.requests.length = 0;
+      return gateway;
+    },
+  };
+
+  beforeAll(async () => {
+    started = await startFakeUpstream();
+    const { latencyMs, chunkDelayMs, chunks } = started.options;
+    pacing = { latencyMs, chunkDelayMs, chunks };
+  });
+
+  afterAll(async () => {
+    await started?.close();
+  });
+
+  afterEach(async () => {
+    if (e2e.gateway) {
+      await closeCheckedGateway(e2e.gateway, keys);
+      e2e.gateway = undefined;
+    }
+    e2e.fake.reset();
+    Object.assign(e2e.fake.options, pacing);
+  });
+
+  return e2e;
 }

@@ -4,38 +4,25 @@
  */
 import Groq from 'groq-sdk';
 import OpenAI from 'openai';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
+import { describe, expect, it } from 'vitest';
+import { answerFor } from './helpers/fake-upstream.js';
+import { setUpFakeUpstream } from './helpers/fake-upstream-fixture.js';
 import { startGateway, TEST_CLIENT_KEY, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
 import { groqClient, openaiClient } from './helpers/sdk-clients.js';
 
-let fake: FakeUpstream;
-const gateways: RunningGateway[] = [];
+const fixture = setUpFakeUpstream();
 
 async function gateway(env: Record<string, string> = {}): Promise<RunningGateway> {
-  const gw = await startGateway(fake, { GATEWAY_API_KEYS: TEST_CLIENT_KEY, ...env });
-  gateways.push(gw);
-  return gw;
+  return fixture.closeAfterTest(await startGateway(fixture.fake, { GATEWAY_API_KEYS: TEST_CLIENT_KEY, ...env }));
 }
 
 /** Fetch the model lists first, so a later failure injected for chat does not hit the /models fetch. */
 async function warmedGateway(): Promise<RunningGateway> {
   const gw = await gateway();
   await openaiClient(gw).models.list();
-  fake.reset();
+  fixture.fake.reset();
   return gw;
 }
-
-beforeAll(async () => {
-  fake = await startFakeUpstream();
-});
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((gw) => gw.close()));
-  fake.reset();
-});
-afterAll(async () => {
-  await fake.close();
-});
 
 describe('models list through the SDKs', () => {
   it('is the union of both providers, with OpenAI model objects', async () => {
@@ -47,21 +34,21 @@ describe('models list through the SDKs', () => {
       expect(typeof model.owned_by).toBe('string');
       ids.push(model.id);
     }
-    expect(ids.sort()).toEqual([...fake.options.openaiModels, ...fake.options.groqModels].sort());
+    expect(ids.sort()).toEqual([...fixture.fake.options.openaiModels, ...fixture.fake.options.groqModels].sort());
   });
 
   it('groq-sdk with its base URL at the gateway root lists the same union', async () => {
     const gw = await gateway();
     const list = await groqClient(gw).models.list();
-    expect(list.data.map((m) => m.id).sort()).toEqual([...fake.options.openaiModels, ...fake.options.groqModels].sort());
+    expect(list.data.map((m) => m.id).sort()).toEqual([...fixture.fake.options.openaiModels, ...fixture.fake.options.groqModels].sort());
   });
 
   it('leaves out a provider whose /models fails instead of failing the whole list', async () => {
     // Groq's only key gets a 500 for everything: its list cannot be fetched.
-    fake.keyResponses.set(TEST_GROQ_KEYS[0]!, { status: 500 });
+    fixture.fake.keyResponses.set(TEST_GROQ_KEYS[0]!, { status: 500 });
     const gw = await gateway();
     const list = await openaiClient(gw).models.list();
-    expect(list.data.map((m) => m.id).sort()).toEqual([...fake.options.openaiModels].sort());
+    expect(list.data.map((m) => m.id).sort()).toEqual([...fixture.fake.options.openaiModels].sort());
   });
 });
 
@@ -74,7 +61,7 @@ describe('chat completions through the SDKs', () => {
     expect(completion.choices[0]?.message.content).toBe(answerFor({ messages }));
     expect(completion.choices[0]?.finish_reason).toBe('stop');
     expect(completion.usage?.prompt_tokens).toBe(11);
-    const upstream = fake.completionCalls();
+    const upstream = fixture.fake.completionCalls();
     expect(upstream).toHaveLength(1);
     expect(upstream[0]?.flavour).toBe('openai');
   });
@@ -96,7 +83,7 @@ describe('chat completions through the SDKs', () => {
       }
       finish = chunk.choices[0]?.finish_reason ?? finish;
     }
-    const sent = fake.completionCalls()[0]?.json;
+    const sent = fixture.fake.completionCalls()[0]?.json;
     expect(text).toBe(answerFor(sent));
     expect(text).toBe(answerFor({ messages }));
     expect(Buffer.from(text, 'utf8').equals(Buffer.from(answerFor({ messages }), 'utf8'))).toBe(true);
@@ -118,7 +105,7 @@ describe('chat completions through the SDKs', () => {
       text += chunk.choices[0]?.delta.content ?? '';
     }
     expect(text).toBe(answerFor({ messages: streamed }));
-    expect(fake.completionCalls().map((r) => r.flavour)).toEqual(['groq', 'groq']);
+    expect(fixture.fake.completionCalls().map((r) => r.flavour)).toEqual(['groq', 'groq']);
   });
 });
 
@@ -151,7 +138,7 @@ describe('legacy completions and embeddings through the openai SDK', () => {
     expect(result.data[0]?.embedding).toHaveLength(8);
     // The SDK asks for base64 by default and decodes it: the gateway must pass the request
     // field on and the base64 answer back untouched for these numbers to come out.
-    const upstream = fake.completionCalls()[0];
+    const upstream = fixture.fake.completionCalls()[0];
     expect(upstream?.path).toBe('/v1/embeddings');
     expect(upstream?.json?.encoding_format).toBe('base64');
     expect(result.data[0]?.embedding[0]).toBeCloseTo(('a'.charCodeAt(0) % 97) / 97, 5);
@@ -162,7 +149,7 @@ describe('legacy completions and embeddings through the openai SDK', () => {
 describe('upstream failures as the SDKs raise them', () => {
   it('429 on every key: RateLimitError with the gateway retry-after, after trying the other key', async () => {
     const gw = await warmedGateway();
-    for (const key of TEST_OPENAI_KEYS) fake.keyResponses.set(key, { status: 429, headers: { 'retry-after': '7' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } });
+    for (const key of TEST_OPENAI_KEYS) fixture.fake.keyResponses.set(key, { status: 429, headers: { 'retry-after': '7' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } });
     const error = await openaiClient(gw)
       .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'limited' }] })
       .then(() => undefined, (e: unknown) => e);
@@ -174,12 +161,12 @@ describe('upstream failures as the SDKs raise them', () => {
     expect(retryAfter).toBeGreaterThanOrEqual(6);
     expect(retryAfter).toBeLessThanOrEqual(7);
     // Both keys were tried before the client was told.
-    expect(new Set(fake.completionCalls().map((r) => r.key))).toEqual(new Set(TEST_OPENAI_KEYS));
+    expect(new Set(fixture.fake.completionCalls().map((r) => r.key))).toEqual(new Set(TEST_OPENAI_KEYS));
   });
 
   it('groq-sdk gets its RateLimitError too', async () => {
     const gw = await warmedGateway();
-    fake.keyResponses.set(TEST_GROQ_KEYS[0]!, { status: 429, headers: { 'retry-after': '3' } });
+    fixture.fake.keyResponses.set(TEST_GROQ_KEYS[0]!, { status: 429, headers: { 'retry-after': '3' } });
     const error = await groqClient(gw)
       .chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'limited groq' }] })
       .then(() => undefined, (e: unknown) => e);
@@ -190,7 +177,7 @@ describe('upstream failures as the SDKs raise them', () => {
     const gw = await warmedGateway();
     // OpenAI's real 401 echoes a masked fragment of the key it was given.
     for (const key of TEST_OPENAI_KEYS) {
-      fake.keyResponses.set(key, { status: 401, body: { error: { message: `Incorrect API key provided: ${key.slice(0, 7)}***${key.slice(-4)}.`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
+      fixture.fake.keyResponses.set(key, { status: 401, body: { error: { message: `Incorrect API key provided: ${key.slice(0, 7)}***${key.slice(-4)}.`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
     }
     const error = await openaiClient(gw)
       .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'rejected' }] })
@@ -204,18 +191,18 @@ describe('upstream failures as the SDKs raise them', () => {
     const said = JSON.stringify(apiError.error) + apiError.message;
     expect(said).not.toContain('Incorrect API key');
     for (const key of TEST_OPENAI_KEYS) expect(said).not.toContain(key.slice(-4));
-    expect(new Set(fake.completionCalls().map((r) => r.key))).toEqual(new Set(TEST_OPENAI_KEYS));
+    expect(new Set(fixture.fake.completionCalls().map((r) => r.key))).toEqual(new Set(TEST_OPENAI_KEYS));
   });
 
   it('after the keys were rejected, later requests get the same 503 without reaching upstream', async () => {
     const gw = await gateway();
-    for (const key of TEST_OPENAI_KEYS) fake.keyResponses.set(key, { status: 401 });
+    for (const key of TEST_OPENAI_KEYS) fixture.fake.keyResponses.set(key, { status: 401 });
     const client = openaiClient(gw);
     const first = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'r1' }] }).catch((e: unknown) => e);
     expect(first).toBeInstanceOf(OpenAI.InternalServerError);
-    const calls = fake.completionCalls().length;
+    const calls = fixture.fake.completionCalls().length;
     const second = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'r2' }] }).catch((e: unknown) => e);
     expect((second as InstanceType<typeof OpenAI.APIError>).code).toBe('provider_keys_rejected');
-    expect(fake.completionCalls()).toHaveLength(calls);
+    expect(fixture.fake.completionCalls()).toHaveLength(calls);
   });
 });

@@ -5,9 +5,10 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BUILTIN_PRICES } from '../src/pricing/builtin-prices.js';
-import { startFakeUpstream, type CannedResponse, type FakeUpstream } from './helpers/fake-upstream.js';
+import { startFakeUpstream, type CannedResponse } from './helpers/fake-upstream.js';
+import { setUpFakeUpstream } from './helpers/fake-upstream-fixture.js';
 import { startGateway, TEST_CLIENT_KEY, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
 import { parseMetrics, scrape, waitForModelLists } from './helpers/metrics-scrape.js';
 
@@ -33,12 +34,10 @@ function sampleNames(name: string, type: string): string[] {
   return type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name];
 }
 
-let fake: FakeUpstream;
-const gateways: RunningGateway[] = [];
+const fixture = setUpFakeUpstream();
 
 async function gateway(env: Record<string, string> = {}): Promise<RunningGateway> {
-  const gw = await startGateway(fake, { UPSTREAM_MAX_RETRIES: '0', ...env });
-  gateways.push(gw);
+  const gw = fixture.closeAfterTest(await startGateway(fixture.fake, { UPSTREAM_MAX_RETRIES: '0', ...env }));
   if (!env.METRICS_TOKEN) await waitForModelLists(gw.url);
   return gw;
 }
@@ -72,21 +71,9 @@ function cannedCompletion(model: string, usage: Record<string, unknown>): Canned
   };
 }
 
-beforeAll(async () => {
-  fake = await startFakeUpstream();
-});
-afterEach(async () => {
-  await Promise.all(gateways.splice(0).map((gw) => gw.close()));
-  fake.reset();
-});
-afterAll(async () => {
-  await fake.close();
-});
-
 describe('the first scrape after start-up', () => {
   it('has every contract metric, with its type, its exact label names and at least one (zero) sample', async () => {
-    const gw = await startGateway(fake, {});
-    gateways.push(gw);
+    const gw = fixture.closeAfterTest(await startGateway(fixture.fake, {}));
     const first = await scrape(gw.url);
     for (const [name, type, labels] of CONTRACT) {
       expect(first.types.get(name), name).toBe(type);
@@ -106,7 +93,7 @@ describe('the first scrape after start-up', () => {
     const settled = await waitForModelLists(gw.url);
     for (const provider of ['openai', 'groq']) {
       expect(settled.sum('gateway_upstream_duration_seconds_count', { provider })).toBe(
-        fake.requests.filter((r) => r.flavour === provider).length,
+        fixture.fake.requests.filter((r) => r.flavour === provider).length,
       );
     }
   });
@@ -207,10 +194,10 @@ describe('bounded label sets', () => {
     const unknown = await post(gw, '/chat/completions', chat('gpt-random-xyz123', 'hello'));
     expect(unknown.status).toBe(404);
     // … and a canned 200 with usage lets the same kind of id reach accounting.
-    fake.queue.push(cannedCompletion('gpt-random-abc987', { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }));
+    fixture.fake.queue.push(cannedCompletion('gpt-random-abc987', { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }));
     const answered = await post(gw, '/chat/completions', chat('gpt-random-abc987', 'hello'));
     expect(answered.status).toBe(200);
-    expect(fake.completionCalls().map((r) => r.json?.model)).toEqual(['gpt-random-xyz123', 'gpt-random-abc987']);
+    expect(fixture.fake.completionCalls().map((r) => r.json?.model)).toEqual(['gpt-random-xyz123', 'gpt-random-abc987']);
 
     const after = await scrape(gw.url);
     expect(after.text).not.toContain('gpt-random');
@@ -223,7 +210,7 @@ describe('bounded label sets', () => {
     expect(after.sum('gateway_tokens_total', { model: 'other', type: 'prompt' })).toBe(5);
     expect(after.sum('gateway_tokens_total', { model: 'other', type: 'completion' })).toBe(7);
     // Tokens counted, no cost: said once in the log, not once per request.
-    fake.queue.push(cannedCompletion('gpt-random-abc987', { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }));
+    fixture.fake.queue.push(cannedCompletion('gpt-random-abc987', { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }));
     await post(gw, '/chat/completions', chat('gpt-random-abc987', 'hello'), { 'cache-control': 'no-cache' });
     expect(after.sum('gateway_cost_usd_total', { model: 'other' })).toBe(0);
     const unpriced = gw.logs.filter((line) => line.includes('no price for this model'));
@@ -237,7 +224,7 @@ describe('bounded label sets', () => {
     const gw = await gateway();
     const usage = { prompt_tokens: 1000, completion_tokens: 2000, total_tokens: 3000 };
     for (const suffix of ['0001', '0002', '2031-01-01']) {
-      fake.queue.push(cannedCompletion(`gpt-4o-mini-${suffix}`, usage));
+      fixture.fake.queue.push(cannedCompletion(`gpt-4o-mini-${suffix}`, usage));
       expect((await post(gw, '/chat/completions', chat(`gpt-4o-mini-${suffix}`, 'snapshot'))).status).toBe(200);
     }
     const after = await scrape(gw.url);
@@ -252,7 +239,7 @@ describe('bounded label sets', () => {
     const gw = await gateway();
     const response = await post(gw, '/chat/completions', chat('openai/gpt-4o-mini', 'forced'));
     expect(response.status).toBe(200);
-    expect(fake.completionCalls()[0]?.json?.model).toBe('gpt-4o-mini');
+    expect(fixture.fake.completionCalls()[0]?.json?.model).toBe('gpt-4o-mini');
     const after = await scrape(gw.url);
     expect(after.sum('gateway_requests_total', { model: 'gpt-4o-mini', provider: 'openai', cache: 'MISS', status: '200' })).toBe(1);
     expect(after.sum('gateway_tokens_total', { model: 'gpt-4o-mini', type: 'prompt', cache: 'miss' })).toBe(11);
@@ -262,8 +249,7 @@ describe('bounded label sets', () => {
   it('an id a provider lists but the table does not price keeps its own label, and has tokens without cost', async () => {
     const own = await startFakeUpstream({ openaiModels: ['gpt-4o-mini', 'gpt-listed-unpriced'] });
     try {
-      const gw = await startGateway(own, { UPSTREAM_MAX_RETRIES: '0' });
-      gateways.push(gw);
+      const gw = fixture.closeAfterTest(await startGateway(own, { UPSTREAM_MAX_RETRIES: '0' }));
       await waitForModelLists(gw.url);
       await post(gw, '/chat/completions', chat('gpt-listed-unpriced', 'listed'));
       const after = await scrape(gw.url);
@@ -293,8 +279,7 @@ describe('bounded label sets', () => {
         server.close(() => resolve(port));
       });
     });
-    const gw = await startGateway(fake, { UPSTREAM_MAX_RETRIES: '0', OPENAI_BASE_URL: `http://127.0.0.1:${closed}/v1` });
-    gateways.push(gw);
+    const gw = fixture.closeAfterTest(await startGateway(fixture.fake, { UPSTREAM_MAX_RETRIES: '0', OPENAI_BASE_URL: `http://127.0.0.1:${closed}/v1` }));
     await waitForModelLists(gw.url);
     const before = await scrape(gw.url);
     const response = await post(gw, '/moderations', { input: 'no model named: OpenAI is chosen' });

@@ -3,8 +3,9 @@
  * the per-file fake upstream and per-test gateway, one chat call through the gateway, a gauge
  * read from /metrics, polling, key-leak checks.
  */
-import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from './fake-upstream.js';
+import { afterEach, expect } from 'vitest';
+import type { FakeUpstream } from './fake-upstream.js';
+import { setUpFakeUpstream } from './fake-upstream-fixture.js';
 import { startGateway, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './gateway.js';
 
 let sequence = 0;
@@ -127,7 +128,7 @@ export async function closeCheckedGateway(gateway: RunningGateway, keys: readonl
 
 /** One fake upstream for a test file, and the gateway the running test started against it. */
 export interface GatewayE2e {
-  /** Started before the file's first test, closed after its last. */
+  /** Started before the file's first test, closed after its last (see setUpFakeUpstream). */
   readonly fake: FakeUpstream;
   /** The running test's gateway (if it started one): closed by closeCheckedGateway after the test. */
   gateway: RunningGateway | undefined;
@@ -138,21 +139,16 @@ export interface GatewayE2e {
   startWarmGateway(env?: Record<string, string>): Promise<RunningGateway>;
 }
 
-type PacingOptions = Pick<Required<FakeUpstreamOptions>, 'latencyMs' | 'chunkDelayMs' | 'chunks'>;
-
 /**
- * Registers the hooks of an end-to-end upstream test file and gives its shared state. After
- * each test: the gateway checked for `keys` in its logs and closed, the fake's records and
- * canned answers cleared and its latency, chunk delay and chunk count put back as they started,
- * so no test inherits another's setup.
+ * Registers the hooks of an end-to-end upstream test file and gives its shared state: the fake
+ * upstream of setUpFakeUpstream, and after each test the test's gateway checked for `keys` in
+ * its logs and closed (before the fake is reset).
  */
 export function setUpGatewayE2e(keys: readonly string[] = [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]): GatewayE2e {
-  let started: FakeUpstream | undefined;
-  let pacing: PacingOptions | undefined;
+  const upstream = setUpFakeUpstream();
   const e2e: GatewayE2e = {
     get fake(): FakeUpstream {
-      if (!started) throw new Error('the fake upstream is started in beforeAll: use it inside a test or hook');
-      return started;
+      return upstream.fake;
     },
     gateway: undefined,
     async startWarmGateway(env = {}) {
@@ -164,23 +160,13 @@ export function setUpGatewayE2e(keys: readonly string[] = [...TEST_OPENAI_KEYS, 
     },
   };
 
-  beforeAll(async () => {
-    started = await startFakeUpstream();
-    const { latencyMs, chunkDelayMs, chunks } = started.options;
-    pacing = { latencyMs, chunkDelayMs, chunks };
-  });
-
-  afterAll(async () => {
-    await started?.close();
-  });
-
+  // Registered after the fixture's hooks, so (vitest runs after-hooks last in, first out) it
+  // runs before the fake is reset.
   afterEach(async () => {
     if (e2e.gateway) {
       await closeCheckedGateway(e2e.gateway, keys);
       e2e.gateway = undefined;
     }
-    e2e.fake.reset();
-    Object.assign(e2e.fake.options, pacing);
   });
 
   return e2e;

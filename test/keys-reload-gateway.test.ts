@@ -10,10 +10,10 @@
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { answerFor } from './helpers/fake-upstream.js';
 import { startGateway, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
-import { chat, eventually, expectNoKeyMaterial, keyGauge, pause, stopGateway, uniqueContent } from './helpers/upstream-e2e.js';
+import { chat, eventually, keyGauge, pause, setUpGatewayE2e, uniqueContent } from './helpers/upstream-e2e.js';
 
 const OLD_A = 'sk-reload-old-alpha-aaaaaaaaaaaaaaaaaa';
 const OLD_B = 'sk-reload-old-bravo-bbbbbbbbbbbbbbbbbb';
@@ -23,35 +23,21 @@ const GROQ_G = 'gsk_reload_groq_golf_gggggggggggggggggg';
 const BROKEN_FRAGMENT = 'sk-reload-broken-echo-eeeeeeeeeeeeee';
 const ALL_KEYS = [OLD_A, OLD_B, NEW_C, NEW_D, GROQ_G, BROKEN_FRAGMENT, ...TEST_OPENAI_KEYS];
 
-let fake: FakeUpstream;
-let gateway: RunningGateway | undefined;
 let dir: string;
 let keysFile: string;
-
-beforeAll(async () => {
-  fake = await startFakeUpstream();
-});
-
-afterAll(async () => {
-  await fake.close();
-});
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'keys-reload-'));
   keysFile = join(dir, 'keys.json');
 });
 
+// Registered before the gateway's hooks: after-hooks run last in, first out, so the keys file
+// is removed only once the gateway (which watches it) is closed.
 afterEach(async () => {
-  if (gateway) {
-    expectNoKeyMaterial(gateway.logs.join('\n'), ALL_KEYS);
-    await stopGateway(gateway);
-    gateway = undefined;
-  }
-  fake.reset();
-  fake.options.latencyMs = 0;
-  fake.options.chunkDelayMs = 0;
   await rm(dir, { recursive: true, force: true });
 });
+
+const e2e = setUpGatewayE2e(ALL_KEYS);
 
 /** Replace the file the way deploy tools do: write aside, then rename over it (atomic). */
 async function writeKeys(keys: { openai?: string[]; groq?: string[] } | string): Promise<void> {
@@ -63,14 +49,11 @@ async function writeKeys(keys: { openai?: string[]; groq?: string[] } | string):
 
 async function start(keys: { openai?: string[]; groq?: string[] }): Promise<RunningGateway> {
   await writeKeys(keys);
-  gateway = await startGateway(fake, {
+  return e2e.startWarmGateway({
     KEYS_FILE: keysFile,
     // The environment's keys are ignored when KEYS_FILE is set: they must never be used.
     OPENAI_API_KEYS: TEST_OPENAI_KEYS.join(','),
   });
-  expect((await chat(gateway.url)).status).toBe(200);
-  fake.requests.length = 0;
-  return gateway;
 }
 
 interface LogLine {
@@ -135,7 +118,7 @@ function startTraffic(gw: RunningGateway, maxMs = 6_000): { outcomes: Outcome[];
 }
 
 function keyOfContent(content: string): string | undefined {
-  return fake.completionCalls().find((record) => JSON.stringify(record.json?.messages ?? '').includes(content))?.key;
+  return e2e.fake.completionCalls().find((record) => JSON.stringify(record.json?.messages ?? '').includes(content))?.key;
 }
 
 function expectNoFailures(outcomes: readonly Outcome[]): void {
@@ -153,8 +136,8 @@ function expectOnlyKeysAfter(outcomes: readonly Outcome[], appliedAt: number, al
 describe('reload under continuous traffic', () => {
   it('by file change: no request fails, the new key is used, the removed key is never used again', async () => {
     const gw = await start({ openai: [OLD_A, OLD_B], groq: [GROQ_G] });
-    fake.options.latencyMs = 20;
-    fake.options.chunkDelayMs = 5;
+    e2e.fake.options.latencyMs = 20;
+    e2e.fake.options.chunkDelayMs = 5;
     const traffic = startTraffic(gw);
     await pause(400);
     const logsBefore = gw.logs.length;
@@ -166,7 +149,7 @@ describe('reload under continuous traffic', () => {
     await traffic.stop();
 
     expectNoFailures(traffic.outcomes);
-    const usedKeys = new Set(fake.completionCalls().map((record) => record.key));
+    const usedKeys = new Set(e2e.fake.completionCalls().map((record) => record.key));
     expect(usedKeys.has(NEW_C)).toBe(true);
     expect(usedKeys.has(OLD_A)).toBe(true);
     // The environment's keys lost to the file.
@@ -179,8 +162,8 @@ describe('reload under continuous traffic', () => {
 
   it('by SIGHUP: the same guarantees', async () => {
     const gw = await start({ openai: [OLD_A], groq: [GROQ_G] });
-    fake.options.latencyMs = 20;
-    fake.options.chunkDelayMs = 5;
+    e2e.fake.options.latencyMs = 20;
+    e2e.fake.options.chunkDelayMs = 5;
     const traffic = startTraffic(gw);
     await pause(400);
     const logsBefore = gw.logs.length;
@@ -193,7 +176,7 @@ describe('reload under continuous traffic', () => {
     await traffic.stop();
 
     expectNoFailures(traffic.outcomes);
-    const usedKeys = new Set(fake.completionCalls().map((record) => record.key));
+    const usedKeys = new Set(e2e.fake.completionCalls().map((record) => record.key));
     expect(usedKeys.has(NEW_C) && usedKeys.has(NEW_D)).toBe(true);
     expectOnlyKeysAfter(traffic.outcomes, appliedAt, [NEW_C, NEW_D]);
     expect(await keyGauge(gw.url, 'openai')).toEqual({ active: 2, cooling: 0, disabled: 0 });
@@ -201,7 +184,7 @@ describe('reload under continuous traffic', () => {
 
   it('a malformed file is refused with a log line, and the old keys stay in force', async () => {
     const gw = await start({ openai: [OLD_A, OLD_B], groq: [GROQ_G] });
-    fake.options.latencyMs = 20;
+    e2e.fake.options.latencyMs = 20;
     const traffic = startTraffic(gw);
     await pause(300);
 
@@ -228,7 +211,7 @@ describe('reload under continuous traffic', () => {
     expectNoFailures(traffic.outcomes);
     // The old keys served everything, before and after the refusals.
     expectOnlyKeysAfter(traffic.outcomes, refusedAt, [OLD_A, OLD_B]);
-    const usedKeys = new Set(fake.completionCalls().map((record) => record.key));
+    const usedKeys = new Set(e2e.fake.completionCalls().map((record) => record.key));
     expect(usedKeys).toEqual(new Set([OLD_A, OLD_B]));
     expect(await keyGauge(gw.url, 'openai')).toEqual({ active: 2, cooling: 0, disabled: 0 });
     expect(logLines(gw).some((line) => line.msg === 'provider keys reloaded')).toBe(false);
@@ -237,16 +220,16 @@ describe('reload under continuous traffic', () => {
     const beforeFix = gw.logs.length;
     await writeKeys({ openai: [NEW_C], groq: [GROQ_G] });
     await nextLog(gw, 'provider keys reloaded', beforeFix);
-    fake.requests.length = 0;
+    e2e.fake.requests.length = 0;
     expect((await chat(gw.url)).status).toBe(200);
-    expect(fake.completionCalls().map((record) => record.key)).toEqual([NEW_C]);
+    expect(e2e.fake.completionCalls().map((record) => record.key)).toEqual([NEW_C]);
   });
 });
 
 describe('reload semantics', () => {
   it('a request in flight finishes on the key it started with, even when that key is removed', async () => {
     const gw = await start({ openai: [OLD_A], groq: [GROQ_G] });
-    fake.options.chunkDelayMs = 120;
+    e2e.fake.options.chunkDelayMs = 120;
     const content = uniqueContent('in-flight');
     const streaming = chat(gw.url, { stream: true, content });
     await eventually(() => expect(keyOfContent(content)).toBe(OLD_A), 3_000, 5);
@@ -255,7 +238,7 @@ describe('reload semantics', () => {
     await writeKeys({ openai: [NEW_C], groq: [GROQ_G] });
     await nextLog(gw, 'provider keys reloaded', logsBefore);
     // The next request already uses the new key, while the old stream still runs.
-    fake.options.chunkDelayMs = 0;
+    e2e.fake.options.chunkDelayMs = 0;
     const next = uniqueContent('after-reload');
     expect((await chat(gw.url, { content: next })).status).toBe(200);
     expect(keyOfContent(next)).toBe(NEW_C);
@@ -263,17 +246,17 @@ describe('reload semantics', () => {
     const answer = await streaming;
     expect(answer.status).toBe(200);
     expect(answer.text).toContain('data: [DONE]');
-    const record = fake.completionCalls().find((call) => call.key === OLD_A);
+    const record = e2e.fake.completionCalls().find((call) => call.key === OLD_A);
     expect(record?.aborted).toBe(false);
-    expect(fake.completionCalls().filter((call) => call.key === OLD_A)).toHaveLength(1);
+    expect(e2e.fake.completionCalls().filter((call) => call.key === OLD_A)).toHaveLength(1);
   });
 
   it('SIGHUP re-enables keys the provider rejected; a file change that changes nothing does not', async () => {
     const gw = await start({ openai: [OLD_A, OLD_B], groq: [GROQ_G] });
-    fake.keyResponses.set(OLD_B, { status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } } });
+    e2e.fake.keyResponses.set(OLD_B, { status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } } });
     for (let i = 0; i < 3; i++) expect((await chat(gw.url)).status).toBe(200);
     expect(await keyGauge(gw.url, 'openai')).toEqual({ active: 1, cooling: 0, disabled: 1 });
-    fake.keyResponses.delete(OLD_B); // the operator fixed the key at the provider
+    e2e.fake.keyResponses.delete(OLD_B); // the operator fixed the key at the provider
 
     // Rewriting the same set is not a reload: the rejected key stays disabled.
     await writeKeys({ openai: [OLD_A, OLD_B], groq: [GROQ_G] });
@@ -284,9 +267,9 @@ describe('reload semantics', () => {
     process.kill(process.pid, 'SIGHUP');
     await nextLog(gw, 'provider keys reloaded', logsBefore);
     expect(await keyGauge(gw.url, 'openai')).toEqual({ active: 2, cooling: 0, disabled: 0 });
-    fake.requests.length = 0;
+    e2e.fake.requests.length = 0;
     for (let i = 0; i < 4; i++) expect((await chat(gw.url)).status).toBe(200);
-    expect(new Set(fake.completionCalls().map((record) => record.key))).toEqual(new Set([OLD_A, OLD_B]));
+    expect(new Set(e2e.fake.completionCalls().map((record) => record.key))).toEqual(new Set([OLD_A, OLD_B]));
   });
 
   it('a reload that leaves a provider without keys: its requests get 503 no_provider_keys, the other provider goes on', async () => {
@@ -304,9 +287,9 @@ describe('reload semantics', () => {
 describe('without KEYS_FILE', () => {
   it('the environment keys are used, and no SIGHUP handler is installed', async () => {
     const listeners = process.listenerCount('SIGHUP');
-    gateway = await startGateway(fake);
+    e2e.gateway = await startGateway(e2e.fake);
     expect(process.listenerCount('SIGHUP')).toBe(listeners);
-    for (let i = 0; i < 4; i++) expect((await chat(gateway.url)).status).toBe(200);
-    expect(new Set(fake.completionCalls().map((record) => record.key))).toEqual(new Set(TEST_OPENAI_KEYS));
+    for (let i = 0; i < 4; i++) expect((await chat(e2e.gateway.url)).status).toBe(200);
+    expect(new Set(e2e.fake.completionCalls().map((record) => record.key))).toEqual(new Set(TEST_OPENAI_KEYS));
   });
 });

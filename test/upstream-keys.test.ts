@@ -6,42 +6,32 @@
  */
 import OpenAI from 'openai';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGateway, TEST_CLIENT_KEY, type RunningGateway } from './helpers/gateway.js';
 import { startKeyLimiter, type KeyLimiter, type LimiterRecord, type ResetHint } from './helpers/key-limiter.js';
-import { chat, expectNoKeyMaterial, keyGauge, pause, stopGateway } from './helpers/upstream-e2e.js';
+import { chat, keyGauge, pause, setUpGatewayE2e } from './helpers/upstream-e2e.js';
 
 const OPENAI_KEYS = ['sk-e2e-openai-alpha-aaaaaaaaaaaaaaaa', 'sk-e2e-openai-bravo-bbbbbbbbbbbbbbbb', 'sk-e2e-openai-charlie-cccccccccccccc'];
 const GROQ_KEYS = ['gsk_e2e_groq_alpha_dddddddddddddddd', 'gsk_e2e_groq_bravo_eeeeeeeeeeeeeeee'];
 const ALL_KEYS = [...OPENAI_KEYS, ...GROQ_KEYS];
 
-let fake: FakeUpstream;
+// Whatever happened, no log line may carry a key: checked after each test.
+const e2e = setUpGatewayE2e(ALL_KEYS);
 let limiter: KeyLimiter;
-let gateway: RunningGateway | undefined;
 
 beforeAll(async () => {
-  fake = await startFakeUpstream();
-  limiter = await startKeyLimiter(fake);
+  limiter = await startKeyLimiter(e2e.fake);
 });
 
 afterAll(async () => {
   await limiter.close();
-  await fake.close();
 });
 
-afterEach(async () => {
-  if (gateway) {
-    // Whatever happened, no log line may carry a key.
-    expectNoKeyMaterial(gateway.logs.join('\n'), ALL_KEYS);
-    await stopGateway(gateway);
-    gateway = undefined;
-  }
-  fake.reset();
+afterEach(() => {
   limiter.reset();
 });
 
 async function start(openaiKeys: readonly string[], env: Record<string, string> = {}): Promise<RunningGateway> {
-  gateway = await startGateway(fake, {
+  e2e.gateway = await startGateway(e2e.fake, {
     OPENAI_BASE_URL: limiter.openaiBaseUrl,
     GROQ_BASE_URL: limiter.groqBaseUrl,
     OPENAI_API_KEYS: openaiKeys.join(','),
@@ -50,7 +40,7 @@ async function start(openaiKeys: readonly string[], env: Record<string, string> 
     KEY_COOLDOWN_MS: '60000',
     ...env,
   });
-  return gateway;
+  return e2e.gateway;
 }
 
 function forwarded(records: readonly LimiterRecord[]): LimiterRecord[] {
@@ -223,7 +213,7 @@ describe('401 / 403', () => {
     // Let the gateway fetch the model lists first: a 401 there would disable the key just the same.
     expect((await chat(gw.url)).status).toBe(200);
     limiter.records.length = 0;
-    fake.keyResponses.set(rejectedFirst, {
+    e2e.fake.keyResponses.set(rejectedFirst, {
       status: 401,
       body: { error: { message: 'Incorrect API key provided: sk-e2e-o***aaaa.', type: 'invalid_request_error', code: 'invalid_api_key' } },
     });
@@ -234,7 +224,7 @@ describe('401 / 403', () => {
     const rejected = gw.logs.map((line) => JSON.parse(line) as { msg: string; key?: string }).filter((line) => line.msg.startsWith('provider key rejected'));
     expect(rejected.map((line) => line.key)).toEqual([expect.stringMatching(/^k_[0-9a-f]{10}$/)]);
 
-    fake.keyResponses.set(rejectedLater, { status: 403, body: { error: { message: 'Forbidden', type: 'invalid_request_error', code: 'unsupported_country_region_territory' } } });
+    e2e.fake.keyResponses.set(rejectedLater, { status: 403, body: { error: { message: 'Forbidden', type: 'invalid_request_error', code: 'unsupported_country_region_territory' } } });
     const answer = await chat(gw.url);
     expect(answer.status).toBe(503);
     expect(answer.headers.get('content-type')).toContain('application/json');

@@ -14,7 +14,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from './deploy-harness.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
-import { freePort } from './nginx-harness.js';
+import { freePort } from './helpers/free-port.js';
 
 const run = promisify(execFile);
 

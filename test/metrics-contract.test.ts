@@ -3,12 +3,11 @@
  * label names in the very first scrape, prom-client's default process and Node.js metrics,
  * METRICS_TOKEN, and label sets no client can grow.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BUILTIN_PRICES } from '../src/pricing/builtin-prices.js';
 import { startFakeUpstream, type CannedResponse } from './helpers/fake-upstream.js';
 import { setUpFakeUpstream } from './helpers/fake-upstream-fixture.js';
+import { freePort } from './helpers/free-port.js';
 import { startGateway, TEST_CLIENT_KEY, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
 import { parseMetrics, scrape, waitForModelLists } from './helpers/metrics-scrape.js';
 
@@ -272,13 +271,7 @@ describe('bounded label sets', () => {
   });
 
   it('a passthrough request whose provider cannot be reached counts as upstream error status 0', async () => {
-    const closed = await new Promise<number>((resolve) => {
-      const server = createServer();
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
+    const closed = await freePort();
     const gw = fixture.closeAfterTest(await startGateway(fixture.fake, { UPSTREAM_MAX_RETRIES: '0', OPENAI_BASE_URL: `http://127.0.0.1:${closed}/v1` }));
     await waitForModelLists(gw.url);
     const before = await scrape(gw.url);

@@ -3,8 +3,9 @@
  * the production deployment (256 MB, allkeys-lru, no persistence). Killed when the test process ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './free-port.js';
 
 export interface RedisServerOptions {
   /** Extra redis-server arguments, e.g. ['--maxmemory', '16mb']; later flags win over the defaults. */
@@ -110,17 +111,5 @@ function answersPing(port: number): Promise<boolean> {
     socket.once('error', () => finish(false));
     socket.once('connect', () => socket.write('PING\r\n'));
     socket.once('data', (data: Buffer) => finish(data.toString().startsWith('+PONG')));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }

@@ -6,8 +6,8 @@
  *
  * OpenAI layout: `${url}/v1/...`; Groq layout: `${url}/openai/v1/...`.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { bearerKey, closeNow, createWholeBodyServer, listenOnLoopback } from './provider-double-server.js';
 
 export type Flavour = 'openai' | 'groq';
 
@@ -122,51 +122,42 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       fake.cutStreamAfterChunks = undefined;
       fake.stallStreamAfterChunks = undefined;
     },
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => closeNow(server),
   };
 
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const raw = Buffer.concat(chunks);
-      const body = raw.toString('utf8');
-      const url = new URL(req.url ?? '/', 'http://x');
-      const flavour: Flavour = url.pathname.startsWith('/openai/') ? 'groq' : 'openai';
-      const path = url.pathname.replace(/^\/openai/, '');
-      let json: Record<string, unknown> | undefined;
-      if ((req.headers['content-type'] ?? '').includes('json') && body) {
-        try {
-          json = JSON.parse(body) as Record<string, unknown>;
-        } catch {
-          json = undefined;
-        }
+  const server = createWholeBodyServer((req, res, raw) => {
+    const body = raw.toString('utf8');
+    const url = new URL(req.url ?? '/', 'http://x');
+    const flavour: Flavour = url.pathname.startsWith('/openai/') ? 'groq' : 'openai';
+    const path = url.pathname.replace(/^\/openai/, '');
+    let json: Record<string, unknown> | undefined;
+    if ((req.headers['content-type'] ?? '').includes('json') && body) {
+      try {
+        json = JSON.parse(body) as Record<string, unknown>;
+      } catch {
+        json = undefined;
       }
-      const auth = req.headers.authorization;
-      const record: RecordedRequest = {
-        method: req.method ?? 'GET',
-        path: url.pathname,
-        query: url.search,
-        flavour,
-        headers: req.headers,
-        key: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined,
-        body,
-        raw,
-        json,
-        aborted: false,
-      };
-      fake.requests.push(record);
-      res.on('finish', () => {
-        record.finishedAt = performance.now();
-      });
-      res.on('close', () => {
-        if (!res.writableFinished) record.aborted = true;
-      });
-      void handle(record, path, res).catch(() => res.destroy());
+    }
+    const record: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: url.search,
+      flavour,
+      headers: req.headers,
+      key: bearerKey(req),
+      body,
+      raw,
+      json,
+      aborted: false,
+    };
+    fake.requests.push(record);
+    res.on('finish', () => {
+      record.finishedAt = performance.now();
     });
+    res.on('close', () => {
+      if (!res.writableFinished) record.aborted = true;
+    });
+    void handle(record, path, res).catch(() => res.destroy());
   });
 
   async function handle(record: RecordedRequest, path: string, res: ServerResponse): Promise<void> {
@@ -260,11 +251,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     res.end('data: [DONE]\n\n');
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  fake.url = `http://127.0.0.1:${port}`;
-  fake.openaiBaseUrl = `${fake.url}/v1`;
-  fake.groqBaseUrl = `${fake.url}/openai/v1`;
+  Object.assign(fake, await listenOnLoopback(server));
   return fake;
 }
 

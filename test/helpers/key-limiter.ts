@@ -6,9 +6,9 @@
  *
  * Point the gateway's OPENAI_BASE_URL / GROQ_BASE_URL at `openaiBaseUrl` / `groqBaseUrl`.
  */
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { FakeUpstream } from './fake-upstream.js';
+import { bearerKey, closeNow, createWholeBodyServer, listenOnLoopback } from './provider-double-server.js';
 
 export type ResetHint =
   | 'retry-after' // seconds, rounded up (OpenAI, Groq)
@@ -80,44 +80,35 @@ export async function startKeyLimiter(fake: FakeUpstream, limits: Map<string, Ke
       limiter.breakNext.length = 0;
       windows.clear();
     },
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => closeNow(server),
   };
 
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const path = new URL(req.url ?? '/', 'http://x').pathname;
-      if (req.method !== 'POST' || !COMPLETION_PATH.test(path)) return forward(req, res, body);
-      const auth = req.headers.authorization;
-      const key = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
-      const now = performance.now();
-      const record: LimiterRecord = { key, path, at: now, status: undefined, content: contentOf(body) };
-      limiter.records.push(record);
-      const limit = key === undefined ? undefined : limiter.limits.get(key);
-      if (key !== undefined && limit !== undefined) {
-        let window = windows.get(key);
-        if (window === undefined || now - window.startedAt >= limit.windowMs) {
-          window = { startedAt: now, used: 0 };
-          windows.set(key, window);
-        }
-        if (window.used >= limit.limit) {
-          // The exact wait until this key is accepted again; hints round it up, never down.
-          const resetMs = Math.max(1, Math.ceil(window.startedAt + limit.windowMs - now));
-          record.status = 429;
-          record.resetMs = resetMs;
-          return refuse(res, limit.hint, resetMs);
-        }
-        window.used++;
+  const server = createWholeBodyServer((req, res, body) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method !== 'POST' || !COMPLETION_PATH.test(path)) return forward(req, res, body);
+    const key = bearerKey(req);
+    const now = performance.now();
+    const record: LimiterRecord = { key, path, at: now, status: undefined, content: contentOf(body) };
+    limiter.records.push(record);
+    const limit = key === undefined ? undefined : limiter.limits.get(key);
+    if (key !== undefined && limit !== undefined) {
+      let window = windows.get(key);
+      if (window === undefined || now - window.startedAt >= limit.windowMs) {
+        window = { startedAt: now, used: 0 };
+        windows.set(key, window);
       }
-      const breakage = limiter.breakNext.shift();
-      if (breakage !== undefined) return breakAnswer(res, breakage);
-      forward(req, res, body);
-    });
+      if (window.used >= limit.limit) {
+        // The exact wait until this key is accepted again; hints round it up, never down.
+        const resetMs = Math.max(1, Math.ceil(window.startedAt + limit.windowMs - now));
+        record.status = 429;
+        record.resetMs = resetMs;
+        return refuse(res, limit.hint, resetMs);
+      }
+      window.used++;
+    }
+    const breakage = limiter.breakNext.shift();
+    if (breakage !== undefined) return breakAnswer(res, breakage);
+    forward(req, res, body);
   });
 
   function forward(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
@@ -136,11 +127,7 @@ export async function startKeyLimiter(fake: FakeUpstream, limits: Map<string, Ke
     upstream.end(body);
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  limiter.url = `http://127.0.0.1:${port}`;
-  limiter.openaiBaseUrl = `${limiter.url}/v1`;
-  limiter.groqBaseUrl = `${limiter.url}/openai/v1`;
+  Object.assign(limiter, await listenOnLoopback(server));
   return limiter;
 }
 

@@ -40,6 +40,8 @@ export interface Machine {
   os: string;
   nginx: string | undefined;
   redis: string | undefined;
+  /** 1-minute load average when the run started and ended: how busy the box was besides the bench. */
+  loadAverage: { start: number; end: number };
 }
 
 export interface BenchRun {

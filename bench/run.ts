@@ -4,9 +4,9 @@
  * prints the table and writes bench/results/<timestamp>.json. Everything it starts is stopped at the
  * end, on an error and on Ctrl-C. Knobs: see bench/options.ts and bench/README.md.
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'undici';
 import { encodeEntry } from '../src/cache/entry.js';
@@ -277,36 +277,23 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   }
 }
 
+/** What a tool prints for its version (nginx -v writes to stderr); undefined when it is not installed. */
 function version(command: string, args: string[]): string | undefined {
-  try {
-    // nginx -v writes to stderr.
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || undefined;
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr?.trim();
-    return stderr || undefined;
-  }
+  const result = spawnSync(command, args, { encoding: 'utf8' });
+  if (result.error || result.status !== 0) return undefined;
+  return `${result.stdout}${result.stderr}`.trim() || undefined;
 }
 
-function machine(): Machine {
+function machine(loadAtStart: number): Machine {
   const nginx = nginxBinary();
-  let nginxVersion: string | undefined;
-  if (nginx) {
-    const result = (() => {
-      try {
-        return execFileSync(nginx, ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-      } catch (error) {
-        return (error as { stderr?: string }).stderr ?? '';
-      }
-    })();
-    nginxVersion = result.trim() || undefined;
-  }
   return {
+    loadAverage: { start: loadAtStart, end: loadavg()[0] ?? 0 },
     cpuModel: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     memoryGb: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     os: `Linux ${release()}`,
-    nginx: nginxVersion,
+    nginx: nginx ? version(nginx, ['-v'])?.replace(/^nginx version: /, '') : undefined,
     redis: version('redis-server', ['--version'])?.split(' ').find((part) => part.startsWith('v='))?.slice(2),
   };
 }
@@ -314,6 +301,7 @@ function machine(): Machine {
 async function main(): Promise<void> {
   const options = loadOptions();
   const startedAt = new Date();
+  const loadAtStart = loadavg()[0] ?? 0;
   const tmp = mkdtempSync(join(tmpdir(), 'cachegate-bench-'));
   // nginx's worker runs unprivileged when the driver is root: it must reach its directory.
   chmodSync(tmp, 0o755);
@@ -340,7 +328,7 @@ async function main(): Promise<void> {
   const run: BenchRun = {
     startedAt: startedAt.toISOString(),
     durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
-    machine: machine(),
+    machine: machine(loadAtStart),
     options: { ...options, only: options.only ? [...options.only] : undefined },
     scenarios: results,
     targets: checkTargets(results),
@@ -351,7 +339,7 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify({ ...run, skipped }, null, 2)}\n`);
   const m = run.machine;
   process.stdout.write(
-    `\ncachegate bench, ${run.startedAt}, ${run.durationSeconds.toFixed(0)} s: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, Node ${m.node}, ${m.os}\n\n${tables}\n${skipped.map((s) => `skipped: ${s}\n`).join('')}results: ${file}\n${profileDir ? `profiles: ${profileDir}\n` : ''}`,
+    `\ncachegate bench, ${run.startedAt}, ${run.durationSeconds.toFixed(0)} s: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, Node ${m.node}, ${m.os}, nginx ${m.nginx ?? 'absent'}, redis ${m.redis ?? 'absent'}, load average ${m.loadAverage.start.toFixed(1)} → ${m.loadAverage.end.toFixed(1)}\n\n${tables}\n${skipped.map((s) => `skipped: ${s}\n`).join('')}results: ${file}\n${profileDir ? `profiles: ${profileDir}\n` : ''}`,
   );
   if (failure) {
     process.stderr.write(`bench failed: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);

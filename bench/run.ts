@@ -169,7 +169,7 @@ async function startStack(options: BenchOptions, tmp: string, profileDir: string
     // Database 2: nothing of the gateways' entries.
     if (wants('naive-redis-hit')) stack.naiveRedisHit = await startNaive('redis-hit', { redisUrl: `${stack.redis.url}/2`, answer: await answer(fake) });
   }
-  if (wants('hit-memory')) gateway('memory', 'warn');
+  if (wants('hit-memory', 'miss-memory-c1', 'stream-miss-memory')) gateway('memory', 'warn');
   if (wants('miss-memory')) gateway('memory-miss', 'warn');
   if (wants('hit-memory-info')) gateway('memory-info', 'info');
   await Promise.all(starting);
@@ -242,6 +242,7 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
     wants('direct-c1', 'miss-redis-c1') ? { spec: { id: 'direct-c1', title: '1 upstream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
     stack.naiveProxy && wants('naive-proxy-c1') ? { spec: { id: 'naive-proxy-c1', title: 'naive proxy, concurrency 1 (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody() } : undefined,
     ...withBaseline('miss-redis-c1', '4 gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody()),
+    contender('miss-memory-c1', '4 gateway miss, embedded, concurrency 1', 'memory', () => uniqueChatBody()),
   ]);
   if (sequentialMisses.length > 0) {
     progress(`concurrency 1: ${sequentialMisses.map((c) => c.spec.id).join(', ')}`);
@@ -253,6 +254,7 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
     wants('stream-direct', 'stream-miss') ? { spec: { id: 'stream-direct', title: '7 stream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody(true) } : undefined,
     stack.naiveProxy && wants('stream-naive') ? { spec: { id: 'stream-naive', title: '7 stream via naive proxy, concurrency 1 (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody(true) } : undefined,
     ...withBaseline('stream-miss', '7 stream gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody(true)),
+    contender('stream-miss-memory', '7 stream gateway miss, embedded, concurrency 1', 'memory', () => uniqueChatBody(true)),
     contender('stream-hit', '7 stream gateway hit, Redis, concurrency 1', 'redis', hitStreamBody),
   ]);
   if (streams.length > 0) {

@@ -3,7 +3,8 @@
  * route, redis-server and the gateway (from src/ through tsx, or from dist/ after `npm run build`).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,14 +188,19 @@ export function buildGateway(name = 'dist', sourceDir = REPO_ROOT): string {
   return join(outDir, 'main.js');
 }
 
-/** A directory with src/ and the tsconfig files: `revisionOrDir` itself, or extracted from git (read-only). */
+/**
+ * A directory with src/ and the tsconfig files: `revisionOrDir` itself, or extracted from git
+ * (read-only) into the temp directory — outside the project, so `tsc -p .` never type-checks a
+ * second copy of src/. Its node_modules is the repository's, for the types.
+ */
 export function baselineSource(revisionOrDir: string): string {
   if (existsSync(join(revisionOrDir, 'src/main.ts'))) return resolve(revisionOrDir);
-  const dir = join(REPO_ROOT, 'bench/.build/baseline-src');
+  const dir = join(tmpdir(), 'cachegate-bench-baseline-src');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   const archive = execFileSync('git', ['archive', '--format=tar', revisionOrDir, 'src', 'tsconfig.json', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 256 * 2 ** 20 });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;
 }
 

@@ -189,7 +189,7 @@ export function buildGateway(name = 'dist', sourceDir = REPO_ROOT): string {
 }
 
 /**
- * A directory with src/ and the tsconfig files: `revisionOrDir` itself, or extracted from git
+ * A directory with src/, package.json (its "type") and the tsconfig files: `revisionOrDir` itself, or extracted from git
  * (read-only) into the temp directory — outside the project, so `tsc -p .` never type-checks a
  * second copy of src/. Its node_modules is the repository's, for the types.
  */
@@ -198,7 +198,7 @@ export function baselineSource(revisionOrDir: string): string {
   const dir = join(tmpdir(), 'cachegate-bench-baseline-src');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const archive = execFileSync('git', ['archive', '--format=tar', revisionOrDir, 'src', 'tsconfig.json', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 256 * 2 ** 20 });
+  const archive = execFileSync('git', ['archive', '--format=tar', revisionOrDir, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 256 * 2 ** 20 });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;

@@ -55,15 +55,20 @@ try {
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  if (only === 'gateway' || only === 'miss') {
+    process.stdout.write(`gateway ${only === 'miss' ? 'miss' : 'hit'} alone: ${(await perRequest(gateway, requests)).toFixed(1)} µs CPU per request (this process: ${lastSplit})\n`);
+  } else {
+    await compareWithBare(gateway, answer);
+  }
+  await gateway.close();
+} finally {
+  await stopAll();
+}
+
+async function compareWithBare(gateway: FastifyInstance, answer: string): Promise<void> {
   const bare = Fastify({ logger: false });
   bare.post('/v1/chat/completions', async (_request, reply) => reply.type('application/json').send(answer));
   await bare.ready();
-
-  if (only === 'gateway' || only === 'miss') {
-    process.stdout.write(`gateway ${only === 'miss' ? 'miss' : 'hit'} alone: ${(await perRequest(gateway, requests)).toFixed(1)} µs CPU per request (this process: ${lastSplit})\n`);
-    await gateway.close();
-    process.exit(0);
-  }
   // Warm both (JIT), then measure alternately so background load hits both alike.
   await perRequest(gateway, requests / 4);
   await perRequest(bare, requests / 4);
@@ -90,8 +95,5 @@ try {
     timeIt('crypto.randomUUID', 20_000, () => crypto.randomUUID()),
   ];
   process.stdout.write(`parts of the hit path, each alone:\n${parts.join('\n')}\n`);
-  await gateway.close();
   await bare.close();
-} finally {
-  await stopAll();
 }

@@ -19,6 +19,10 @@ const running = new Set<Managed>();
 const OUTPUT_TAIL_CHARS = 4_000;
 const STOP_GRACE_MS = 3_000;
 
+// Whatever script started children (run.ts, hit-path.ts), none of them outlives it, even when it
+// exits early with process.exit().
+process.once('exit', () => killAllNow());
+
 export function startProcess(name: string, command: string, args: string[], options: SpawnOptions & { keepOutput?: boolean } = {}): Managed {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);

@@ -311,9 +311,13 @@ async function main(): Promise<void> {
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   const profileDir = options.cpuProfile ? join(resultsDir, `profiles-${stamp}`) : undefined;
   if (profileDir) mkdirSync(profileDir, { recursive: true });
+  let interrupted = false;
   const interrupt = (): void => {
+    interrupted = true;
     progress('interrupted: stopping everything');
-    void stopAll().finally(() => process.exit(130));
+    // The scenario under way fails as its servers go; the partial results are still written.
+    void stopAll();
+    setTimeout(() => process.exit(130), 10_000).unref();
   };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
@@ -343,7 +347,10 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\ncachegate bench, ${run.startedAt}, ${run.durationSeconds.toFixed(0)} s: ${m.cpuModel}, ${m.cores} cores, ${m.memoryGb} GB, Node ${m.node}, ${m.os}, nginx ${m.nginx ?? 'absent'}, redis ${m.redis ?? 'absent'}, load average ${m.loadAverage.start.toFixed(1)} → ${m.loadAverage.end.toFixed(1)}\n\n${tables}\n${skipped.map((s) => `skipped: ${s}\n`).join('')}results: ${file}\n${profileDir ? `profiles: ${profileDir}\n` : ''}`,
   );
-  if (failure) {
+  if (interrupted) {
+    process.stderr.write('bench interrupted: the results above are partial\n');
+    process.exitCode = 130;
+  } else if (failure) {
     process.stderr.write(`bench failed: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
     process.exitCode = 1;
   }

@@ -64,6 +64,6 @@ export function loadOptions(): BenchOptions {
     cpuProfile: process.env.BENCH_CPU_PROF === '1',
     gatewayThroughTsx: process.env.BENCH_GATEWAY === 'tsx',
     baseline: process.env.BENCH_BASELINE?.trim() || undefined,
-    gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '--max-old-space-size=160').split(/\s+/).filter(Boolean),
+    gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '--max-old-space-size=160 --max-semi-space-size=8').split(/\s+/).filter(Boolean),
   };
 }

@@ -14,6 +14,7 @@ import type { KeyPools } from '../keys/pools.js';
 import type { Provider, ProviderName } from '../providers/index.js';
 import type { ModelRouter } from '../routing.js';
 import { modelInBody, withModel } from './passthrough-body.js';
+import { passthroughRetryDelay } from './passthrough-retry.js';
 
 interface PassthroughTarget {
   provider: Provider;
@@ -105,10 +106,11 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
         handler: (request: FastifyRequest, reply: FastifyReply, dest: string, fromOptions: object) => {
           const target = targetOf(request);
           const path = target.provider.basePath + (dest.startsWith('/') ? dest : `/${dest}`);
-          if (target.body === undefined) return reply.from(path, fromOptions);
+          const retryDelay = passthroughRetryDelay(target, deps.pools[target.provider.name], deps.config.upstreamMaxRetries);
+          if (target.body === undefined) return reply.from(path, { ...fromOptions, retryDelay });
           // Handed over explicitly: left to itself, reply-from JSON.stringify()s a Buffer body
           // sent as application/json and drops the content-type's parameters (the multipart boundary).
-          return reply.from(path, { ...fromOptions, body: target.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
+          return reply.from(path, { ...fromOptions, retryDelay, body: target.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
         },
       };
       // The plugin's option types do not model `handler` and typed hooks together; the shape is checked above.

@@ -12,6 +12,7 @@ import { errors } from '../errors.js';
 import { cooldownFromResponse } from '../keys/cooldown.js';
 import { isUnavailable, type KeyLease, type KeyPool } from '../keys/pool.js';
 import type { Provider } from '../providers/index.js';
+import { backoff } from './backoff.js';
 import { isAbortError, isRetryableTransportError, transportErrorToGatewayError } from './failures.js';
 
 export type UpstreamBody = Awaited<ReturnType<Pool['request']>>['body'];
@@ -46,8 +47,6 @@ export interface UpstreamObserver {
   attempt(provider: string, status: number, seconds: number): void;
 }
 
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 2_000;
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 export class UpstreamClient {
@@ -182,19 +181,6 @@ async function readBounded(body: UpstreamBody): Promise<string> {
     chunks.push(buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
-  // Full jitter: concurrent retries after one upstream hiccup must not arrive together.
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1));
-  const ms = Math.random() * ceiling;
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }
 
 function describe(error: unknown): { code?: string; message?: string } {

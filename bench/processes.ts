@@ -4,7 +4,6 @@
  * profile), SIGKILL for anything still alive after a grace period.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createServer } from 'node:net';
 
 export interface Managed {
   name: string;
@@ -97,17 +96,7 @@ export async function waitForHttp(url: string, managed: Managed, timeoutMs = 30_
 }
 
 /** A port free right now on loopback (for servers that cannot report the one they picked). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../test/helpers/free-port.js';
 
 export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((managed) => managed.stop()));

@@ -17,6 +17,10 @@ export interface RequestContext {
   writer: ClientWriter | undefined;
   upstreamStatus: number | undefined;
   error: GatewayError | undefined;
+  /** When a reply Fastify sends itself started leaving (performance.now()). */
+  sendingAt: number | undefined;
+  /** Metrics and the log line were written (exactly once per request). */
+  observed: boolean;
 }
 
 export function newRequestContext(): RequestContext {
@@ -29,6 +33,8 @@ export function newRequestContext(): RequestContext {
     writer: undefined,
     upstreamStatus: undefined,
     error: undefined,
+    sendingAt: undefined,
+    observed: false,
   };
 }
 

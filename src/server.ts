@@ -108,15 +108,17 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
 
   app.decorateRequest('gw', null as never);
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback style, not async: no extra promise ticks on every request (hot path).
+  app.addHook('onRequest', (request, reply, done) => {
     request.gw = newRequestContext();
     void reply.header('x-request-id', request.id);
     const path = request.url.split('?')[0] ?? '';
-    if (OPEN_ROUTES.has(path)) return;
+    if (OPEN_ROUTES.has(path)) return done();
     request.gw.endpoint = endpointOf(path);
     const { ok, key } = auth.check(request.headers.authorization);
-    if (!ok) throw errors.invalidApiKey();
+    if (!ok) return done(errors.invalidApiKey());
     request.gw.cacheScope = cacheScopeOf(config.cacheScope, request, key);
+    done();
   });
   observeRequests(app, metrics, accounting);
   app.setErrorHandler(async (error, request, reply) => {

@@ -277,6 +277,35 @@ describe('splitText', () => {
     for (const piece of pieces) expect(piece).toBe(Buffer.from(piece).toString()); // no lone surrogates
     expect(splitText('', 20)).toEqual([]);
   });
+
+  it('splits a short text into several pieces when asked, even down to single characters and emoji', () => {
+    expect(splitText('Hi there, friend!', 96, 4).length).toBeGreaterThanOrEqual(3);
+    expect(splitText('Hi there, friend!', 96, 4).join('')).toBe('Hi there, friend!');
+    expect(splitText('ok', 96, 4)).toEqual(['o', 'k']);
+    const emoji = '😀😀';
+    const pieces = splitText(emoji, 96, 4);
+    expect(pieces.join('')).toBe(emoji);
+    for (const piece of pieces) expect(piece).toBe(Buffer.from(piece).toString());
+  });
+});
+
+describe('a short answer replayed as a stream', () => {
+  it('still has several content deltas (contract: content deltas in several chunks)', () => {
+    const completion = {
+      id: 'chatcmpl-short',
+      object: 'chat.completion',
+      created: 1,
+      model: 'gpt-4o-mini',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there!' }, logprobs: null, finish_reason: 'stop' }],
+    } as unknown as Completion;
+    const events = parseSse(renderSse(completion, { includeUsage: false }));
+    const contentDeltas = events.filter((e) => {
+      const delta = (e.chunk?.['choices'] as Array<{ delta?: { content?: string } }> | undefined)?.[0]?.delta;
+      return typeof delta?.content === 'string' && delta.content !== '';
+    });
+    expect(contentDeltas.length).toBeGreaterThanOrEqual(2);
+    expect(contentDeltas.map((e) => (e.chunk?.['choices'] as Array<{ delta: { content: string } }>)[0]?.delta.content).join('')).toBe('Hello there!');
+  });
 });
 
 describe('cache entries from streams', () => {

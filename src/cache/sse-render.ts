@@ -27,6 +27,8 @@ export interface RenderSseOptions {
 const DEFAULT_PIECE_CHARS = 96;
 /** JSON escapes a UTF-16 unit into at most 6 bytes: 8192 units stay under 48 KiB, so every line under 64 KiB. */
 const MAX_PIECE_CHARS = 8192;
+/** Text shorter than this many pieces of pieceChars is still split into this many deltas. */
+const MIN_TEXT_PIECES = 4;
 /** Logprob entries are batched until a chunk's serialised logprobs reach this size. */
 const LOGPROBS_BATCH_BYTES = 16 * 1024;
 
@@ -77,7 +79,7 @@ function renderChatChoice(choice: ChatChoice, pieceChars: number, emit: Emit): v
   emit(chunk(opening));
   for (const [field, value] of Object.entries(message)) {
     if (field === 'role' || field === 'tool_calls' || field === 'function_call' || value === null || value === undefined) continue;
-    if (typeof value === 'string') for (const piece of splitText(value, pieceChars)) emit(chunk({ [field]: piece }));
+    if (typeof value === 'string') for (const piece of splitText(value, pieceChars, MIN_TEXT_PIECES)) emit(chunk({ [field]: piece }));
     else emit(chunk({ [field]: value }));
   }
   const functionCall = message['function_call'];
@@ -100,7 +102,7 @@ function renderChatChoice(choice: ChatChoice, pieceChars: number, emit: Emit): v
 
 function renderTextChoice(choice: TextChoice, pieceChars: number, emit: Emit): void {
   const { index } = choice;
-  for (const piece of splitText(choice.text, pieceChars)) emit([{ text: piece, index, logprobs: null, finish_reason: null }]);
+  for (const piece of splitText(choice.text, pieceChars, MIN_TEXT_PIECES)) emit([{ text: piece, index, logprobs: null, finish_reason: null }]);
   for (const batch of logprobBatches(choice.logprobs)) emit([{ text: '', index, logprobs: batch, finish_reason: null }]);
   emit([{ text: '', index, logprobs: null, finish_reason: choice.finish_reason }]);
 }
@@ -129,18 +131,23 @@ function logprobBatches(logprobs: unknown): JsonObject[] {
 }
 
 /** Pieces of at most `maxChars`, cut after whitespace when one is near, never inside a surrogate pair. */
-export function splitText(text: string, maxChars: number): string[] {
-  if (text.length <= maxChars) return text ? [text] : [];
+export function splitText(text: string, maxChars: number, minPieces = 1): string[] {
+  if (!text) return [];
+  // A short answer still streams as several deltas, as the provider would send it (the contract's
+  // "content deltas in several chunks"), not as one.
+  const size = Math.max(1, Math.min(maxChars, Math.ceil(text.length / minPieces)));
+  if (text.length <= size) return [text];
   const pieces: string[] = [];
   let start = 0;
   while (start < text.length) {
-    let end = Math.min(start + maxChars, text.length);
+    let end = Math.min(start + size, text.length);
     if (end < text.length) {
       let cut = end;
-      while (cut > start + maxChars / 2 && !/\s/.test(text.charAt(cut - 1))) cut--;
-      end = cut > start + maxChars / 2 ? cut : end;
+      while (cut > start + size / 2 && !/\s/.test(text.charAt(cut - 1))) cut--;
+      end = cut > start + size / 2 ? cut : end;
       const last = text.charCodeAt(end - 1);
-      if (last >= 0xd800 && last <= 0xdbff) end--;
+      // Never split a surrogate pair; a piece always moves forward.
+      if (last >= 0xd800 && last <= 0xdbff) end = end - 1 > start ? end - 1 : end + 1;
     }
     pieces.push(text.slice(start, end));
     start = end;

@@ -31,8 +31,4 @@ export class SingleFlight<F extends { settled: Promise<unknown> }> {
     releaseAfter.then(release, release);
     return true;
   }
-
-  get size(): number {
-    return this.flights.size;
-  }
 }

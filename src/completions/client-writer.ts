@@ -33,11 +33,6 @@ export class ClientWriter {
     return this.firstByteAt;
   }
 
-  /** The client is gone (closed its connection before the answer ended). */
-  get gone(): boolean {
-    return this.reply.raw.destroyed && !this.reply.raw.writableFinished;
-  }
-
   startStream(head: FlightHead | undefined): void {
     if (this.started) return;
     this.streaming = true;

@@ -63,10 +63,6 @@ export class Flight {
     this.settled = new Promise((resolve) => (this.resolve = resolve));
   }
 
-  get isStream(): boolean {
-    return this.request.stream;
-  }
-
   /** How the flight ended; undefined while it is still running. */
   get result(): FlightOutcome | undefined {
     return this.outcome;

@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
-const PASSED_PREFIXES = ['x-ratelimit-', 'openai-', 'anthropic-'];
+const PASSED_PREFIXES = ['x-ratelimit-', 'openai-'];
 const PASSED_EXACT = new Set(['retry-after', 'retry-after-ms', 'x-should-retry', 'x-groq-region']);
 
 export type ForwardedHeaders = Record<string, string>;

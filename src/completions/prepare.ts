@@ -29,14 +29,19 @@ const REQUIRED_FIELD: Readonly<Record<CachedRoute, string>> = {
  */
 const MAX_NESTING_DEPTH = 256;
 
-/** Iterative, so the check itself cannot overflow the stack. */
-function nestedDeeperThan(root: object, limit: number): boolean {
-  const pending: Array<{ value: object; depth: number }> = [{ value: root, depth: 1 }];
-  for (let item = pending.pop(); item !== undefined; item = pending.pop()) {
-    if (item.depth > limit) return true;
-    for (const child of Array.isArray(item.value) ? item.value : Object.values(item.value)) {
-      if (typeof child === 'object' && child !== null) pending.push({ value: child as object, depth: item.depth + 1 });
-    }
+/**
+ * Recursive but stopped at `limit`, so it cannot overflow the stack itself; no allocation per
+ * node (it runs on every request, hits included).
+ */
+function nestedDeeperThan(value: object, limit: number): boolean {
+  if (limit === 0) return true;
+  if (Array.isArray(value)) {
+    for (const child of value) if (typeof child === 'object' && child !== null && nestedDeeperThan(child as object, limit - 1)) return true;
+    return false;
+  }
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child === 'object' && child !== null && nestedDeeperThan(child, limit - 1)) return true;
   }
   return false;
 }

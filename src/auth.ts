@@ -4,7 +4,7 @@
  * length of what the client sent.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { CacheScope } from './config.js';
 
 function digest(value: string): Buffer {
@@ -46,10 +46,10 @@ export function bearer(authorization: string | undefined): string | undefined {
  * plain hash, not a per-process HMAC, because Redis entries outlive the process; it is only
  * ever fed into the cache key's own hash, never stored or logged.
  */
-export function cacheScopeOf(scope: CacheScope, request: FastifyRequest, clientKey: string | undefined): string {
+export function cacheScopeOf(scope: CacheScope, headers: IncomingHttpHeaders, clientKey: string | undefined): string {
   if (scope === 'shared') return '';
   if (scope === 'per-user') {
-    const user = request.headers['x-openwebui-user-id'];
+    const user = headers['x-openwebui-user-id'];
     const id = Array.isArray(user) ? user[0] : user;
     if (id) return `user:${createHash('sha256').update(id).digest('base64url')}`;
   }

@@ -3,7 +3,9 @@
  * provider, model, status, cache, duration, bytes). No prompt text, no header, no key.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
 import type { Accounting } from './accounting.js';
+import { handoffOf } from './completions/handoff.js';
 import type { GatewayMetrics } from './metrics.js';
 import type { RequestContext } from './request-context.js';
 
@@ -17,12 +19,12 @@ export const CLIENT_CLOSED_STATUS = 499;
  * Observes every request exactly once. Fastify runs onResponse hooks only for responses that
  * finished; a client that leaves mid-stream would otherwise vanish from metrics and logs.
  */
-export function observeRequests(app: FastifyInstance, metrics: GatewayMetrics, accounting: Accounting): void {
+export function observeRequests(app: FastifyInstance, metrics: GatewayMetrics, accounting: Accounting, log: Logger): void {
   const once = (request: FastifyRequest, reply: FastifyReply, clientClosed: boolean): void => {
     const context = request.gw;
     if (!context || context.observed) return;
     context.observed = true;
-    observeRequest(request, reply, metrics, accounting, clientClosed, context.sendingAt);
+    observeRequest(request, reply, metrics, accounting, log, clientClosed, context.sendingAt);
   };
   // Hooks in callback style, not async: no extra promise ticks on every request (hot path).
   app.addHook('onRequest', (request, reply, done) => {
@@ -48,13 +50,55 @@ export function observeRequest(
   reply: FastifyReply,
   metrics: GatewayMetrics,
   accounting: Accounting,
+  log: Logger,
   clientClosed = false,
   sendingAt?: number,
 ): void {
   const context = request.gw;
   if (!context) return;
-  const status = clientClosed ? CLIENT_CLOSED_STATUS : reply.raw.statusCode;
-  const seconds = reply.elapsedTime / 1000;
+  // A request the hit fast path handed on started before Fastify saw it.
+  const handedOffAt = handoffOf(request.raw)?.startedAt;
+  const seconds = handedOffAt === undefined ? reply.elapsedTime / 1000 : (performance.now() - handedOffAt) / 1000;
+  // elapsedTime counts from the request's start on Fastify's clock; the stamps are
+  // performance.now(), so the first byte is placed by how long before now it left.
+  const firstByte = context.writer?.timeToFirstByte ?? sendingAt;
+  const ttfb = firstByte === undefined ? seconds : Math.min(seconds, Math.max(0, seconds - (performance.now() - firstByte) / 1000));
+  recordRequest(
+    {
+      id: request.id,
+      method: request.method,
+      route: request.routeOptions.url ?? request.url.split('?')[0] ?? '',
+      context,
+      status: clientClosed ? CLIENT_CLOSED_STATUS : reply.raw.statusCode,
+      seconds,
+      ttfbSeconds: ttfb,
+      bytes: context.writer?.bytes ?? Number(reply.getHeader('content-length') ?? 0),
+    },
+    metrics,
+    accounting,
+    log,
+  );
+}
+
+/** One finished request, however it was answered (through Fastify or the hit fast path). */
+export interface FinishedRequest {
+  id: string;
+  method: string;
+  /** The route pattern (the path for unrouted requests). */
+  route: string;
+  context: RequestContext;
+  status: number;
+  seconds: number;
+  ttfbSeconds: number;
+  bytes: number;
+}
+
+/**
+ * The metrics of the contract and the one log line of a request, on the root logger: the id
+ * goes where Fastify's request logger would bind it, first after the base fields.
+ */
+export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics, accounting: Accounting, log: Logger): void {
+  const { context, status, seconds } = finished;
   const endpoint = context.endpoint;
   const cache = context.cache ?? 'BYPASS';
   if (endpoint !== undefined) {
@@ -66,28 +110,23 @@ export function observeRequest(
       status: String(status),
     });
     metrics.requestDuration.observe({ endpoint, cache }, seconds);
-    // elapsedTime counts from the request's start on Fastify's clock; the stamps are
-    // performance.now(), so the first byte is placed by how long before now it left.
-    const firstByte = context.writer?.timeToFirstByte ?? sendingAt;
-    const ttfb = firstByte === undefined ? seconds : Math.min(seconds, Math.max(0, seconds - (performance.now() - firstByte) / 1000));
-    metrics.timeToFirstByte.observe({ endpoint, cache }, ttfb);
+    metrics.timeToFirstByte.observe({ endpoint, cache }, finished.ttfbSeconds);
     if (endpoint === 'passthrough') countPassthroughUpstreamError(context, metrics);
   }
-  const bytes = context.writer?.bytes ?? Number(reply.getHeader('content-length') ?? 0);
-  request.log.info(
-    {
-      method: request.method,
-      route: request.routeOptions.url ?? request.url.split('?')[0],
-      provider: context.provider,
-      model: context.model === undefined ? undefined : accounting.modelLabel(context.provider, context.model),
-      status,
-      cache: context.cache,
-      durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      bytes,
-      error: context.error?.code,
-    },
-    'request',
-  );
+  if (!log.isLevelEnabled('info')) return;
+  const line = {
+    id: finished.id,
+    method: finished.method,
+    route: finished.route,
+    provider: context.provider,
+    model: context.model === undefined ? undefined : accounting.modelLabel(context.provider, context.model),
+    status,
+    cache: context.cache,
+    durationMs: Math.round(seconds * 10_000) / 10,
+    bytes: finished.bytes,
+    error: context.error?.code,
+  };
+  log.info(line, 'request');
 }
 
 /**

@@ -17,8 +17,22 @@ export class ModelRouter {
     private readonly lists: ModelLists,
   ) {}
 
+  /** Changes whenever a route() answer may have changed (a model list was replaced). */
+  get generation(): number {
+    return this.lists.generation;
+  }
+
   async route(model: string): Promise<Route | undefined> {
-    const listed = await this.lists.providerOf(model);
+    return this.routeBy(await this.lists.providerOf(model), model);
+  }
+
+  /** route() without waiting: null when the first model list fetch is still needed. */
+  routeNow(model: string): Route | undefined | null {
+    const listed = this.lists.providerOfNow(model);
+    return listed === null ? null : this.routeBy(listed, model);
+  }
+
+  private routeBy(listed: ProviderName | undefined, model: string): Route | undefined {
     if (listed) return { provider: listed, upstreamModel: model };
     const slash = model.indexOf('/');
     if (slash > 0) {

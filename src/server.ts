@@ -2,7 +2,7 @@
  * buildServer(config, deps?) wires the gateway together and registers every route; it never
  * listens. Dependencies (logger destination, cache store) can be passed in so tests swap them.
  */
-import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { Accounting } from './accounting.js';
@@ -12,6 +12,7 @@ import { RegenerationTracker } from './cache/regeneration.js';
 import { SingleFlight } from './cache/single-flight.js';
 import type { CacheStore } from './cache/store.js';
 import type { Flight } from './completions/flight.js';
+import { HitFastPath, requestIdOf } from './completions/hit-fast-path.js';
 import type { Config } from './config.js';
 import { errors, toGatewayError } from './errors.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
@@ -54,7 +55,6 @@ function endpointOf(path: string): Endpoint | undefined {
   if (rest === '/models' || rest.startsWith('/models/')) return 'models';
   return 'passthrough';
 }
-const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {
   // First: a bad PRICES_FILE must stop start-up before anything is opened (Redis, watchers).
@@ -82,18 +82,38 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const router = new ModelRouter(providers, lists);
   const accounting = new Accounting(metrics, prices, (model) => lists.isKnown(model), log);
   const auth = new ClientAuth(config.gatewayApiKeys);
+  const completionDeps = {
+    config,
+    router,
+    clients,
+    store,
+    flights: new SingleFlight<Flight>(),
+    regenerations: new RegenerationTracker(),
+    metrics,
+    accounting,
+    log,
+  };
+  const fastPath = new HitFastPath({ ...completionDeps, auth });
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     // One line per request is written by request-log.ts, not Fastify's two.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'id' }),
     bodyLimit: config.bodyLimitBytes,
-    genReqId: (req) => {
-      const sent = req.headers['x-request-id'];
-      return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
+    genReqId: requestIdOf,
+    // Cache hits are answered before Fastify's lifecycle (hit-fast-path.ts); everything else,
+    // and every hit the fast path is unsure of, goes through Fastify as usual.
+    serverFactory: (handler) => {
+      const server = createServer((request, response) => {
+        if (!fastPath.offer(request, response, handler)) handler(request, response);
+      });
+      // What Fastify sets on the servers it makes itself (requestTimeout and connectionTimeout: off).
+      // The SDKs and Open WebUI keep connections open; give them more than Node's 5 s default.
+      server.keepAliveTimeout = 65_000;
+      server.requestTimeout = 0;
+      server.setTimeout(0);
+      return server;
     },
-    // The SDKs and Open WebUI keep connections open; give them more than Node's 5 s default.
-    keepAliveTimeout: 65_000,
     return503OnClosing: true,
     // A URL that cannot be decoded never reaches the hooks or the error handler: answer it here
     // in OpenAI's shape, with the request id (Fastify's own body is {"error":"Bad Request",…}).
@@ -102,7 +122,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       request.gw = newRequestContext();
       request.gw.error = mapped;
       // No hook runs for it either: write its one log line here.
-      reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting));
+      reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting, log));
       void (reply as FastifyReply).code(mapped.statusCode).headers({ ...mapped.headers, 'x-request-id': request.id }).type('application/json').send(mapped.toBody());
     },
   });
@@ -117,10 +137,10 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     request.gw.endpoint = endpointOf(path);
     const { ok, key } = auth.check(request.headers.authorization);
     if (!ok) return done(errors.invalidApiKey());
-    request.gw.cacheScope = cacheScopeOf(config.cacheScope, request, key);
+    request.gw.cacheScope = cacheScopeOf(config.cacheScope, request.headers, key);
     done();
   });
-  observeRequests(app, metrics, accounting);
+  observeRequests(app, metrics, accounting, log);
   app.setErrorHandler(async (error, request, reply) => {
     const mapped = toGatewayError(error, config.bodyLimitBytes, request.headers['content-type']);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
@@ -136,17 +156,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   registerHealthRoutes(app, store, pools);
   registerMetricsRoute(app, metrics, config.metricsToken);
   registerModelRoutes(app, lists);
-  registerCompletionRoutes(app, {
-    config,
-    router,
-    clients,
-    store,
-    flights: new SingleFlight<Flight>(),
-    regenerations: new RegenerationTracker(),
-    metrics,
-    accounting,
-    log,
-  });
+  registerCompletionRoutes(app, completionDeps);
   await registerPassthrough(app, { config, providers, pools, router });
 
   // Routing by exact id needs the live lists: fetch them before the first request asks.
@@ -156,6 +166,10 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   // isUp() only changes with traffic; a periodic ping keeps gateway_cache_up true to Redis's state when idle.
   const cachePing = store?.kind === 'redis' ? setInterval(() => void store.ping(), 5_000).unref() : undefined;
   const keyReloading = startKeyReloading(config, pools, keys, log);
+  app.addHook('preClose', (done) => {
+    fastPath.closing = true;
+    done();
+  });
   app.addHook('onClose', async () => {
     clearInterval(cachePing);
     keyReloading.close();

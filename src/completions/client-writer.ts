@@ -8,7 +8,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import type { GatewayError } from '../errors.js';
 import type { FlightHead } from './flight.js';
 
-const SSE_HEADERS: OutgoingHttpHeaders = {
+export const SSE_HEADERS: OutgoingHttpHeaders = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
   connection: 'keep-alive',

@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Accounting } from '../accounting.js';
 import { cacheKey } from '../cache/key.js';
-import { ageSeconds, isFreshEnough, parseCachePolicy, type CachePolicy } from '../cache/policy.js';
+import { ageSeconds, isFreshEnough, parseCachePolicy, type CachePolicy, type RequestHeaders } from '../cache/policy.js';
 import type { RegenerationTracker } from '../cache/regeneration.js';
 import type { SingleFlight } from '../cache/single-flight.js';
 import type { CacheStore } from '../cache/store.js';
@@ -21,6 +21,7 @@ import { errors } from '../errors.js';
 import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type CachedAnswer } from './cache-answers.js';
 import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
+import { takeStoreAnswer, type StoreAnswer } from './handoff.js';
 import { prepareRequest, type CachedRoute, type PreparedRequest } from './prepare.js';
 
 export interface CompletionDeps {
@@ -52,7 +53,7 @@ export async function handleCachedRoute(
   const writer = new ClientWriter(reply);
   context.writer = writer;
 
-  const policy = cachePolicyFor(request, deps.config);
+  const policy = cachePolicyFor(request.headers, deps.config);
   const key = policy.lookup || policy.store ? cacheKey({ scope: context.cacheScope, provider: prepared.provider, route, body: prepared.body }) : '';
   const chatId = headerValue(request.headers['x-openwebui-chat-id']);
   if (key && chatId) {
@@ -74,7 +75,7 @@ export async function handleCachedRoute(
 
   let cacheAvailable = deps.store !== undefined;
   if (policy.lookup && deps.store) {
-    const found = await lookup(deps.store, key, deps);
+    const found = await lookup(deps.store, key, deps, takeStoreAnswer(request.raw, key));
     if (found === 'error') {
       cacheAvailable = false;
     } else if (found && isFreshEnough(policy, found.storedAt)) {
@@ -121,19 +122,21 @@ export async function handleCachedRoute(
   await follow(flight, prepared, writer, reply, context, deps, 'miss');
 }
 
-function cachePolicyFor(request: FastifyRequest, config: Config): CachePolicy {
+export function cachePolicyFor(headers: RequestHeaders, config: Config): CachePolicy {
   if (!config.cacheEnabled) return { lookup: false, store: false, ttlSeconds: config.cacheTtlSeconds };
-  return parseCachePolicy(request.headers, { ttlSeconds: config.cacheTtlSeconds });
+  return parseCachePolicy(headers, { ttlSeconds: config.cacheTtlSeconds });
 }
 
-async function lookup(store: CacheStore, key: string, deps: CompletionDeps): Promise<CachedAnswer | undefined | 'error'> {
-  let raw: Buffer | undefined;
+/** `asked`: what the store already answered the hit fast path for this key (no second round trip). */
+async function lookup(store: CacheStore, key: string, deps: CompletionDeps, asked: { answer: StoreAnswer } | undefined): Promise<CachedAnswer | undefined | 'error'> {
+  let raw: StoreAnswer;
   try {
-    raw = await store.get(key);
+    raw = asked ? asked.answer : await store.get(key);
   } catch {
-    // Fail open: the store counted the error; this request goes upstream.
-    return 'error';
+    raw = 'error';
   }
+  // Fail open: the store counted the error; this request goes upstream.
+  if (raw === 'error') return 'error';
   if (!raw) return undefined;
   const answer = decodeCachedAnswer(raw, key);
   if (!answer) deps.log.warn({ key: key.slice(0, 16) }, 'unreadable cache entry ignored');
@@ -292,7 +295,7 @@ function forwardedRequestHeaders(request: FastifyRequest): Record<string, string
   return headers;
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
+export function headerValue(value: string | string[] | undefined): string | undefined {
   const one = Array.isArray(value) ? value[0] : value;
   return one === undefined || one === '' ? undefined : one;
 }

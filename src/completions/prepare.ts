@@ -5,7 +5,7 @@
  */
 import { errors } from '../errors.js';
 import type { ProviderName } from '../providers/index.js';
-import type { ModelRouter } from '../routing.js';
+import type { ModelRouter, Route } from '../routing.js';
 
 export type CachedRoute = 'chat.completions' | 'completions' | 'embeddings';
 
@@ -59,6 +59,21 @@ export interface PreparedRequest {
 }
 
 export async function prepareRequest(route: CachedRoute, body: unknown, router: ModelRouter): Promise<PreparedRequest> {
+  const fields = validatedFields(route, body);
+  return prepared(route, fields, await router.route(fields.model as string));
+}
+
+/**
+ * prepareRequest without waiting, for the hit fast path: null when routing needs the first
+ * model list fetch (the caller then takes the ordinary path). Throws the same errors.
+ */
+export function prepareRequestNow(route: CachedRoute, body: unknown, router: ModelRouter): PreparedRequest | null {
+  const fields = validatedFields(route, body);
+  const target = router.routeNow(fields.model as string);
+  return target === null ? null : prepared(route, fields, target);
+}
+
+function validatedFields(route: CachedRoute, body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw errors.invalidRequest('The request body must be a JSON object.');
   }
@@ -81,7 +96,11 @@ export async function prepareRequest(route: CachedRoute, body: unknown, router: 
   if (fields.stream !== undefined && fields.stream !== null && typeof fields.stream !== 'boolean') {
     throw errors.invalidRequest("Invalid type for 'stream': expected a boolean.", 'stream');
   }
-  const target = await router.route(model);
+  return fields;
+}
+
+function prepared(route: CachedRoute, fields: Record<string, unknown>, target: Route | undefined): PreparedRequest {
+  const model = fields.model as string;
   if (!target) throw errors.modelNotFound(model);
   const stream = route !== 'embeddings' && fields.stream === true;
   const streamOptions = fields.stream_options as { include_usage?: unknown } | undefined;

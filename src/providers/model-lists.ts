@@ -29,6 +29,8 @@ export class ModelLists {
   private readonly snapshots = new Map<ProviderName, Snapshot>();
   private readonly inFlight = new Map<ProviderName, Promise<Snapshot | undefined>>();
   private readonly failedAt = new Map<ProviderName, number>();
+  /** Bumped whenever a list is replaced: routing decided before may have changed. */
+  generation = 0;
 
   constructor(
     private readonly clients: Readonly<Record<ProviderName, UpstreamClient>>,
@@ -39,14 +41,27 @@ export class ModelLists {
 
   /** The union of every provider that has a key and answers; a failing provider is left out. */
   async all(): Promise<ModelInfo[]> {
-    const lists = await Promise.all(PROVIDER_NAMES.map((provider) => this.fresh(provider)));
+    const lists = await Promise.all(PROVIDER_NAMES.map((provider) => this.current(provider)));
     return lists.flatMap((snapshot) => snapshot?.models ?? []);
   }
 
   /** Which provider lists this exact id; refreshes stale lists first (deduplicated). */
   async providerOf(model: string): Promise<ProviderName | undefined> {
     for (const provider of PROVIDER_NAMES) {
-      const snapshot = await this.fresh(provider);
+      const snapshot = await this.current(provider);
+      if (snapshot?.ids.has(model)) return provider;
+    }
+    return undefined;
+  }
+
+  /**
+   * providerOf without waiting: null when the answer needs a list that has never been fetched
+   * (the fetch is started; the caller awaits providerOf). Stale lists answer, as in providerOf.
+   */
+  providerOfNow(model: string): ProviderName | undefined | null {
+    for (const provider of PROVIDER_NAMES) {
+      const snapshot = this.current(provider);
+      if (snapshot instanceof Promise) return null;
       if (snapshot?.ids.has(model)) return provider;
     }
     return undefined;
@@ -58,7 +73,8 @@ export class ModelLists {
     return false;
   }
 
-  private async fresh(provider: ProviderName): Promise<Snapshot | undefined> {
+  /** The list to route by: a snapshot at once when there is one, else the (shared) first fetch. */
+  private current(provider: ProviderName): Snapshot | undefined | Promise<Snapshot | undefined> {
     if (!this.hasKeys(provider)) return undefined;
     const snapshot = this.snapshots.get(provider);
     const now = Date.now();
@@ -86,6 +102,7 @@ export class ModelLists {
       const models = Array.isArray(parsed.data) ? parsed.data.filter(isModel).map((m) => normalise(m, provider)) : [];
       const snapshot: Snapshot = { models, ids: new Set(models.map((m) => m.id)), fetchedAt: Date.now() };
       this.snapshots.set(provider, snapshot);
+      this.generation++;
       this.failedAt.delete(provider);
       return snapshot;
     } catch (error) {

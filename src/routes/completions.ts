@@ -1,12 +1,20 @@
 /** The three cached routes, under OpenAI's layout (/v1) and Groq's (/openai/v1). */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RequestPayload } from 'fastify';
 import { handleCachedRoute, type CompletionDeps } from '../completions/handler.js';
 import { CACHED_ROUTE_PATHS, type CachedRoute } from '../completions/prepare.js';
+import { handoffOf, replayBody } from '../completions/handoff.js';
+
+/** A request the hit fast path read but handed on: its body comes from the handoff. */
+function replayFastPathBody(request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload, done: (error: Error | null, payload?: RequestPayload) => void): void {
+  const handoff = handoffOf(request.raw);
+  done(null, handoff ? replayBody(handoff) : payload);
+}
 
 export function registerCompletionRoutes(app: FastifyInstance, deps: CompletionDeps): void {
   for (const prefix of ['/v1', '/openai/v1']) {
     for (const [route, path] of Object.entries(CACHED_ROUTE_PATHS) as Array<[CachedRoute, string]>) {
-      app.post(prefix + path, async (request, reply) => {
+      const preParsing = replayFastPathBody;
+      app.post(prefix + path, { preParsing }, async (request, reply) => {
         request.gw.endpoint = route;
         await handleCachedRoute(route, request, reply, deps);
         return reply;

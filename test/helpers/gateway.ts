@@ -31,10 +31,16 @@ export function fakeUpstreamEnv(fake: FakeUpstream): Record<string, string> {
   };
 }
 
+export interface StartOptions {
+  /** Runs on the built app before it listens (e.g. a test's own Fastify hook). */
+  beforeListen?: (app: FastifyInstance) => void;
+}
+
 export async function startGateway(
   fake: FakeUpstream,
   env: Record<string, string | undefined> = {},
   deps: ServerDeps = {},
+  options: StartOptions = {},
 ): Promise<RunningGateway> {
   const config = loadConfig({ LOG_LEVEL: 'info', PORT: '0', ...fakeUpstreamEnv(fake), ...env });
   const logs: string[] = [];
@@ -45,6 +51,7 @@ export async function startGateway(
     },
   });
   const app = await buildServer(config, { logDestination, ...deps });
+  options.beforeListen?.(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;

@@ -1,0 +1,45 @@
+/**
+ * What the hit fast path learned about a request it read but did not answer, handed to the
+ * ordinary (Fastify) path on the raw request: the body it already consumed, when the request
+ * started, and the store's answer for the cache key, so a miss never reads the store twice.
+ */
+import type { IncomingMessage } from 'node:http';
+import { PassThrough, type Readable } from 'node:stream';
+
+/** What the store answered for `key`: the stored bytes, nothing, or a failure (already counted). */
+export type StoreAnswer = Buffer | undefined | 'error';
+
+export interface Handoff {
+  /** The request body, read in full (its length matched content-length). */
+  body: Buffer;
+  /** performance.now() when the request arrived, before the fast path read it. */
+  startedAt: number;
+  lookup?: { key: string; answer: StoreAnswer };
+}
+
+const HANDOFF = Symbol('cachegate.handoff');
+type WithHandoff = IncomingMessage & { [HANDOFF]?: Handoff };
+
+export function handOff(request: IncomingMessage, handoff: Handoff): void {
+  (request as WithHandoff)[HANDOFF] = handoff;
+}
+
+export function handoffOf(request: IncomingMessage): Handoff | undefined {
+  return (request as WithHandoff)[HANDOFF];
+}
+
+/** The consumed body again, as the stream Fastify's body parser reads (a preParsing hook). */
+export function replayBody(handoff: Handoff): Readable {
+  const stream = new PassThrough();
+  stream.end(handoff.body);
+  return stream;
+}
+
+/** The store's answer the fast path got for `key`, at most once; undefined when it did not ask. */
+export function takeStoreAnswer(request: IncomingMessage, key: string): { answer: StoreAnswer } | undefined {
+  const handoff = handoffOf(request);
+  const lookup = handoff?.lookup;
+  if (!lookup || lookup.key !== key) return undefined;
+  handoff.lookup = undefined;
+  return { answer: lookup.answer };
+}

@@ -1,0 +1,274 @@
+/**
+ * The hit fast path: a cached route request that the cache can answer is answered here, at the
+ * HTTP server, before Fastify's request lifecycle (request and reply objects, a child logger,
+ * hooks, routing, body parser, serialisation). A cache hit then costs about what serving a
+ * constant body costs, as issue #3 asks. Everything else, and every doubt, goes to Fastify:
+ *
+ * - before the body is read (wrong method, path or content type, bad or missing key, chunked or
+ *   encoded body, too large, server closing): untouched, as if the fast path did not exist;
+ * - after it (invalid body, routing that needs I/O, a cache control that skips the lookup, a
+ *   regeneration, an identical request in flight, a miss, a store error): handed off with the
+ *   body and the store's answer (handoff.ts), so nothing is read twice.
+ *
+ * A hit answered here has the same status, headers, body, metrics and log line as one answered
+ * by the handler (test/cache-fast-path.test.ts compares them).
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import secureJson from 'secure-json-parse';
+import type { ClientAuth } from '../auth.js';
+import { cacheScopeOf } from '../auth.js';
+import { cacheKey } from '../cache/key.js';
+import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js';
+import { newRequestContext, type RequestContext } from '../request-context.js';
+import { CLIENT_CLOSED_STATUS, recordRequest } from '../request-log.js';
+import { decodeCachedAnswer, entryAsJson, entryAsSse } from './cache-answers.js';
+import { SSE_HEADERS } from './client-writer.js';
+import { cachePolicyFor, headerValue, type CompletionDeps } from './handler.js';
+import { handOff, type StoreAnswer } from './handoff.js';
+import { KnownRequests, type HitRequest } from './known-requests.js';
+import { CACHED_ROUTE_PATHS, prepareRequestNow, type CachedRoute, type PreparedRequest } from './prepare.js';
+
+export interface HitFastPathDeps extends CompletionDeps {
+  auth: ClientAuth;
+}
+
+type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
+
+interface FastRoute {
+  route: CachedRoute;
+  /** The route pattern Fastify would log for it. */
+  url: string;
+}
+
+/** Exact request targets only: anything with a query string or an odd spelling goes to Fastify. */
+const FAST_ROUTES = new Map<string, FastRoute>();
+for (const prefix of ['/v1', '/openai/v1']) {
+  for (const [route, path] of Object.entries(CACHED_ROUTE_PATHS) as Array<[CachedRoute, string]>) {
+    FAST_ROUTES.set(prefix + path, { route, url: prefix + path });
+  }
+}
+
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+/** Fastify's defaults, which its own JSON parser applies: such bodies are refused there. */
+const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
+const SSE_HEADER_PAIRS = Object.entries(SSE_HEADERS).flatMap(([name, value]) => [name, String(value)]);
+
+export class HitFastPath {
+  /** Set when the server starts closing: Fastify then answers new requests with 503. */
+  closing = false;
+  readonly knownRequests = new KnownRequests();
+
+  constructor(readonly deps: HitFastPathDeps) {}
+
+  /**
+   * Takes the request (true) when it may be a cache hit; it then either answers it or hands it
+   * to `fallback` once its body is read. false: untouched, the caller passes it to Fastify.
+   */
+  offer(request: IncomingMessage, response: ServerResponse, fallback: RequestHandler): boolean {
+    if (this.closing || request.method !== 'POST') return false;
+    const target = FAST_ROUTES.get(request.url ?? '');
+    if (!target || !this.deps.config.cacheEnabled || !this.deps.store) return false;
+    const headers = request.headers;
+    if (headers['transfer-encoding'] !== undefined || headers['content-encoding'] !== undefined) return false;
+    if (!isJsonContentType(headers['content-type'])) return false;
+    const length = contentLength(headers['content-length']);
+    if (length === undefined || length === 0 || length > this.deps.config.bodyLimitBytes) return false;
+    const { ok, key } = this.deps.auth.check(headers.authorization);
+    if (!ok) return false;
+    new FastRequest(this, request, response, fallback, target, key, length).start();
+    return true;
+  }
+}
+
+const enum Phase {
+  Reading,
+  Deciding,
+  Answered,
+  HandedOff,
+  Gone,
+}
+
+/** One request on the fast path, from its first body byte to its log line. */
+class FastRequest {
+  private readonly startedAt = performance.now();
+  private phase = Phase.Reading;
+  private chunks: Buffer[] = [];
+  private received = 0;
+  private readonly context: RequestContext = newRequestContext();
+  private id = '';
+  private sentAt = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly path: HitFastPath,
+    private readonly request: IncomingMessage,
+    private readonly response: ServerResponse,
+    private readonly fallback: RequestHandler,
+    private readonly target: FastRoute,
+    private readonly clientKey: string | undefined,
+    private readonly length: number,
+  ) {}
+
+  start(): void {
+    this.context.endpoint = this.target.route;
+    this.request.on('data', this.onData);
+    this.request.once('end', this.onEnd);
+    this.response.once('close', this.onClose);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.received += chunk.length;
+    this.chunks.push(chunk);
+  };
+
+  private readonly onEnd = (): void => {
+    if (this.phase !== Phase.Reading) return;
+    this.phase = Phase.Deciding;
+    this.request.off('data', this.onData);
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.received);
+    this.chunks = [];
+    // Node's parser enforces content-length; if it ever did not, Fastify refuses the mismatch.
+    if (this.received !== this.length) return this.handOffNow(body);
+    this.decide(body).catch((error: unknown) => {
+      // A defect here must cost the fast path, never the request.
+      this.path.deps.log.error({ err: error }, 'cache hit fast path failed; answering through the ordinary path');
+      if (this.phase === Phase.Deciding) this.handOffNow(body);
+    });
+  };
+
+  /** The client left: before the answer, it is a 499 like any request; after it, the answer ended. */
+  private readonly onClose = (): void => {
+    if (this.phase === Phase.HandedOff) return;
+    if (this.phase === Phase.Answered) return this.record(this.response.writableFinished ? 200 : CLIENT_CLOSED_STATUS);
+    this.phase = Phase.Gone;
+    this.request.off('data', this.onData);
+    this.record(CLIENT_CLOSED_STATUS);
+  };
+
+  private async decide(body: Buffer): Promise<void> {
+    const { deps, knownRequests } = this.path;
+    const policy = cachePolicyFor(this.request.headers, deps.config);
+    if (!policy.lookup) return this.handOffNow(body);
+    const scope = cacheScopeOf(deps.config.cacheScope, this.request.headers, this.clientKey);
+    const generation = deps.router.generation;
+    const memoKey = knownRequests.memoKeyOf(this.target.route, scope, body);
+    const known = memoKey === undefined ? undefined : knownRequests.get(memoKey, generation);
+    let prepared: PreparedRequest | undefined;
+    let key: string;
+    if (known) {
+      key = known.key;
+    } else {
+      prepared = this.prepare(body);
+      if (!prepared) return this.handOffNow(body);
+      key = cacheKey({ scope, provider: prepared.provider, route: prepared.route, body: prepared.body });
+    }
+    const chatId = headerValue(this.request.headers['x-openwebui-chat-id']);
+    // A regeneration or an identical request in flight: the handler's business.
+    if ((chatId && deps.regenerations.seen(chatId, key)) || deps.flights.get(key)) return this.handOffNow(body);
+    let answer: StoreAnswer;
+    try {
+      answer = await deps.store!.get(key);
+    } catch {
+      answer = 'error';
+    }
+    if (this.phase !== Phase.Deciding) return;
+    if (answer === undefined || answer === 'error' || !this.answer(known?.request ?? prepared!, policy, key, answer, chatId)) {
+      return this.handOffNow(body, { key, answer });
+    }
+    if (prepared && memoKey !== undefined) knownRequests.remember(memoKey, key, prepared, generation);
+  }
+
+  /** The request as the handler would prepare it; undefined when the handler must decide. */
+  private prepare(body: Buffer): PreparedRequest | undefined {
+    try {
+      const parsed: unknown = secureJson.parse(body.toString('utf8'), undefined, PARSE_OPTIONS);
+      return prepareRequestNow(this.target.route, parsed, this.path.deps.router) ?? undefined;
+    } catch {
+      // Invalid JSON or an invalid request: the ordinary path gives the exact error.
+      return undefined;
+    }
+  }
+
+  /** Answers from a stored entry when it serves this request; false leaves it to the handler. */
+  private answer(prepared: HitRequest, policy: CachePolicy, key: string, raw: Buffer, chatId: string | undefined): boolean {
+    const { deps } = this.path;
+    const entry = decodeCachedAnswer(raw, key);
+    if (!entry || !isFreshEnough(policy, entry.storedAt)) return false;
+    const payload = prepared.stream ? entryAsSse(entry, prepared.includeUsage) : entryAsJson(entry);
+    if (!payload) return false;
+    if (chatId) deps.regenerations.remember(chatId, key);
+
+    const context = this.context;
+    context.provider = prepared.provider;
+    context.model = prepared.model;
+    context.cache = 'HIT';
+    deps.metrics.cacheHits.inc({ endpoint: prepared.route });
+    deps.accounting.record(prepared.provider, prepared.model, entry.usage, 'hit');
+    this.id = requestIdOf(this.request);
+    const head = [
+      'x-request-id',
+      this.id,
+      'x-gateway-provider',
+      prepared.provider,
+      'x-cache',
+      'HIT',
+      'age',
+      String(ageSeconds(entry.storedAt)),
+    ];
+    if (prepared.stream) head.push(...SSE_HEADER_PAIRS);
+    else head.push('content-type', 'application/json', 'content-length', String(payload.byteLength));
+    this.phase = Phase.Answered;
+    this.bytes = payload.byteLength;
+    this.sentAt = performance.now();
+    this.response.writeHead(200, head);
+    this.response.end(payload);
+    return true;
+  }
+
+  private handOffNow(body: Buffer, lookup?: { key: string; answer: StoreAnswer }): void {
+    this.phase = Phase.HandedOff;
+    this.response.off('close', this.onClose);
+    handOff(this.request, { body, startedAt: this.startedAt, lookup });
+    this.fallback(this.request, this.response);
+  }
+
+  private record(status: number): void {
+    const now = performance.now();
+    const seconds = (now - this.startedAt) / 1000;
+    recordRequest(
+      {
+        id: this.id || requestIdOf(this.request),
+        method: 'POST',
+        route: this.target.url,
+        context: this.context,
+        status,
+        seconds,
+        ttfbSeconds: this.sentAt === 0 ? seconds : (this.sentAt - this.startedAt) / 1000,
+        bytes: this.bytes,
+      },
+      this.path.deps.metrics,
+      this.path.deps.accounting,
+      this.path.deps.log,
+    );
+  }
+}
+
+/** The client's X-Request-ID when it is a sane token, else a new one (as Fastify's genReqId). */
+export function requestIdOf(request: IncomingMessage): string {
+  const sent = request.headers['x-request-id'];
+  return typeof sent === 'string' && REQUEST_ID.test(sent) ? sent : randomUUID();
+}
+
+/** application/json with or without parameters, as Fastify's JSON parser accepts it. */
+function isJsonContentType(value: string | undefined): boolean {
+  if (value === undefined || value.length < 16) return false;
+  if (value.slice(0, 16).toLowerCase() !== 'application/json') return false;
+  const next = value.charCodeAt(16);
+  return Number.isNaN(next) || next === 59 /* ; */ || next === 32 /* space */ || next === 9 /* tab */;
+}
+
+function contentLength(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,10}$/.test(value)) return undefined;
+  return Number(value);
+}

@@ -1,0 +1,266 @@
+/**
+ * Issue 3's "a cache hit must not be slower than serving a constant by much": hits are answered
+ * by the fast path at the HTTP server (src/completions/hit-fast-path.ts), before Fastify. These
+ * tests pin what that must not change: a hit answered there is the same answer, with the same
+ * headers, metrics and log line, as one the handler gives; a miss reads the store once, not
+ * twice; everything the fast path cannot judge reaches the ordinary path with its body intact.
+ * Embedded store and real Redis.
+ */
+import { connect } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../src/cache/memory-store.js';
+import type { CacheStore } from '../src/cache/store.js';
+import { BACKENDS, chatBody, parseStream, streamText, unique, until, untilStored, type Backend } from './helpers/cache-e2e.js';
+import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
+import { startGateway, type RunningGateway } from './helpers/gateway.js';
+import { scrape } from './helpers/metrics-scrape.js';
+import { rawRequest, type RawResponse } from './helpers/raw-http.js';
+import { startRedis, type RedisServer } from './helpers/redis-server.js';
+
+/** A store that counts its reads: the embedded backend's count of round trips. */
+class CountingStore implements CacheStore {
+  gets = 0;
+  readonly kind = 'memory' as const;
+  constructor(private readonly inner: MemoryStore) {}
+  get(key: string): Promise<Buffer | undefined> {
+    this.gets++;
+    return this.inner.get(key);
+  }
+  set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
+    return this.inner.set(key, value, ttlSeconds);
+  }
+  delete(key: string): Promise<void> {
+    return this.inner.delete(key);
+  }
+  ping(): Promise<boolean> {
+    return this.inner.ping();
+  }
+  isUp(): boolean {
+    return this.inner.isUp();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
+  let fake: FakeUpstream;
+  let gateway: RunningGateway;
+  let redis: RedisServer | undefined;
+  let redisClient: Redis | undefined;
+  let counting: CountingStore | undefined;
+  /** Requests that went through Fastify's lifecycle (its onRequest hook), by URL. */
+  const seenByFastify: string[] = [];
+
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    if (backend === 'redis') {
+      redis = await startRedis();
+      redisClient = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      await redisClient.connect();
+    } else {
+      counting = new CountingStore(new MemoryStore({ maxBytes: 16 * 1024 * 1024 }));
+    }
+    const env = { LOG_LEVEL: 'info', ...(redis ? { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000' } : {}) };
+    const watch = (app: FastifyInstance): void => {
+      app.addHook('onRequest', (request, _reply, done) => {
+        seenByFastify.push(request.url);
+        done();
+      });
+    };
+    gateway = await startGateway(fake, env, counting ? { store: counting } : {}, { beforeListen: watch });
+    // Routing by the providers' lists: fetch them first, as a running gateway has.
+    expect((await fetch(`${gateway.url}/v1/models`)).status).toBe(200);
+  });
+  afterAll(async () => {
+    gateway?.app.server.closeAllConnections();
+    await gateway?.close();
+    redisClient?.disconnect();
+    await fake?.close();
+    await redis?.stop();
+  });
+  beforeEach(() => {
+    fake.reset();
+    seenByFastify.splice(0);
+  });
+
+  async function storeReads(): Promise<number> {
+    if (counting) return counting.gets;
+    const stats = await redisClient!.info('commandstats');
+    return Number(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  }
+
+  function send(path: string, body: unknown, headers: Record<string, string> = {}): Promise<RawResponse> {
+    return rawRequest(gateway.url + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+  }
+
+  async function stored(path: string, body: unknown): Promise<void> {
+    const hit = await untilStored(async () => {
+      const response = await send(path, body);
+      return { status: response.status, headers: new Headers(), text: response.body.toString(), xCache: String(response.headers['x-cache']) };
+    });
+    expect(hit.xCache).toBe('HIT');
+  }
+
+  it('answers repeated requests without Fastify, in both forms and on both URL layouts', async () => {
+    const openai = chatBody(unique('fast'));
+    const groq = { ...chatBody(unique('fast-groq')), model: 'llama-3.1-8b-instant' };
+    expect((await send('/v1/chat/completions', openai)).headers['x-cache']).toBe('MISS');
+    expect((await send('/openai/v1/chat/completions', groq)).headers['x-cache']).toBe('MISS');
+    // The misses went to the handler, through Fastify.
+    expect(seenByFastify).toEqual(['/v1/chat/completions', '/openai/v1/chat/completions']);
+    await stored('/v1/chat/completions', openai);
+    await stored('/openai/v1/chat/completions', groq);
+    seenByFastify.splice(0);
+
+    const json = await send('/v1/chat/completions', openai);
+    const stream = await send('/v1/chat/completions', { ...openai, stream: true });
+    const groqHit = await send('/openai/v1/chat/completions', { ...groq, stream: true, stream_options: { include_usage: true } });
+    for (const hit of [json, stream, groqHit]) expect([hit.status, hit.headers['x-cache']]).toEqual([200, 'HIT']);
+    expect(seenByFastify).toEqual([]);
+    expect(fake.requests.filter((r) => r.method === 'POST')).toHaveLength(2);
+    const text = (JSON.parse(json.body.toString()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
+    expect(streamText(parseStream(stream.body.toString()))).toBe(text);
+    expect(parseStream(groqHit.body.toString()).chunks.at(-1)?.usage).toBeTruthy();
+  });
+
+  it('gives the same answer, headers, metrics and log line as the handler does for the same hit', async () => {
+    for (const stream of [false, true]) {
+      const body = chatBody(unique('parity'), stream ? { stream: true } : {});
+      await send('/v1/chat/completions', body);
+      await stored('/v1/chat/completions', body);
+      // A query string keeps a request off the fast path: the handler answers this one.
+      const before = await scrape(gateway.url);
+      const logsBefore = gateway.logs.length;
+      const viaHandler = await send('/v1/chat/completions?via=handler', body, { 'x-request-id': 'parity-handler' });
+      expect(seenByFastify.at(-1)).toBe('/v1/chat/completions?via=handler');
+      const between = await scrape(gateway.url);
+      const seen = seenByFastify.length;
+      const viaFastPath = await send('/v1/chat/completions', body, { 'x-request-id': 'parity-fast' });
+      expect(seenByFastify).toHaveLength(seen);
+      const after = await scrape(gateway.url);
+
+      expect(viaFastPath.status).toBe(viaHandler.status);
+      expect(viaFastPath.body.equals(viaHandler.body)).toBe(true);
+      const comparable = (response: RawResponse): Record<string, unknown> => {
+        const { date: _date, age, ...rest } = response.headers;
+        expect(Number(age)).toBeGreaterThanOrEqual(0);
+        return rest;
+      };
+      expect({ ...comparable(viaFastPath), 'x-request-id': 'x' }).toEqual({ ...comparable(viaHandler), 'x-request-id': 'x' });
+      expect([viaHandler.headers['x-request-id'], viaFastPath.headers['x-request-id']]).toEqual(['parity-handler', 'parity-fast']);
+      expect(Object.keys(viaFastPath.headers)).toEqual(Object.keys(viaHandler.headers));
+
+      // Every series one request moved, the other moved by the same amount.
+      const moved = (from: typeof before, to: typeof before): Map<string, number> => {
+        const deltas = new Map<string, number>();
+        for (const sample of to.samples) {
+          if (!sample.name.startsWith('gateway_') || sample.name.includes('duration') || sample.name.includes('first_byte')) continue;
+          const id = `${sample.name}${JSON.stringify(sample.labels)}`;
+          const old = from.samples.find((s) => s.name === sample.name && JSON.stringify(s.labels) === JSON.stringify(sample.labels))?.value ?? 0;
+          if (sample.value !== old) deltas.set(id, sample.value - old);
+        }
+        return deltas;
+      };
+      const handlerMoved = moved(before, between);
+      expect(handlerMoved.size).toBeGreaterThanOrEqual(4);
+      expect(moved(between, after)).toEqual(handlerMoved);
+      for (const name of ['gateway_request_duration_seconds_count', 'gateway_time_to_first_byte_seconds_count']) {
+        const labels = { endpoint: 'chat.completions', cache: 'HIT' };
+        expect(after.sum(name, labels) - between.sum(name, labels)).toBe(between.sum(name, labels) - before.sum(name, labels));
+      }
+
+      // The log lines: same fields in the same order, the same values but id and duration.
+      const lines = (): Array<Record<string, unknown>> =>
+        gateway.logs
+          .slice(logsBefore)
+          .map((line) => JSON.parse(line) as Record<string, unknown>)
+          .filter((line) => line['msg'] === 'request' && line['route'] === '/v1/chat/completions');
+      await until(() => lines().length >= 2, 2_000);
+      const [handlerLine, fastLine] = lines() as [Record<string, unknown>, Record<string, unknown>];
+      expect([handlerLine['id'], fastLine['id']]).toEqual(['parity-handler', 'parity-fast']);
+      expect(Object.keys(fastLine)).toEqual(Object.keys(handlerLine));
+      const strip = ({ id: _id, durationMs: _duration, time: _time, ...rest }: Record<string, unknown>): Record<string, unknown> => rest;
+      expect(strip(fastLine)).toEqual(strip(handlerLine));
+      expect(fastLine).toMatchObject({ cache: 'HIT', status: 200, route: '/v1/chat/completions', provider: 'openai' });
+    }
+  });
+
+  it('reads the store once per request: a miss handed to the handler costs no second read', async () => {
+    const body = chatBody(unique('reads'));
+    const before = await storeReads();
+    expect((await send('/v1/chat/completions', body)).headers['x-cache']).toBe('MISS');
+    expect((await storeReads()) - before).toBe(1);
+    let sent = 1;
+    await untilStored(async () => {
+      sent++;
+      const response = await send('/v1/chat/completions', body);
+      return { status: response.status, headers: new Headers(), text: '', xCache: String(response.headers['x-cache']) };
+    });
+    await send('/v1/chat/completions', { ...body, stream: true });
+    sent++;
+    expect((await storeReads()) - before).toBe(sent);
+    // A no-store request never reads it.
+    await send('/v1/chat/completions', body, { 'cache-control': 'no-store' });
+    expect((await storeReads()) - before).toBe(sent);
+  });
+
+  it('hands everything it cannot judge to the ordinary path, body intact', async () => {
+    const invalid = await rawRequest(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model": "gpt-4o-mini", "messages": [',
+    });
+    expect(invalid.status).toBe(400);
+    expect(JSON.parse(invalid.body.toString())).toMatchObject({ error: { type: 'invalid_request_error' } });
+    const poisoned = await rawRequest(`${gateway.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"gpt-4o-mini","messages":[],"__proto__":{"x":1}}',
+    });
+    expect(poisoned.status).toBe(400);
+    const unknownModel = await send('/v1/chat/completions', { ...chatBody(unique('unknown')), model: 'no-such-model-anywhere' });
+    expect(unknownModel.status).toBe(404);
+    expect(JSON.parse(unknownModel.body.toString())).toMatchObject({ error: { code: 'model_not_found' } });
+
+    // A miss with a multi-byte body reaches the upstream byte for byte.
+    const body = chatBody(`${unique('utf8')} żółć 日本語 🙂 ${'x'.repeat(70_000)}`);
+    const miss = await send('/v1/chat/completions', body, { 'content-type': 'application/json; charset=utf-8' });
+    expect(miss.headers['x-cache']).toBe('MISS');
+    expect(fake.requests.at(-1)?.json).toEqual(body);
+    // A large body is a hit all the same (worked out each time instead of remembered).
+    await stored('/v1/chat/completions', body);
+    seenByFastify.splice(0);
+    expect((await send('/v1/chat/completions', body)).headers['x-cache']).toBe('HIT');
+    expect(seenByFastify).toEqual([]);
+  });
+
+  it('logs a client that leaves while sending its body once, as 499', async () => {
+    const logsBefore = gateway.logs.length;
+    const before = await scrape(gateway.url);
+    const port = Number(new URL(gateway.url).port);
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"model":"gpt-4o-');
+    await until(() => false, 100);
+    socket.destroy();
+    const logged = (): Array<Record<string, unknown>> =>
+      gateway.logs
+        .slice(logsBefore)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line['msg'] === 'request' && line['route'] === '/v1/chat/completions');
+    expect(await until(() => logged().length > 0, 2_000)).toBe(true);
+    await until(() => false, 100);
+    expect(logged()).toHaveLength(1);
+    expect(logged()[0]).toMatchObject({ status: 499, route: '/v1/chat/completions', method: 'POST' });
+    const after = await scrape(gateway.url);
+    const labels = { endpoint: 'chat.completions', status: '499' };
+    expect(after.sum('gateway_requests_total', labels) - before.sum('gateway_requests_total', labels)).toBe(1);
+  });
+});

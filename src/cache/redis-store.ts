@@ -62,6 +62,9 @@ export class RedisStore implements CacheStore {
       connectTimeout: Math.max(1_000, options.startupWaitMs ?? DEFAULT_STARTUP_WAIT_MS),
       retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), maxDelay),
       connectionName: 'cachegate',
+      // Commands issued in the same event-loop turn (concurrent hits' GETs) leave in one write and
+      // come back in one read: fewer system calls on both sides under load, no delay when idle.
+      enableAutoPipelining: true,
     });
     // An 'error' event without a listener would crash the process; connection trouble is reported, not thrown.
     this.#client.on('error', (err: Error) => {

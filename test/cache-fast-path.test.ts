@@ -133,6 +133,20 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
     const text = (JSON.parse(json.body.toString()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
     expect(streamText(parseStream(stream.body.toString()))).toBe(text);
     expect(parseStream(groqHit.body.toString()).chunks.at(-1)?.usage).toBeTruthy();
+
+    // The other two cached routes too.
+    const embedding = { model: 'text-embedding-3-small', input: unique('fast-embedding') };
+    const completion = { model: 'gpt-3.5-turbo-instruct', prompt: unique('fast-completion') };
+    for (const [path, body] of [['/v1/embeddings', embedding], ['/v1/completions', completion]] as const) {
+      const miss = await send(path, body);
+      expect([miss.status, miss.headers['x-cache']]).toEqual([200, 'MISS']);
+      await stored(path, body);
+      seenByFastify.splice(0);
+      const hit = await send(path, body);
+      expect([hit.status, hit.headers['x-cache']]).toEqual([200, 'HIT']);
+      expect(hit.body.equals(miss.body)).toBe(true);
+      expect(seenByFastify).toEqual([]);
+    }
   });
 
   it('gives the same answer, headers, metrics and log line as the handler does for the same hit', async () => {

@@ -254,6 +254,41 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
     await stored('/v1/chat/completions', body);
   });
 
+  it('keeps pipelined requests on one connection in order, hits and misses mixed, and honours Expect: 100-continue', async () => {
+    const hit = chatBody(unique('pipelined-hit'));
+    await send('/v1/chat/completions', hit);
+    await stored('/v1/chat/completions', hit);
+    const misses = [chatBody(unique('pipelined-miss-1')), chatBody(unique('pipelined-miss-2'))];
+    const request = (body: unknown, extra = ''): string => {
+      const json = JSON.stringify(body);
+      return `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n${extra}\r\n${json}`;
+    };
+    const port = Number(new URL(gateway.url).port);
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    // Four requests in one write: miss, hit, miss, hit. Answers must come back in that order.
+    socket.write(request(misses[0]) + request(hit) + request(misses[1]) + request(hit));
+    const caches = (): string[] => [...received.matchAll(/^x-cache: (\w+)\r$/gim)].map((match) => match[1] as string);
+    expect(await until(() => caches().length === 4, 5_000)).toBe(true);
+    expect(caches()).toEqual(['MISS', 'HIT', 'MISS', 'HIT']);
+    const answers = [...received.matchAll(/"content":"((?:[^"\\]|\\.)*)"/g)].map((match) => match[1]);
+    expect(answers).toHaveLength(4);
+    expect(answers[1]).toBe(answers[3]);
+    expect(new Set(answers).size).toBe(3);
+
+    // A client that waits for 100 Continue before sending its body (curl does for large bodies).
+    received = '';
+    const json = JSON.stringify(hit);
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nExpect: 100-continue\r\n\r\n`);
+    expect(await until(() => received.startsWith('HTTP/1.1 100 Continue'), 2_000)).toBe(true);
+    socket.write(json);
+    expect(await until(() => caches().length === 1, 2_000)).toBe(true);
+    expect(caches()).toEqual(['HIT']);
+    socket.destroy();
+  });
+
   it('logs a client that leaves while sending its body once, as 499', async () => {
     const logsBefore = gateway.logs.length;
     const before = await scrape(gateway.url);

@@ -21,7 +21,7 @@ import { errors } from '../errors.js';
 import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type CachedAnswer } from './cache-answers.js';
 import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
-import { takeStoreAnswer, type StoreAnswer } from './handoff.js';
+import { takeStoreAnswer, workedOutFor, type StoreAnswer } from './handoff.js';
 import { prepareRequest, type CachedRoute, type PreparedRequest } from './prepare.js';
 
 export interface CompletionDeps {
@@ -46,7 +46,8 @@ export async function handleCachedRoute(
   deps: CompletionDeps,
 ): Promise<void> {
   const context = request.gw;
-  const prepared = await prepareRequest(route, request.body, deps.router);
+  const workedOut = workedOutFor(request.raw, route);
+  const prepared = workedOut?.prepared ?? (await prepareRequest(route, request.body, deps.router));
   context.provider = prepared.provider;
   context.model = prepared.model;
   reply.header('x-gateway-provider', prepared.provider);
@@ -54,7 +55,8 @@ export async function handleCachedRoute(
   context.writer = writer;
 
   const policy = cachePolicyFor(request.headers, deps.config);
-  const key = policy.lookup || policy.store ? cacheKey({ scope: context.cacheScope, provider: prepared.provider, route, body: prepared.body }) : '';
+  const key =
+    policy.lookup || policy.store ? (workedOut?.key ?? cacheKey({ scope: context.cacheScope, provider: prepared.provider, route, body: prepared.body })) : '';
   const chatId = headerValue(request.headers['x-openwebui-chat-id']);
   if (key && chatId) {
     // The same request again from the same chat is a regeneration: the user wants a new answer.

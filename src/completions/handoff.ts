@@ -1,10 +1,12 @@
 /**
  * What the hit fast path learned about a request it read but did not answer, handed to the
  * ordinary (Fastify) path on the raw request: the body it already consumed, when the request
- * started, and the store's answer for the cache key, so a miss never reads the store twice.
+ * started, what it worked out from the body, and the store's answer for the cache key, so a miss
+ * never reads the store twice nor hashes its body twice.
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
+import type { PreparedRequest } from './prepare.js';
 
 /** What the store answered for `key`: the stored bytes, nothing, or a failure (already counted). */
 export type StoreAnswer = Buffer | undefined | 'error';
@@ -14,6 +16,12 @@ export interface Handoff {
   body: Buffer;
   /** performance.now() when the request arrived, before the fast path read it. */
   startedAt: number;
+  /**
+   * The request as the fast path prepared it (validated, routed) and its cache key: the same
+   * values the handler would work out from the same body and headers, which for a long chat
+   * history is most of a miss's own CPU (canonical form and hash of every message).
+   */
+  workedOut?: { prepared: PreparedRequest; key: string };
   lookup?: { key: string; answer: StoreAnswer };
 }
 
@@ -42,4 +50,10 @@ export function takeStoreAnswer(request: IncomingMessage, key: string): { answer
   if (!lookup || lookup.key !== key) return undefined;
   handoff.lookup = undefined;
   return { answer: lookup.answer };
+}
+
+/** What the fast path worked out for this request on this route, if it did. */
+export function workedOutFor(request: IncomingMessage, route: string): Handoff['workedOut'] {
+  const workedOut = handoffOf(request)?.workedOut;
+  return workedOut?.prepared.route === route ? workedOut : undefined;
 }

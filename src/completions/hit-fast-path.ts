@@ -26,7 +26,7 @@ import { CLIENT_CLOSED_STATUS, recordRequest } from '../request-log.js';
 import { decodeCachedAnswer, entryAsJson, entryAsSse } from './cache-answers.js';
 import { SSE_HEADERS } from './client-writer.js';
 import { cachePolicyFor, headerValue, type CompletionDeps } from './handler.js';
-import { handOff, type StoreAnswer } from './handoff.js';
+import { handOff, type Handoff, type StoreAnswer } from './handoff.js';
 import { KnownRequests, type HitRequest } from './known-requests.js';
 import { CACHED_ROUTE_PATHS, prepareRequestNow, type CachedRoute, type PreparedRequest } from './prepare.js';
 
@@ -99,8 +99,10 @@ interface Lookup {
   key: string;
   request: HitRequest;
   chatId: string | undefined;
-  /** Set for a request worked out from its body: remembered once it proves to be a hit. */
-  remember?: { memoKey: string; prepared: PreparedRequest; generation: number };
+  /** Set for a request worked out from its body here (not remembered): handed on, or remembered once a hit. */
+  prepared?: PreparedRequest;
+  /** Where to remember it. */
+  memo?: { memoKey: string; generation: number };
 }
 
 /** One request on the fast path, from its first body byte to its log line. */
@@ -179,9 +181,11 @@ class FastRequest {
     }
     const chatId = headerValue(this.request.headers['x-openwebui-chat-id']);
     // A regeneration or an identical request in flight: the handler's business.
-    if ((chatId && deps.regenerations.seen(chatId, key)) || deps.flights.get(key)) return this.handOffNow(body);
-    const lookup: Lookup = { body, policy, key, request: known?.request ?? prepared!, chatId };
-    if (prepared && memoKey !== undefined) lookup.remember = { memoKey, prepared, generation };
+    if ((chatId && deps.regenerations.seen(chatId, key)) || deps.flights.get(key)) {
+      return this.handOffNow(body, prepared && { prepared, key });
+    }
+    const lookup: Lookup = { body, policy, key, request: known?.request ?? prepared!, chatId, prepared };
+    if (prepared && memoKey !== undefined) lookup.memo = { memoKey, generation };
     const store = deps.store!;
     if (store.getNow) {
       let answer: StoreAnswer;
@@ -211,11 +215,11 @@ class FastRequest {
   private answerOrHandOff(lookup: Lookup, answer: StoreAnswer): void {
     // The client left while the store was read: its 499 is already recorded.
     if (this.phase !== Phase.Deciding) return;
+    const { key, prepared, memo } = lookup;
     if (answer === undefined || answer === 'error' || !this.answer(lookup, answer)) {
-      return this.handOffNow(lookup.body, { key: lookup.key, answer });
+      return this.handOffNow(lookup.body, prepared && { prepared, key }, { key, answer });
     }
-    const { remember } = lookup;
-    if (remember) this.path.knownRequests.remember(remember.memoKey, lookup.key, remember.prepared, remember.generation);
+    if (prepared && memo) this.path.knownRequests.remember(memo.memoKey, key, prepared, memo.generation);
   }
 
   /** A defect here must cost the fast path, never the request. */
@@ -275,10 +279,10 @@ class FastRequest {
     return true;
   }
 
-  private handOffNow(body: Buffer, lookup?: { key: string; answer: StoreAnswer }): void {
+  private handOffNow(body: Buffer, workedOut?: Handoff['workedOut'], lookup?: Handoff['lookup']): void {
     this.phase = Phase.HandedOff;
     this.response.off('close', this.onClose);
-    handOff(this.request, { body, startedAt: this.startedAt, lookup });
+    handOff(this.request, { body, startedAt: this.startedAt, workedOut, lookup });
     this.fallback(this.request, this.response);
   }
 

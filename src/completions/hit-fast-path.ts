@@ -8,7 +8,8 @@
  *   encoded body, too large, server closing): untouched, as if the fast path did not exist;
  * - after it (invalid body, routing that needs I/O, a cache control that skips the lookup, a
  *   regeneration, an identical request in flight, a miss, a store error): handed off with the
- *   body and the store's answer (handoff.ts), so nothing is read twice.
+ *   body, what was worked out from it and the store's answer (handoff.ts), so the store is read
+ *   once and the body hashed once.
  *
  * A hit answered here has the same status, headers, body, metrics and log line as one answered
  * by the handler (test/cache-fast-path.test.ts compares them).
@@ -222,10 +223,10 @@ class FastRequest {
     if (prepared && memo) this.path.knownRequests.remember(memo.memoKey, key, prepared, memo.generation);
   }
 
-  /** A defect here must cost the fast path, never the request. */
+  /** A defect here must cost the fast path, never the request: unless its answer has begun, the ordinary path answers it. */
   private failed(error: unknown, body: Buffer): void {
     this.path.deps.log.error({ err: error }, 'cache hit fast path failed; answering through the ordinary path');
-    if (this.phase === Phase.Deciding) this.handOffNow(body);
+    if ((this.phase === Phase.Deciding || this.phase === Phase.Answered) && !this.response.headersSent) this.handOffNow(body);
   }
 
   /** The request as the handler would prepare it; undefined when the handler must decide. */

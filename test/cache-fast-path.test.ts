@@ -17,6 +17,7 @@ import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { scrape } from './helpers/metrics-scrape.js';
 import { rawRequest, type RawResponse } from './helpers/raw-http.js';
+import { groqClient, openaiClient, readChatStream } from './helpers/sdk-clients.js';
 import { startRedis, type RedisServer } from './helpers/redis-server.js';
 
 /** A store that counts its reads: the embedded backend's count of round trips. */
@@ -147,6 +148,29 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
       expect(hit.body.equals(miss.body)).toBe(true);
       expect(seenByFastify).toEqual([]);
     }
+  });
+
+  it('answers the real openai and groq-sdk clients on the fast path, JSON and streams', async () => {
+    const openai = openaiClient(gateway);
+    const groq = groqClient(gateway);
+    const prompt = unique('sdk');
+    const first = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] });
+    await stored('/v1/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] });
+    const groqPrompt = unique('sdk-groq');
+    await groq.chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: groqPrompt }] });
+    await stored('/openai/v1/chat/completions', { model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: groqPrompt }] });
+    seenByFastify.splice(0);
+
+    const again = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }] }).withResponse();
+    expect(again.response.headers.get('x-cache')).toBe('HIT');
+    expect(again.data.choices[0]?.message.content).toBe(first.choices[0]?.message.content);
+    const stream = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }], stream: true });
+    expect((await readChatStream(stream)).text).toBe(first.choices[0]?.message.content);
+    const groqStream = await groq.chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: groqPrompt }], stream: true });
+    const groqRead = await readChatStream(groqStream);
+    expect(groqRead.failure).toBeUndefined();
+    expect(groqRead.text.length).toBeGreaterThan(0);
+    expect(seenByFastify).toEqual([]);
   });
 
   it('gives the same answer, headers, metrics and log line as the handler does for the same hit', async () => {

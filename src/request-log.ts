@@ -59,8 +59,7 @@ export function observeRequest(
   // A request the hit fast path handed on started before Fastify saw it.
   const handedOffAt = handoffOf(request.raw)?.startedAt;
   const seconds = handedOffAt === undefined ? reply.elapsedTime / 1000 : (performance.now() - handedOffAt) / 1000;
-  // elapsedTime counts from the request's start on Fastify's clock; the stamps are
-  // performance.now(), so the first byte is placed by how long before now it left.
+  // The first-byte stamps are performance.now(): the first byte is placed by how long before now it left.
   const firstByte = context.writer?.timeToFirstByte ?? sendingAt;
   const ttfb = firstByte === undefined ? seconds : Math.min(seconds, Math.max(0, seconds - (performance.now() - firstByte) / 1000));
   recordRequest(
@@ -94,8 +93,9 @@ export interface FinishedRequest {
 }
 
 /**
- * The metrics of the contract and the one log line of a request, on the root logger: the id
- * goes where Fastify's request logger would bind it, first after the base fields.
+ * The metrics of the contract and the one log line of a request (`log`: logger.ts's
+ * requestLineLogger). The id comes first after the base fields, where a Fastify request logger
+ * would have bound it.
  */
 export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics, accounting: Accounting, log: Logger): void {
   const { context, status, seconds } = finished;

@@ -101,11 +101,13 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
   const { context, status, seconds } = finished;
   const endpoint = context.endpoint;
   const cache = context.cache ?? 'BYPASS';
+  // Bounded like every model label; worked out once for the metric and the line.
+  const model = accounting.modelLabel(context.provider, context.model);
   if (endpoint !== undefined) {
     metrics.requests.inc({
       endpoint,
       provider: context.provider ?? 'none',
-      model: accounting.modelLabel(context.provider, context.model),
+      model,
       cache,
       status: String(status),
     });
@@ -119,7 +121,7 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
     method: finished.method,
     route: finished.route,
     provider: context.provider,
-    model: context.model === undefined ? undefined : accounting.modelLabel(context.provider, context.model),
+    model: context.model === undefined ? undefined : model,
     status,
     cache: context.cache,
     durationMs: Math.round(seconds * 10_000) / 10,

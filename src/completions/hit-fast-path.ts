@@ -17,17 +17,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FastRequest, type FastPathState, type FastRoute, type HitFastPathDeps, type RequestHandler } from './fast-hit-request.js';
 import { KnownRequests } from './known-requests.js';
-import { CACHED_ROUTE_PATHS, type CachedRoute } from './prepare.js';
+import { CACHED_ROUTE_URLS } from './prepare.js';
 
 export { requestIdOf, type HitFastPathDeps } from './fast-hit-request.js';
 
 /** Exact request targets only: anything with a query string or an odd spelling goes to Fastify. */
-const FAST_ROUTES = new Map<string, FastRoute>();
-for (const prefix of ['/v1', '/openai/v1']) {
-  for (const [route, path] of Object.entries(CACHED_ROUTE_PATHS) as Array<[CachedRoute, string]>) {
-    FAST_ROUTES.set(prefix + path, { route, url: prefix + path });
-  }
-}
+const FAST_ROUTES = new Map<string, FastRoute>(CACHED_ROUTE_URLS.map((target) => [target.url, target]));
 
 export class HitFastPath implements FastPathState {
   /** Set when the server starts closing: Fastify then answers new requests with 503. */

@@ -15,6 +15,14 @@ export const CACHED_ROUTE_PATHS: Readonly<Record<CachedRoute, string>> = {
   embeddings: '/embeddings',
 };
 
+/**
+ * Every URL a cached route answers on, OpenAI's layout (/v1) and Groq's (/openai/v1): the one
+ * table both Fastify's routes and the hit fast path are built from.
+ */
+export const CACHED_ROUTE_URLS: ReadonlyArray<{ route: CachedRoute; url: string }> = ['/v1', '/openai/v1'].flatMap((prefix) =>
+  (Object.entries(CACHED_ROUTE_PATHS) as Array<[CachedRoute, string]>).map(([route, path]) => ({ route, url: prefix + path })),
+);
+
 /** The field each route cannot do without, besides `model`. */
 const REQUIRED_FIELD: Readonly<Record<CachedRoute, string>> = {
   'chat.completions': 'messages',

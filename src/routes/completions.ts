@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RequestPayload } from 'fastify';
 import { handleCachedRoute, type CompletionDeps } from '../completions/handler.js';
 import { handoffOf, replayBody } from '../completions/handoff.js';
-import { CACHED_ROUTE_PATHS, type CachedRoute } from '../completions/prepare.js';
+import { CACHED_ROUTE_URLS } from '../completions/prepare.js';
 
 /** A request the hit fast path read but handed on: its body comes from the handoff. */
 function replayFastPathBody(request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload, done: (error: Error | null, payload?: RequestPayload) => void): void {
@@ -11,13 +11,11 @@ function replayFastPathBody(request: FastifyRequest, _reply: FastifyReply, paylo
 }
 
 export function registerCompletionRoutes(app: FastifyInstance, deps: CompletionDeps): void {
-  for (const prefix of ['/v1', '/openai/v1']) {
-    for (const [route, path] of Object.entries(CACHED_ROUTE_PATHS) as Array<[CachedRoute, string]>) {
-      app.post(prefix + path, { preParsing: replayFastPathBody }, async (request, reply) => {
-        request.gw.endpoint = route;
-        await handleCachedRoute(route, request, reply, deps);
-        return reply;
-      });
-    }
+  for (const { route, url } of CACHED_ROUTE_URLS) {
+    app.post(url, { preParsing: replayFastPathBody }, async (request, reply) => {
+      request.gw.endpoint = route;
+      await handleCachedRoute(route, request, reply, deps);
+      return reply;
+    });
   }
 }

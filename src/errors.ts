@@ -61,6 +61,8 @@ export const errors = {
     new GatewayError(502, 'server_error', 'upstream_bad_response', `Provider ${provider} sent a malformed or incomplete response.`, {}, { cause }),
   metricsUnauthorized: () =>
     new GatewayError(401, 'invalid_request_error', 'invalid_api_key', 'The metrics endpoint requires "Authorization: Bearer <METRICS_TOKEN>".', NO_RETRY),
+  shuttingDown: () =>
+    new GatewayError(503, 'server_error', 'gateway_shutting_down', 'The gateway is shutting down; retry the request.', retryAfterHeaders(1_000)),
   internal: (cause?: unknown) =>
     new GatewayError(500, 'server_error', 'internal_error', 'The gateway failed to handle the request.', {}, { cause }),
 };

@@ -2,7 +2,7 @@
  * buildServer(config, deps?) wires the gateway together and registers every route; it never
  * listens. Dependencies (logger destination, cache store) can be passed in so tests swap them.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { Accounting } from './accounting.js';
@@ -56,6 +56,23 @@ function endpointOf(path: string): Endpoint | undefined {
   return 'passthrough';
 }
 
+/**
+ * A request that arrives on an open connection while the server closes: 503 in OpenAI's shape
+ * (Fastify's own would be {"error":"Service Unavailable",…}), retry-after 1 s, connection closed.
+ */
+function refuseWhileClosing(request: IncomingMessage, response: ServerResponse): void {
+  const refusal = errors.shuttingDown();
+  const body = JSON.stringify(refusal.toBody());
+  response.writeHead(refusal.statusCode, {
+    ...refusal.headers,
+    'x-request-id': requestIdOf(request),
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  });
+  response.end(body);
+}
+
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {
   // First: a bad PRICES_FILE must stop start-up before anything is opened (Redis, watchers).
   const prices = loadPrices(config.pricesFile);
@@ -95,6 +112,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     log,
   };
   const fastPath = new HitFastPath({ ...completionDeps, auth, requestLog });
+  /** Set as the server starts closing: requests still arriving on open connections get a 503. */
+  let closing = false;
 
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -106,6 +125,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     // and every hit the fast path is unsure of, goes through Fastify as usual.
     serverFactory: (handler) => {
       const server = createServer((request, response) => {
+        if (closing) return refuseWhileClosing(request, response);
         if (!fastPath.offer(request, response, handler)) handler(request, response);
       });
       // What Fastify sets on the servers it makes itself (requestTimeout and connectionTimeout: off).
@@ -115,6 +135,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       server.setTimeout(0);
       return server;
     },
+    // Requests through inject() only: those from the server are refused above, in OpenAI's shape.
     return503OnClosing: true,
     // A URL that cannot be decoded never reaches the hooks or the error handler: answer it here
     // in OpenAI's shape, with the request id (Fastify's own body is {"error":"Bad Request",…}).
@@ -168,7 +189,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const cachePing = store?.kind === 'redis' ? setInterval(() => void store.ping(), 5_000).unref() : undefined;
   const keyReloading = startKeyReloading(config, pools, keys, log);
   app.addHook('preClose', (done) => {
-    fastPath.closing = true;
+    closing = true;
     done();
   });
   app.addHook('onClose', async () => {

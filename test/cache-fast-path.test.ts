@@ -336,3 +336,48 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
     expect(after.sum('gateway_requests_total', labels) - before.sum('gateway_requests_total', labels)).toBe(1);
   });
 });
+
+describe('cache hit fast path while the server closes', () => {
+  it('answers a request that arrives during close with an OpenAI-shaped 503 (not a late hit)', async () => {
+    const fake = await startFakeUpstream({ latencyMs: 400 });
+    const gateway = await startGateway(fake, { LOG_LEVEL: 'warn' });
+    try {
+      expect((await fetch(`${gateway.url}/v1/models`)).status).toBe(200);
+      const hit = chatBody(unique('closing-hit'));
+      const post = (body: unknown): Promise<RawResponse> =>
+        rawRequest(`${gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      await post(hit);
+      expect(await until(async () => (await post(hit)).headers['x-cache'] === 'HIT', 5_000)).toBe(true);
+
+      // A slow miss keeps one connection busy while the server starts closing; the hit then
+      // arrives on that same connection.
+      const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+      const request = (body: unknown): string => {
+        const json = JSON.stringify(body);
+        return `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+      };
+      socket.write(request(chatBody(unique('closing-miss'))));
+      await until(() => false, 100);
+      const closed = gateway.close();
+      await until(() => false, 50);
+      socket.write(request(hit));
+      const statusLines = (): string[] => received.match(/HTTP\/1\.1 \d{3} /g) ?? [];
+      expect(await until(() => statusLines().length >= 2 && received.endsWith('}'), 5_000)).toBe(true);
+      expect(statusLines()).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 503 ']);
+      const refusal = received.slice(received.lastIndexOf('HTTP/1.1 503 '));
+      expect(refusal).toMatch(/\r\nretry-after: 1\r\n/i);
+      expect(refusal).toMatch(/\r\nx-request-id: [\w-]+\r\n/i);
+      expect(refusal).not.toMatch(/x-cache/i);
+      expect(JSON.parse(refusal.slice(refusal.indexOf('\r\n\r\n') + 4))).toEqual({
+        error: { message: 'The gateway is shutting down; retry the request.', type: 'server_error', code: 'gateway_shutting_down' },
+      });
+      socket.destroy();
+      await closed;
+    } finally {
+      await fake.close();
+    }
+  });
+});

@@ -5,7 +5,7 @@
  * constant body costs, as issue #3 asks. Everything else, and every doubt, goes to Fastify:
  *
  * - before the body is read (wrong method, path or content type, bad or missing key, chunked or
- *   encoded body, too large, server closing): untouched, as if the fast path did not exist;
+ *   encoded body, too large): untouched, as if the fast path did not exist;
  * - after it (invalid body, routing that needs I/O, a cache control that skips the lookup, a
  *   regeneration, an identical request in flight, a miss, a store error): handed off with the
  *   body, what was worked out from it and the store's answer (handoff.ts), so the store is read
@@ -25,8 +25,6 @@ export { requestIdOf, type HitFastPathDeps } from './fast-hit-request.js';
 const FAST_ROUTES = new Map<string, FastRoute>(CACHED_ROUTE_URLS.map((target) => [target.url, target]));
 
 export class HitFastPath implements FastPathState {
-  /** Set when the server starts closing: Fastify then answers new requests with 503. */
-  closing = false;
   readonly knownRequests = new KnownRequests();
 
   constructor(readonly deps: HitFastPathDeps) {}
@@ -36,7 +34,7 @@ export class HitFastPath implements FastPathState {
    * to `fallback` once its body is read. false: untouched, the caller passes it to Fastify.
    */
   offer(request: IncomingMessage, response: ServerResponse, fallback: RequestHandler): boolean {
-    if (this.closing || request.method !== 'POST') return false;
+    if (request.method !== 'POST') return false;
     const target = FAST_ROUTES.get(request.url ?? '');
     if (!target || !this.deps.config.cacheEnabled || !this.deps.store) return false;
     const headers = request.headers;

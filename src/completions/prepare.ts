@@ -54,6 +54,16 @@ function nestedDeeperThan(value: object, limit: number): boolean {
   return false;
 }
 
+/**
+ * Throws the 400 for a JSON body nested deeper than any real request: the one depth rule of
+ * every route that walks or re-serialises a client's JSON (the passthrough's model rewrite too).
+ */
+export function refuseDeepNesting(body: object): void {
+  if (nestedDeeperThan(body, MAX_NESTING_DEPTH)) {
+    throw errors.invalidRequest(`The request body is nested more than ${MAX_NESTING_DEPTH} levels deep.`);
+  }
+}
+
 export interface PreparedRequest {
   route: CachedRoute;
   provider: ProviderName;
@@ -85,9 +95,7 @@ function validatedFields(route: CachedRoute, body: unknown): Record<string, unkn
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw errors.invalidRequest('The request body must be a JSON object.');
   }
-  if (nestedDeeperThan(body, MAX_NESTING_DEPTH)) {
-    throw errors.invalidRequest(`The request body is nested more than ${MAX_NESTING_DEPTH} levels deep.`);
-  }
+  refuseDeepNesting(body);
   const fields = body as Record<string, unknown>;
   const model = fields.model;
   if (typeof model !== 'string' || model === '') {

@@ -2,6 +2,7 @@
  * Reading and rewriting the `model` of a passthrough body without parsing more than needed:
  * JSON bodies and multipart/form-data uploads (audio), where the model is a plain form field.
  */
+import { refuseDeepNesting } from '../completions/prepare.js';
 
 // A form field named "model": its headers, the blank line, then the value on one line.
 const MULTIPART_MODEL = /name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]+)\r\n/;
@@ -31,7 +32,10 @@ export function modelInBody(body: Buffer, contentType: string): ModelInBody {
  */
 export function withModel(body: Buffer, contentType: string, model: string): Buffer {
   if (contentType.includes('json')) {
-    const parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    const parsed = JSON.parse(body.toString('utf8')) as unknown;
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return body;
+    // JSON.parse builds any depth, JSON.stringify overflows the stack on it: the cached routes' 400.
+    refuseDeepNesting(parsed);
     return Buffer.from(JSON.stringify({ ...parsed, model }), 'utf8');
   }
   if (contentType.startsWith('multipart/form-data')) {

@@ -9,6 +9,7 @@ import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import { cooldownFromResponse } from '../keys/cooldown.js';
+import { withoutHopByHop } from '../http/hop-by-hop.js';
 import { isUnavailable, type KeyLease } from '../keys/pool.js';
 import type { KeyPools } from '../keys/pools.js';
 import type { Provider, ProviderName } from '../providers/index.js';
@@ -61,14 +62,16 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
           getUpstream: (request: FastifyRequest) => targetOf(request).provider.origin,
           rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | undefined>) => {
             const out: Record<string, string | string[] | undefined> = {};
-            for (const [name, value] of Object.entries(headers)) {
+            // reply-from already removed `connection` from `headers`: the options it listed come from the original.
+            for (const [name, value] of Object.entries(withoutHopByHop(headers, request.headers.connection))) {
               if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith('x-openwebui-')) out[name] = value;
             }
             out.authorization = `Bearer ${targetOf(request).lease.key}`;
             return out;
           },
           rewriteHeaders: (headers: Record<string, string | string[] | undefined>) => {
-            const { 'x-request-id': upstreamId, ...rest } = headers;
+            // The client's connection is the gateway's business, not the provider's.
+            const { 'x-request-id': upstreamId, ...rest } = withoutHopByHop(headers);
             return upstreamId === undefined ? rest : { ...rest, 'x-upstream-request-id': upstreamId };
           },
           onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream }) => {

@@ -4,13 +4,15 @@
  * upstream again once the reload is in force, requests in flight finish on the key they
  * started with, and a malformed file is refused with a log line while the old keys go on.
  *
- * SIGHUP is sent to this very process (vitest runs each file in its own fork); the gateway,
- * started with KEYS_FILE, has a listener for it, so the signal reloads instead of killing.
+ * SIGHUP is sent to this very process (vitest runs each file in its own fork), wired to the
+ * reload list as src/main.ts wires it (reloadOnHangup); the gateway, started with KEYS_FILE,
+ * registers its key reload there. test/process-signals.test.ts signals the real process.
  */
 import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { reloadOnHangup } from '../src/reload.js';
 import { answerFor } from './helpers/fake-upstream.js';
 import { startGateway, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
 import { chat, eventually, keyGauge, pause, setUpGatewayE2e, uniqueContent } from './helpers/upstream-e2e.js';
@@ -38,6 +40,12 @@ afterEach(async () => {
 });
 
 const e2e = setUpGatewayE2e(ALL_KEYS);
+
+let stopReloadOnHangup: () => void = () => {};
+beforeAll(() => {
+  stopReloadOnHangup = reloadOnHangup(() => e2e.gateway?.app.log);
+});
+afterAll(() => stopReloadOnHangup());
 
 /** Replace the file the way deploy tools do: write aside, then rename over it (atomic). */
 async function writeKeys(keys: { openai?: string[]; groq?: string[] } | string): Promise<void> {
@@ -285,7 +293,7 @@ describe('reload semantics', () => {
 });
 
 describe('without KEYS_FILE', () => {
-  it('the environment keys are used, and no SIGHUP handler is installed', async () => {
+  it('the environment keys are used, and buildServer installs no SIGHUP handler', async () => {
     const listeners = process.listenerCount('SIGHUP');
     e2e.gateway = await startGateway(e2e.fake);
     expect(process.listenerCount('SIGHUP')).toBe(listeners);

@@ -1,9 +1,11 @@
 /**
  * Where the provider keys come from at start-up (KEYS_FILE, else the environment), and how
- * they are reloaded live: on SIGHUP and whenever KEYS_FILE changes.
+ * they are reloaded live: whenever KEYS_FILE changes, and on SIGHUP through the reload list
+ * (reload.ts), which main.ts wires to the signal.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { registerReloadable } from '../reload.js';
 import { readKeysFile } from './keys-file.js';
 import { replaceAllKeys, type KeyPools } from './pools.js';
 import type { ProviderKeys } from './types.js';
@@ -17,14 +19,16 @@ export async function loadProviderKeys(config: Config): Promise<ProviderKeys> {
 export function startKeyReloading(config: Config, pools: KeyPools, initial: ProviderKeys, log: Logger): { close(): void } {
   if (config.keysFile === undefined) return { close() {} };
   const watcher = watchKeysFile(config.keysFile, (keys) => replaceAllKeys(pools, keys), log, { current: initial });
-  const onHangup = () => {
-    log.info({ file: config.keysFile }, 'SIGHUP: reloading provider keys');
-    void watcher.reload();
-  };
-  process.on('SIGHUP', onHangup);
+  const unregister = registerReloadable({
+    name: 'provider keys',
+    reload: () => {
+      log.info({ file: config.keysFile }, 'SIGHUP: reloading provider keys');
+      return watcher.reload();
+    },
+  });
   return {
     close() {
-      process.off('SIGHUP', onHangup);
+      unregister();
       watcher.close();
     },
   };

@@ -15,6 +15,7 @@ import type { Flight } from './completions/flight.js';
 import { HitFastPath, requestIdOf } from './completions/hit-fast-path.js';
 import type { Config } from './config.js';
 import { errors, toGatewayError } from './errors.js';
+import { normaliseRequestTarget, targetRefusalOf } from './http/request-target.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
 import { createLogger, requestLineLogger } from './logger.js';
@@ -126,6 +127,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     serverFactory: (handler) => {
       const server = createServer((request, response) => {
         if (closing) return refuseWhileClosing(request, response);
+        normaliseRequestTarget(request);
         if (!fastPath.offer(request, response, handler)) handler(request, response);
       });
       // What Fastify sets on the servers it makes itself (requestTimeout and connectionTimeout: off).
@@ -154,6 +156,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   app.addHook('onRequest', (request, reply, done) => {
     request.gw = newRequestContext();
     void reply.header('x-request-id', request.id);
+    const refusal = targetRefusalOf(request.raw);
+    if (refusal) return done(refusal);
     const path = request.url.split('?')[0] ?? '';
     if (OPEN_ROUTES.has(path)) return done();
     request.gw.endpoint = endpointOf(path);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { startFakeUpstream, type FakeUpstream, type FakeUpstreamOptions } from './fake-upstream.js';
 import { startGateway, type RunningGateway } from './gateway.js';
 import { startGatedUpstream, type GatedUpstream } from './gated-upstream.js';
+import { startFaultProxy, type FaultProxy } from './fault-proxy.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 
 export type Backend = 'memory' | 'redis';
@@ -19,6 +20,8 @@ export interface E2eSetup {
   fake: FakeUpstream;
   /** With `gated: true`: the proxy between gateway and fake that can hold answers open. */
   gate: GatedUpstream | undefined;
+  /** With `faulty: true`: the proxy between gateway and fake whose answers a test can break. */
+  faults: FaultProxy | undefined;
   gateway: RunningGateway;
   /** Only for the Redis backend. */
   redis: RedisServer | undefined;
@@ -29,6 +32,8 @@ export interface E2eOptions {
   upstream?: FakeUpstreamOptions;
   /** Put a GatedUpstream between the gateway and the fake. */
   gated?: boolean;
+  /** Put a FaultProxy between the gateway and the fake (not together with `gated`). */
+  faulty?: boolean;
 }
 
 /**
@@ -45,7 +50,9 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
     // HIT into a (correct, fail-open) BYPASS. Tests of the timeout itself pass their own value.
     const redisEnv = setup.redis ? { REDIS_URL: setup.redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000' } : {};
     setup.gate = options.gated ? await startGatedUpstream(setup.fake.url) : undefined;
-    const gateEnv = setup.gate ? { OPENAI_BASE_URL: `${setup.gate.url}/v1`, GROQ_BASE_URL: `${setup.gate.url}/openai/v1` } : {};
+    setup.faults = options.faulty ? await startFaultProxy(setup.fake.url) : undefined;
+    const front = setup.gate ?? setup.faults;
+    const gateEnv = front ? { OPENAI_BASE_URL: `${front.url}/v1`, GROQ_BASE_URL: `${front.url}/openai/v1` } : {};
     setup.gateway = await startGateway(setup.fake, { LOG_LEVEL: 'warn', ...redisEnv, ...gateEnv, ...options.env });
     // Fetch the model lists now, so a test that slows the fake down slows only its completions.
     const clientKey = setup.gateway.config.gatewayApiKeys[0];
@@ -60,6 +67,7 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
     setup.gateway?.app.server.closeAllConnections();
     await setup.gateway?.close();
     await setup.gate?.close();
+    await setup.faults?.close();
     await setup.fake?.close();
     await setup.redis?.stop();
   });
@@ -67,6 +75,7 @@ export function useGateway(backend: Backend, options: E2eOptions = {}): E2eSetup
     setup.fake?.reset();
     setup.gate?.release();
     setup.gate?.calls.splice(0);
+    if (setup.faults) setup.faults.fault = undefined;
   });
   return setup;
 }

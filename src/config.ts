@@ -33,6 +33,14 @@ export interface Config {
   readonly modelsCacheSeconds: number;
   readonly shutdownGraceMs: number;
   readonly redisCommandTimeoutMs: number;
+  /** Time a client has to send a request's headers, from its first byte. */
+  readonly requestHeadersTimeoutMs: number;
+  /** Time a client has to send a whole request, headers and body (not the answer's time). */
+  readonly requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept between two requests. */
+  readonly keepAliveTimeoutMs: number;
+  /** Most client connections open at once (0: no cap); more are closed as they arrive. */
+  readonly maxConnections: number;
 }
 
 export class ConfigError extends Error {
@@ -126,6 +134,22 @@ function providerKeys(env: Env, plural: string, singular: string): string[] {
   return one === undefined ? [] : [one];
 }
 
+/** What a client may take to send a request, and how many connections it may hold. */
+function clientLimits(env: Env): Pick<Config, 'requestHeadersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'> {
+  const requestTimeoutMs = integer(env, 'REQUEST_TIMEOUT_MS', 300_000, 1);
+  const requestHeadersTimeoutMs = integer(env, 'REQUEST_HEADERS_TIMEOUT_MS', Math.min(30_000, requestTimeoutMs), 1);
+  // Node refuses a headers timeout longer than the whole request's.
+  if (requestHeadersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(`REQUEST_HEADERS_TIMEOUT_MS (${requestHeadersTimeoutMs}) must not exceed REQUEST_TIMEOUT_MS (${requestTimeoutMs})`);
+  }
+  return {
+    requestHeadersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: integer(env, 'KEEP_ALIVE_TIMEOUT_MS', 65_000, 1),
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 0, 0),
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const host = hostName(env);
   const gatewayApiKeys = list(env, 'GATEWAY_API_KEYS');
@@ -168,6 +192,7 @@ export function loadConfig(env: Env = process.env): Config {
     modelsCacheSeconds: integer(env, 'MODELS_CACHE_SECONDS', 60, 0),
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 30_000, 0),
     redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 250, 1),
+    ...clientLimits(env),
   };
   return Object.freeze(config);
 }

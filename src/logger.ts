@@ -2,7 +2,7 @@
  * The pino logger. Every header and field that can hold a key is redacted, as a second line
  * of defence: the gateway's own log calls never pass headers or keys in the first place.
  */
-import pino, { type DestinationStream, type Logger } from 'pino';
+import pino, { stdSerializers, type DestinationStream, type Logger } from 'pino';
 
 export const REDACTED_PATHS = [
   'req.headers.authorization',
@@ -22,10 +22,35 @@ export const REDACTED_PATHS = [
   'config.gatewayApiKeys',
   'config.metricsToken',
   'config.redisUrl',
+  // Node's HTTP parser errors carry the raw request bytes, Authorization header included.
+  'err.rawPacket',
+  'error.rawPacket',
+  '*.rawPacket',
 ];
 
+type SerializedError = ReturnType<typeof stdSerializers.err> & { rawPacket?: unknown; aggregateErrors?: SerializedError[] };
+
+/**
+ * pino's error serialiser copies every property of an error; a parser error's `rawPacket` is the
+ * request as received, and serialised as a byte array it would slip past any path redaction.
+ */
+export function serializeError(error: Error): SerializedError {
+  const serialized = stdSerializers.err(error) as SerializedError;
+  // A value that is not an error comes back as it is: never mutate the caller's object.
+  if (serialized !== (error as unknown) && serialized && typeof serialized === 'object') {
+    delete serialized.rawPacket;
+    for (const inner of serialized.aggregateErrors ?? []) if (inner && typeof inner === 'object') delete inner.rawPacket;
+  }
+  return serialized;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  const options = { level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, base: { service: 'gateway' } };
+  const options = {
+    level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    serializers: { err: serializeError, error: serializeError },
+    base: { service: 'gateway' },
+  };
   return destination ? pino(options, destination) : pino(options);
 }
 

@@ -2,7 +2,7 @@
  * buildServer(config, deps?) wires the gateway together and registers every route; it never
  * listens. Dependencies (logger destination, cache store) can be passed in so tests swap them.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
 import { Accounting } from './accounting.js';
@@ -15,6 +15,8 @@ import type { Flight } from './completions/flight.js';
 import { HitFastPath, requestIdOf } from './completions/hit-fast-path.js';
 import type { Config } from './config.js';
 import { errors, toGatewayError } from './errors.js';
+import { clientErrorHandler, closesConnection } from './http/client-errors.js';
+import { createGatewayHttpServer } from './http/http-server.js';
 import { normaliseRequestTarget, targetRefusalOf } from './http/request-target.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
@@ -124,19 +126,15 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     genReqId: requestIdOf,
     // Cache hits are answered before Fastify's lifecycle (hit-fast-path.ts); everything else,
     // and every hit the fast path is unsure of, goes through Fastify as usual.
-    serverFactory: (handler) => {
-      const server = createServer((request, response) => {
+    serverFactory: (handler) =>
+      createGatewayHttpServer(config, (request, response) => {
         if (closing) return refuseWhileClosing(request, response);
         normaliseRequestTarget(request);
         if (!fastPath.offer(request, response, handler)) handler(request, response);
-      });
-      // What Fastify sets on the servers it makes itself (requestTimeout and connectionTimeout: off).
-      // The SDKs and Open WebUI keep connections open; give them more than Node's 5 s default.
-      server.keepAliveTimeout = 65_000;
-      server.requestTimeout = 0;
-      server.setTimeout(0);
-      return server;
-    },
+      }),
+    // Node's parser errors and request timeouts, in OpenAI's shape; Fastify's own handler logs
+    // the raw request bytes (the client's key with them) at trace level.
+    clientErrorHandler: clientErrorHandler(log),
     // Requests through inject() only: those from the server are refused above, in OpenAI's shape.
     return503OnClosing: true,
     // A URL that cannot be decoded never reaches the hooks or the error handler: answer it here
@@ -147,6 +145,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       request.gw.error = mapped;
       // No hook runs for it either: write its one log line here.
       reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting, requestLog));
+      if (closesConnection(mapped.statusCode, request.raw)) void reply.header('connection', 'close');
       void (reply as FastifyReply).code(mapped.statusCode).headers({ ...mapped.headers, 'x-request-id': request.id }).type('application/json').send(mapped.toBody());
     },
   });
@@ -173,6 +172,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     request.gw ??= newRequestContext();
     request.gw.error = mapped;
     if (reply.sent || reply.raw.headersSent) return;
+    if (closesConnection(mapped.statusCode, request.raw)) void reply.header('connection', 'close');
     return reply.code(mapped.statusCode).headers(mapped.headers).type('application/json').send(mapped.toBody());
   });
   app.setNotFoundHandler(async (request) => {

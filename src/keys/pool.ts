@@ -135,6 +135,21 @@ export class KeyPool {
     return counts;
   }
 
+  /**
+   * Ms until some key can be used: 0 when one is active now, the soonest end of a cooldown
+   * otherwise, undefined when every key is disabled (or there is none). Hands nothing out.
+   */
+  usableInMs(): number | undefined {
+    const now = this.now();
+    let soonest: number | undefined;
+    for (const state of this.states) {
+      if (state.disabled) continue;
+      const wait = Math.max(0, Math.ceil(state.coolingUntil - now));
+      soonest = soonest === undefined ? wait : Math.min(soonest, wait);
+    }
+    return soonest;
+  }
+
   private current(lease: KeyLease): KeyState | undefined {
     return this.byKey.get(lease.key);
   }

@@ -16,6 +16,7 @@ import type { Provider, ProviderName } from '../providers/index.js';
 import type { ModelRouter } from '../routing.js';
 import { modelInBody, withModel } from './passthrough-body.js';
 import { passthroughRetryDelay } from './passthrough-retry.js';
+import { isKeyRefusal, refusalError } from '../upstream/provider-refusal.js';
 
 interface PassthroughTarget {
   provider: Provider;
@@ -77,14 +78,15 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
           onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream }) => {
             const target = targetOf(request);
             const pool = deps.pools[target.provider.name];
-            if (res.statusCode === 429) pool.rateLimited(target.lease, cooldownFromResponse(res.headers, undefined, Date.now()));
+            const cooldownMs = res.statusCode === 429 ? cooldownFromResponse(res.headers, undefined, Date.now()) : undefined;
+            if (res.statusCode === 429) pool.rateLimited(target.lease, cooldownMs);
             request.gw.upstreamStatus = res.statusCode;
-            if (res.statusCode === 401 || res.statusCode === 403) {
-              pool.rejected(target.lease);
-              // The provider refused the GATEWAY's key: passing its 401 on would tell the client
-              // its own key is wrong, and OpenAI's body quotes a fragment of our key.
+            if (isKeyRefusal(res.statusCode)) {
+              if (res.statusCode !== 429) pool.rejected(target.lease);
+              // The provider refused the GATEWAY's key: its body is never passed on (one mapping
+              // with the cached routes, provider-refusal.ts).
               res.stream.resume();
-              const error = isUnavailable(pool.acquire()) ? errors.allKeysRejected(target.provider.name) : errors.providerKeyRejected(target.provider.name);
+              const error = refusalError(target.provider.name, res.statusCode, pool, cooldownMs);
               request.gw.error = error;
               for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'www-authenticate']) reply.removeHeader(name);
               void reply.code(error.statusCode).headers(error.headers).type('application/json').send(error.toBody());

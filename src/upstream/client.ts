@@ -2,10 +2,10 @@
  * Calls one provider: picks a key from its pool, sends through the provider's undici Pool,
  * and retries before the first byte reaches the client — on another key after a 429 or a
  * 401/403, and with jittered backoff after a connection error or a 5xx. What it returns has
- * not been read yet, so a caller can stream it.
+ * not been read yet, so a caller can stream it. It never returns a 401, 403 or 429: when no
+ * key is left to try, the gateway's own error is thrown (provider-refusal.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
 import type { Pool } from 'undici';
 import type { Logger } from 'pino';
 import { errors } from '../errors.js';
@@ -13,6 +13,7 @@ import { cooldownFromResponse } from '../keys/cooldown.js';
 import { isUnavailable, type KeyLease, type KeyPool } from '../keys/pool.js';
 import type { Provider } from '../providers/index.js';
 import { backoff } from './backoff.js';
+import { refusalError } from './provider-refusal.js';
 import { isAbortError, isRetryableTransportError, transportErrorToGatewayError } from './failures.js';
 
 export type UpstreamBody = Awaited<ReturnType<Pool['request']>>['body'];
@@ -26,6 +27,8 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
   /** Shared by every send() of one client request (see retryBrokenAnswer); a fresh one by default. */
   retries?: RetryBudget;
+  /** Called as each attempt is sent to the provider (not when no key could be had). */
+  onSend?: () => void;
 }
 
 /** Retries left for one client request, across every upstream call made for it. */
@@ -63,23 +66,22 @@ export class UpstreamClient {
     const tried = new Set<string>();
     const budget = request.retries ?? this.retryBudget();
     let attempt = 0;
-    // When the pool runs dry after upstream answers, that answer is the truest thing to return.
-    let lastAnswer: UpstreamResponse | undefined;
+    // The provider's last refusal of a key (401, 403, 429), for when no key is left to try. Only
+    // its status and hint are kept: its body never reaches a client (it may quote the key).
+    let lastRefusal: { status: number; cooldownMs: number | undefined } | undefined;
     for (;;) {
       const lease = this.keys.acquire(tried);
       if (isUnavailable(lease)) {
-        if (lease.unavailable === 'exhausted' && lastAnswer) return lastAnswer;
-        await lastAnswer?.body.dump().catch(() => undefined);
+        if (lease.unavailable === 'exhausted' && lastRefusal) throw refusalError(this.provider.name, lastRefusal.status, this.keys, lastRefusal.cooldownMs);
         if (lease.unavailable === 'cooling') throw errors.allKeysCooling(this.provider.name, lease.retryAfterMs);
         if (lease.unavailable === 'disabled') throw errors.allKeysRejected(this.provider.name);
         if (lease.unavailable === 'empty') throw errors.noProviderKeys(this.provider.name);
         throw errors.upstreamUnreachable(this.provider.name);
       }
-      if (lastAnswer) await lastAnswer.body.dump().catch(() => undefined);
-      lastAnswer = undefined;
       attempt++;
       const startedAt = performance.now();
       let response: UpstreamResponse;
+      request.onSend?.();
       try {
         response = await this.attempt(request, lease, startedAt);
       } catch (error) {
@@ -99,16 +101,17 @@ export class UpstreamClient {
       this.observer?.attempt(this.provider.name, status, (performance.now() - startedAt) / 1000);
       if (status === 429) {
         const body = await readBounded(response.body);
-        this.keys.rateLimited(lease, cooldownFromResponse(response.headers, body, Date.now()));
+        const cooldownMs = cooldownFromResponse(response.headers, body, Date.now());
+        this.keys.rateLimited(lease, cooldownMs);
         tried.add(lease.id);
-        lastAnswer = replayable(response, body);
+        lastRefusal = { status, cooldownMs };
         continue;
       }
       if (status === 401 || status === 403) {
-        const body = await readBounded(response.body);
+        await response.body.dump().catch(() => undefined);
         this.keys.rejected(lease);
         tried.add(lease.id);
-        lastAnswer = replayable(response, body);
+        lastRefusal = { status, cooldownMs: undefined };
         continue;
       }
       if (status >= 500 && budget.left > 0) {
@@ -154,21 +157,6 @@ export class UpstreamClient {
     });
     return { statusCode: response.statusCode, headers: response.headers, body: response.body, keyId: lease.id, startedAt };
   }
-}
-
-/** A read body cannot be read again: wrap what was read in a fresh readable. */
-function replayable(response: UpstreamResponse, body: string): UpstreamResponse {
-  return { ...response, body: bodyFromText(body) };
-}
-
-function bodyFromText(text: string): UpstreamBody {
-  const readable = Readable.from([Buffer.from(text)]) as Readable & Partial<UpstreamBody>;
-  // The few BodyReadable methods the gateway uses on a replayed error body.
-  readable.dump = async () => {
-    readable.destroy();
-  };
-  readable.text = async () => text;
-  return readable as UpstreamBody;
 }
 
 async function readBounded(body: UpstreamBody): Promise<string> {

@@ -22,7 +22,10 @@ export interface RunningGateway {
   close(): Promise<void>;
 }
 
-export function fakeUpstreamEnv(fake: FakeUpstream): Record<string, string> {
+/** Any provider double with the two base URLs (the fake upstream, a scripted provider, a proxy). */
+export type ProviderDouble = Pick<FakeUpstream, 'openaiBaseUrl' | 'groqBaseUrl'>;
+
+export function fakeUpstreamEnv(fake: ProviderDouble): Record<string, string> {
   return {
     OPENAI_BASE_URL: fake.openaiBaseUrl,
     GROQ_BASE_URL: fake.groqBaseUrl,
@@ -37,7 +40,7 @@ export interface StartOptions {
 }
 
 export async function startGateway(
-  fake: FakeUpstream,
+  fake: ProviderDouble,
   env: Record<string, string | undefined> = {},
   deps: ServerDeps = {},
   options: StartOptions = {},

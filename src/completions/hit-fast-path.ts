@@ -15,6 +15,7 @@
  * by the handler (test/cache-fast-path.test.ts compares them).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isJsonContentType } from '../http/json-content-type.js';
 import { FastRequest, type FastPathState, type FastRoute, type HitFastPathDeps, type RequestHandler } from './fast-hit-request.js';
 import { KnownRequests } from './known-requests.js';
 import { CACHED_ROUTE_URLS } from './prepare.js';
@@ -47,14 +48,6 @@ export class HitFastPath implements FastPathState {
     new FastRequest(this, request, response, fallback, target, key, length).start();
     return true;
   }
-}
-
-/** application/json with or without parameters, as Fastify's JSON parser accepts it. */
-function isJsonContentType(value: string | undefined): boolean {
-  if (value === undefined || value.length < 16) return false;
-  if (value.slice(0, 16).toLowerCase() !== 'application/json') return false;
-  const next = value.charCodeAt(16);
-  return Number.isNaN(next) || next === 59 /* ; */ || next === 32 /* space */ || next === 9 /* tab */;
 }
 
 function contentLength(value: string | undefined): number | undefined {

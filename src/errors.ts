@@ -34,6 +34,8 @@ export const errors = {
     new GatewayError(400, 'invalid_request_error', 'invalid_json', 'The request body is not valid JSON.', NO_RETRY, { cause }),
   invalidRequest: (message: string, param?: string) =>
     new GatewayError(400, 'invalid_request_error', param ? `missing_${param}` : 'invalid_request', message, NO_RETRY),
+  headerTooLong: (name: string, limit: number) =>
+    new GatewayError(400, 'invalid_request_error', 'header_too_long', `The ${name} header is longer than ${limit} bytes.`, NO_RETRY),
   unsupportedMediaType: (contentType: string) =>
     new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Type "${contentType}": send application/json.`, NO_RETRY),
   bodyTooLarge: (limit: number) =>

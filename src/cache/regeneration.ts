@@ -1,3 +1,5 @@
+import * as crypto from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 
 export interface RegenerationTrackerOptions {
@@ -11,10 +13,28 @@ const DEFAULT_MAX_ENTRIES = 100_000;
 const DEFAULT_TTL_MS = 24 * 60 * 60 * 1000;
 
 /**
+ * What one remembered pair costs, whatever the chat id's length: its fixed-size key (a 22-char
+ * string, ~40 bytes in V8), the Map entry and lru-cache's per-slot arrays (~80 bytes), rounded
+ * up. The default bound is therefore about 100,000 × 160 B = 16 MB.
+ */
+export const PAIR_ENTRY_BYTES = 160;
+
+/** On every regeneration check: the one-shot crypto.hash (Node >= 20.12) where it exists. */
+const digest: (value: string) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (value) => crypto.hash('sha256', value, 'buffer')
+    : (value) => createHash('sha256').update(value).digest();
+
+/**
  * Open WebUI's "regenerate" re-sends the exact same request from the same chat: the user wants a
  * new answer, not the cached one. A request identical to one its chat id already sent is therefore
  * treated as no-cache; the same request from another chat is an ordinary lookup. Bounded in count
  * and time, in memory: losing it on restart only costs one cached (not regenerated) answer.
+ *
+ * The chat id is the client's text: kept as is, a client sending long distinct ids would grow the
+ * process by their bytes (10,000 ids of 15 KB held 150 MB). So a pair is remembered by a digest
+ * of chat id and cache key: every entry has the same small size, and the bound in entries is a
+ * bound in bytes (`bytes`).
  */
 export class RegenerationTracker {
   readonly #seen: LRUCache<string, true>;
@@ -46,9 +66,15 @@ export class RegenerationTracker {
   get size(): number {
     return this.#seen.size;
   }
+
+  /** What the remembered pairs hold, in bytes (an upper estimate; independent of the ids' length). */
+  get bytes(): number {
+    return this.#seen.size * PAIR_ENTRY_BYTES;
+  }
 }
 
-// A NUL cannot appear in an HTTP header value, so no chat id can run into the cache key.
+// A NUL cannot appear in an HTTP header value, so no chat id can run into the cache key. The
+// first 16 bytes of the digest (128 bits, 22 characters) are plenty to tell pairs apart.
 function pairKey(chatId: string, cacheKey: string): string {
-  return `${chatId}\u0000${cacheKey}`;
+  return digest(`${chatId}\u0000${cacheKey}`).toString('base64url', 0, 16);
 }

@@ -18,6 +18,7 @@ import { decodeCachedAnswer, entryAsJson, entryAsSse } from './cache-answers.js'
 import { SSE_HEADERS } from './client-writer.js';
 import { cachePolicyFor, headerValue, type CompletionDeps } from './handler.js';
 import { handOff, type Handoff, type StoreAnswer } from './handoff.js';
+import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import type { HitRequest, KnownRequests } from './known-requests.js';
 import { prepareRequestNow, type CachedRoute, type PreparedRequest } from './prepare.js';
 
@@ -126,6 +127,8 @@ export class FastRequest {
   /** Everything up to the store read, without waiting; the read itself waits only for Redis. */
   private decide(body: Buffer): void {
     const { deps, knownRequests } = this.path;
+    // An over-long Open WebUI id: the handler answers its 400.
+    if (overlongOpenWebUiHeader(this.request.headers)) return this.handOffNow(body);
     const policy = cachePolicyFor(this.request.headers, deps.config);
     if (!policy.lookup) return this.handOffNow(body);
     const scope = cacheScopeOf(deps.config.cacheScope, this.request.headers, this.clientKey);

@@ -22,6 +22,7 @@ import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type Cach
 import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
 import { takeStoreAnswer, workedOutFor, type StoreAnswer } from './handoff.js';
+import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import { prepareRequest, type CachedRoute, type PreparedRequest } from './prepare.js';
 
 export interface CompletionDeps {
@@ -46,6 +47,8 @@ export async function handleCachedRoute(
   deps: CompletionDeps,
 ): Promise<void> {
   const context = request.gw;
+  const overlong = overlongOpenWebUiHeader(request.headers);
+  if (overlong) throw overlong;
   const workedOut = workedOutFor(request.raw, route);
   const prepared = workedOut?.prepared ?? (await prepareRequest(route, request.body, deps.router));
   context.provider = prepared.provider;

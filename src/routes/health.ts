@@ -11,7 +11,8 @@ export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | u
     const cacheUp = store === undefined || store.kind === 'memory' || (await store.ping());
     if (!cacheUp) missing.push('the cache backend (Redis) does not answer');
     const keys = Object.fromEntries(PROVIDER_NAMES.map((p) => [p, pools[p].size]));
-    if (PROVIDER_NAMES.every((p) => pools[p].size === 0)) missing.push('no provider key is loaded (set OPENAI_API_KEYS, GROQ_API_KEYS or KEYS_FILE)');
+    const keysMissing = providerKeysMissing(pools);
+    if (keysMissing) missing.push(keysMissing);
     const cache = store === undefined ? 'off' : store.kind;
     if (missing.length > 0) {
       // Every error body has OpenAI's shape (the contract); probes and operators also get the list.
@@ -20,4 +21,17 @@ export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | u
     }
     return { status: 'ready', cache, keys };
   });
+}
+
+/**
+ * Ready needs a provider with a usable key: active, or cooling (a cooldown ends by itself). Keys
+ * the provider rejected (401/403) stay disabled until the keys are reloaded, so a provider whose
+ * every key was rejected cannot answer anything, however many keys are loaded.
+ */
+function providerKeysMissing(pools: KeyPools): string | undefined {
+  if (PROVIDER_NAMES.every((p) => pools[p].size === 0)) return 'no provider key is loaded (set OPENAI_API_KEYS, GROQ_API_KEYS or KEYS_FILE)';
+  const states = PROVIDER_NAMES.map((p) => ({ provider: p, ...pools[p].counts() }));
+  if (states.some((s) => s.active + s.cooling > 0)) return undefined;
+  const why = states.map((s) => (s.disabled === 0 ? `${s.provider}: no key loaded` : `${s.provider}: every key (${s.disabled}) rejected by the provider (401/403)`));
+  return `no provider has a usable key (${why.join('; ')}); reload valid keys`;
 }

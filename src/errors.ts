@@ -36,6 +36,10 @@ export const errors = {
     new GatewayError(400, 'invalid_request_error', param ? `missing_${param}` : 'invalid_request', message, NO_RETRY),
   headerTooLong: (name: string, limit: number) =>
     new GatewayError(400, 'invalid_request_error', 'header_too_long', `The ${name} header is longer than ${limit} bytes.`, NO_RETRY),
+  forbiddenJsonKey: (cause?: unknown) =>
+    new GatewayError(400, 'invalid_request_error', 'forbidden_json_key', 'The request body has a "__proto__" or "constructor.prototype" key, which is not allowed.', NO_RETRY, { cause }),
+  unsupportedContentEncoding: (encoding: string) =>
+    new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Encoding "${encoding}": send the body uncompressed.`, NO_RETRY),
   unsupportedMediaType: (contentType: string) =>
     new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Type "${contentType}": send application/json.`, NO_RETRY),
   bodyTooLarge: (limit: number) =>
@@ -75,10 +79,24 @@ interface FastifyLikeError {
   message?: string;
 }
 
-/** Maps anything thrown (ours, Fastify's, a library's) to a GatewayError; never leaks internals. */
-export function toGatewayError(error: unknown, bodyLimit: number, contentType?: string): GatewayError {
-  if (error instanceof GatewayError) return error;
+/** What secure-json-parse (Fastify's JSON parser, json-body.ts) throws for `__proto__` or `constructor.prototype`. */
+const FORBIDDEN_KEY_MESSAGE = 'Object contains forbidden prototype property';
+
+/**
+ * Maps anything thrown (ours, Fastify's, a library's) to a GatewayError; never leaks internals.
+ * `contentType`, `contentEncoding`: the request's headers, to say what is wrong with its body.
+ */
+export function toGatewayError(error: unknown, bodyLimit: number, contentType?: string, contentEncoding?: string): GatewayError {
   const e = (error ?? {}) as FastifyLikeError;
+  // Valid JSON, refused for what it holds: say so, not "invalid JSON".
+  if (error instanceof SyntaxError && error.message === FORBIDDEN_KEY_MESSAGE) return errors.forbiddenJsonKey(error);
+  const unreadable = error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof GatewayError && error.code === 'invalid_json');
+  // A compressed body is not broken JSON: the gateway does not decode Content-Encoding (a body
+  // merely labelled so but readable as it is, is read).
+  if (unreadable && contentEncoding !== undefined && contentEncoding !== '' && contentEncoding.toLowerCase() !== 'identity') {
+    return errors.unsupportedContentEncoding(contentEncoding.slice(0, 100));
+  }
+  if (error instanceof GatewayError) return error;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return errors.bodyTooLarge(bodyLimit);
@@ -92,7 +110,7 @@ export function toGatewayError(error: unknown, bodyLimit: number, contentType?: 
     default:
       break;
   }
-  if (error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return errors.invalidJson(error);
+  if (unreadable) return errors.invalidJson(error);
   const status = e.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new GatewayError(status, 'invalid_request_error', 'invalid_request', e.message ?? 'Bad request.', NO_RETRY, { cause: error });

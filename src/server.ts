@@ -20,6 +20,7 @@ import { createGatewayHttpServer } from './http/http-server.js';
 import { normaliseRequestTarget, targetRefusalOf } from './http/request-target.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { createLogger, requestLineLogger } from './logger.js';
 import { GatewayMetrics, type Endpoint } from './metrics.js';
 import { loadPrices } from './pricing/prices.js';
@@ -167,7 +168,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
   observeRequests(app, metrics, accounting, requestLog);
   app.setErrorHandler(async (error, request, reply) => {
-    const mapped = toGatewayError(error, config.bodyLimitBytes, request.headers['content-type']);
+    const mapped = toGatewayError(error, config.bodyLimitBytes, request.headers['content-type'], request.headers['content-encoding']);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     request.gw ??= newRequestContext();
     request.gw.error = mapped;
@@ -179,6 +180,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     throw errors.routeNotFound(request.method, request.url);
   });
 
+  registerJsonBodyParser(app);
   registerHealthRoutes(app, store, pools);
   registerMetricsRoute(app, metrics, config.metricsToken);
   registerModelRoutes(app, lists);

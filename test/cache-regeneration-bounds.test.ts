@@ -74,7 +74,8 @@ describe('over-long Open WebUI id headers', () => {
   async function bothPaths(body: unknown, headers: Record<string, string>): Promise<Array<{ status: number; contentType: unknown; body: unknown; xCache: unknown }>> {
     const text = JSON.stringify(body);
     const answers = [];
-    for (const framing of [{ 'content-length': String(Buffer.byteLength(text)) }, { 'transfer-encoding': 'chunked' }]) {
+    const framings: Array<Record<string, string>> = [{ 'content-length': String(Buffer.byteLength(text)) }, { 'transfer-encoding': 'chunked' }];
+    for (const framing of framings) {
       const response = await rawRequest(`${setup.gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...framing, ...headers }, body: text });
       answers.push({ status: response.status, contentType: response.headers['content-type'], body: JSON.parse(response.body.toString('utf8')) as unknown, xCache: response.headers['x-cache'] });
     }

@@ -1,0 +1,85 @@
+/**
+ * One fuzz campaign end to end, shared by the test and `npm run fuzz`: a fake upstream, the
+ * gateway in-process (embedded cache, client keys on), the cases, the report, and a check that
+ * the client's key never reached the upstream. Settings come from FUZZ_* variables so a failure
+ * printed by either can be replayed with the same numbers.
+ */
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { startGateway, TEST_CLIENT_KEY } from '../helpers/gateway.js';
+import { releaseLargeBodies } from './large.js';
+import { formatReport, runFuzz, type FuzzReport } from './run.js';
+
+export interface CampaignSettings {
+  seed: number;
+  cases: number;
+  largeCases: number;
+  concurrency: number;
+  answerTimeoutMs: number;
+  healthEvery: number;
+  maxDurationMs: number;
+  only?: number[];
+}
+
+export interface CampaignResult {
+  report: FuzzReport;
+  text: string;
+  /** Upstream requests that carried the client's gateway key (must be none). */
+  clientKeyLeaks: number;
+  upstreamRequests: number;
+}
+
+const number = (value: string | undefined, fallback: number): number => {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new Error(`not a number: ${value}`);
+  return parsed;
+};
+
+/** FUZZ_SEED, FUZZ_CASES, FUZZ_LARGE, FUZZ_CONCURRENCY, FUZZ_TIMEOUT_MS, FUZZ_MAX_SECONDS, FUZZ_ONLY over `defaults`. */
+export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: CampaignSettings): CampaignSettings {
+  const only = env.FUZZ_ONLY ? env.FUZZ_ONLY.split(',').map((s) => number(s.trim(), 0)) : undefined;
+  return {
+    seed: number(env.FUZZ_SEED, defaults.seed) >>> 0,
+    cases: number(env.FUZZ_CASES, defaults.cases),
+    largeCases: number(env.FUZZ_LARGE, defaults.largeCases),
+    concurrency: number(env.FUZZ_CONCURRENCY, defaults.concurrency),
+    answerTimeoutMs: number(env.FUZZ_TIMEOUT_MS, defaults.answerTimeoutMs),
+    healthEvery: defaults.healthEvery,
+    maxDurationMs: number(env.FUZZ_MAX_SECONDS, defaults.maxDurationMs / 1000) * 1000,
+    ...(only ? { only } : {}),
+  };
+}
+
+export function replayCommand(settings: CampaignSettings, indices: number[]): string {
+  return `FUZZ_SEED=${settings.seed} FUZZ_CASES=${settings.cases} FUZZ_LARGE=${settings.largeCases} FUZZ_ONLY=${indices.join(',')} npm run fuzz`;
+}
+
+export async function runCampaign(settings: CampaignSettings, env: Record<string, string> = {}): Promise<CampaignResult> {
+  const fake = await startFakeUpstream();
+  const gateway = await startGateway(fake, { LOG_LEVEL: 'info', GATEWAY_API_KEYS: TEST_CLIENT_KEY, ...env });
+  try {
+    const port = Number(new URL(gateway.url).port);
+    const report = await runFuzz({
+      port,
+      clientKey: TEST_CLIENT_KEY,
+      seed: settings.seed,
+      cases: settings.cases,
+      largeCases: settings.largeCases,
+      bodyLimit: gateway.config.bodyLimitBytes,
+      concurrency: settings.concurrency,
+      answerTimeoutMs: settings.answerTimeoutMs,
+      healthEvery: settings.healthEvery,
+      maxDurationMs: settings.maxDurationMs,
+      ...(settings.only ? { only: settings.only } : {}),
+    });
+    const clientKeyLeaks = fake.requests.filter((r) => r.raw.includes(TEST_CLIENT_KEY) || JSON.stringify(r.headers).includes(TEST_CLIENT_KEY)).length;
+    let text = formatReport(report, (indices) => replayCommand(settings, indices));
+    text += `\nfuzz: upstream requests ${fake.requests.length}, carrying the client's key: ${clientKeyLeaks}`;
+    return { report, text, clientKeyLeaks, upstreamRequests: fake.requests.length };
+  } finally {
+    releaseLargeBodies();
+    gateway.app.server.closeAllConnections();
+    await gateway.close();
+    await fake.close();
+  }
+}

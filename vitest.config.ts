@@ -9,5 +9,9 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    // The leak check over the whole run: every file's gateways are watched for keys in their
+    // logs, responses and metrics (setup.ts), and the run fails on any finding (global-setup.ts).
+    setupFiles: ['test/leak-check/setup.ts'],
+    globalSetup: ['test/leak-check/global-setup.ts'],
   },
 });

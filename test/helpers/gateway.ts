@@ -7,10 +7,12 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildServer, type ServerDeps } from '../../src/server.js';
 import type { FakeUpstream } from './fake-upstream.js';
+import { registerSharedSecrets, trackGateway } from '../leak-check/track.js';
 
 export const TEST_OPENAI_KEYS = ['sk-test-openai-key-one-0000000000', 'sk-test-openai-key-two-1111111111'];
 export const TEST_GROQ_KEYS = ['gsk-test-groq-key-one-2222222222'];
 export const TEST_CLIENT_KEY = 'gw-client-key-test-3333333333';
+registerSharedSecrets([...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS, TEST_CLIENT_KEY], 'the shared keys of test/helpers/gateway.ts');
 
 export interface RunningGateway {
   url: string;
@@ -45,19 +47,27 @@ export async function startGateway(
   deps: ServerDeps = {},
   options: StartOptions = {},
 ): Promise<RunningGateway> {
-  const config = loadConfig({ LOG_LEVEL: 'info', PORT: '0', ...fakeUpstreamEnv(fake), ...env });
+  const fullEnv = { LOG_LEVEL: 'info', PORT: '0', ...fakeUpstreamEnv(fake), ...env };
+  const config = loadConfig(fullEnv);
+  // The leak check (test/leak-check/) searches its log lines, responses and /metrics for keys.
+  const leakCheck = trackGateway(fullEnv);
   const logs: string[] = [];
   const logDestination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        logs.push(line);
+        leakCheck.logLine(line);
+      }
       callback();
     },
   });
   const app = await buildServer(config, { logDestination, ...deps });
+  leakCheck.attach(app, config.metricsToken);
   options.beforeListen?.(app);
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const url = `http://127.0.0.1:${port}`;
-  return { url, baseURL: `${url}/v1`, app, config, logs, close: () => app.close() };
+  return { url, baseURL: `${url}/v1`, app, config, logs, close: () => leakCheck.close(app) };
 }

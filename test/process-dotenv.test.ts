@@ -29,6 +29,10 @@ afterAll(async () => {
   await fake?.close();
 });
 
+// npm and tsx start slowly on a loaded box; every wait inside a test is bounded below this, so a
+// test that fails kills its process itself rather than leaving it behind.
+const PROCESS_TEST_TIMEOUT_MS = 120_000;
+
 describe.each<LaunchWay>(['npm-start', 'node-dist'])('the gateway started by %s', (way) => {
   it('reads .env from its working directory, and the environment wins over it', async () => {
     const dotenv = [
@@ -62,4 +66,4 @@ describe.each<LaunchWay>(['npm-start', 'node-dist'])('the gateway started by %s'
     expect(lines).toEqual([expect.stringMatching(/^gateway: configuration error: CACHE_TTL_SECONDS .*"one-day"/)]);
     expect(stderr).not.toContain(DOTENV_OPENAI_KEY);
   });
-});
+}, PROCESS_TEST_TIMEOUT_MS);

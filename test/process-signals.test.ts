@@ -101,6 +101,10 @@ async function writeKeysFile(path: string, openai: string[]): Promise<void> {
   await rename(aside, path);
 }
 
+// npm and tsx start slowly on a loaded box; every wait inside a test is bounded below this, so a
+// test that fails kills its process itself rather than leaving it behind.
+const PROCESS_TEST_TIMEOUT_MS = 120_000;
+
 describe.each<LaunchWay>(['npm-start', 'node-dist'])('the gateway started by %s', (way) => {
   it('kill -HUP <pid> with KEYS_FILE: keys reloaded under continuous traffic, no request fails, the process keeps serving', async () => {
     const keysFile = join(dir, `keys-${way}.json`);
@@ -199,4 +203,4 @@ describe.each<LaunchWay>(['npm-start', 'node-dist'])('the gateway started by %s'
     else expect(exit.code).not.toBe(0); // npm reports its child's death by a signal as a failure
     expect(gateway.logs().some((line) => line.msg?.startsWith('shutting down'))).toBe(false);
   });
-});
+}, PROCESS_TEST_TIMEOUT_MS);

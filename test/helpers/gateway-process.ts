@@ -26,6 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { trackGatewayProcess } from '../leak-check/track.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = join(ROOT, 'src', 'main.ts');
@@ -146,6 +147,8 @@ async function launch(env: Record<string, string>, options: LaunchOptions): Prom
     detached: true,
   });
   alive.add(child);
+  // The leak check (test/leak-check/) searches its output and the responses read from it for keys.
+  trackGatewayProcess(child, env, options.dotenv, cwd);
   const stdout: string[] = [];
   let partial = '';
   child.stdout?.on('data', (chunk: Buffer) => {

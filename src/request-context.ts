@@ -15,6 +15,8 @@ export interface RequestContext {
   /** '' for the shared cache, else the client key's or user's id. */
   cacheScope: string;
   writer: ClientWriter | undefined;
+  /** An upstream call was sent for this request (by the flight it started). */
+  upstreamCalled: boolean;
   upstreamStatus: number | undefined;
   error: GatewayError | undefined;
   /** When a reply Fastify sends itself started leaving (performance.now()). */
@@ -31,6 +33,7 @@ export function newRequestContext(): RequestContext {
     cache: undefined,
     cacheScope: '',
     writer: undefined,
+    upstreamCalled: false,
     upstreamStatus: undefined,
     error: undefined,
     sendingAt: undefined,

@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Accounting } from './accounting.js';
 import { handoffOf } from './completions/handoff.js';
-import type { GatewayMetrics } from './metrics.js';
+import type { CacheOutcome, GatewayMetrics } from './metrics.js';
 import type { RequestContext } from './request-context.js';
 
 /**
@@ -93,6 +93,25 @@ export interface FinishedRequest {
 }
 
 /**
+ * The cache outcome of a request: one value for its X-Cache header, the `cache` label of its
+ * metrics and the `cache` field of its log line. Only X-Cache's own values are used:
+ * - HIT: answered from a stored entry (or from a finished call whose entry is being stored);
+ * - COALESCED: joined an identical request's upstream call;
+ * - MISS: looked up, found nothing, and its own upstream call was sent. Only these are counted
+ *   in gateway_cache_misses_total, so the hit ratio measures the cache, not the key pool: a
+ *   request refused before any upstream call (every key cooling or rejected) is no miss. A
+ *   client that leaves (499) keeps the outcome it had reached: after its call was sent, a miss;
+ * - BYPASS: everything else: the cache was skipped (no-cache, no-store, regeneration, cache off
+ *   or down), or the request ended before the cache decision (bad input, unknown model, a
+ *   refused key, a client gone while its body or the store was read) or before any upstream call.
+ */
+export function cacheOutcomeOf(context: RequestContext): CacheOutcome {
+  const cache = context.cache;
+  if (cache === undefined || (cache === 'MISS' && !context.upstreamCalled)) return 'BYPASS';
+  return cache;
+}
+
+/**
  * The metrics of the contract and the one log line of a request (`log`: logger.ts's
  * requestLineLogger). The id comes first after the base fields, where a Fastify request logger
  * would have bound it.
@@ -100,7 +119,7 @@ export interface FinishedRequest {
 export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics, accounting: Accounting, log: Logger): void {
   const { context, status, seconds } = finished;
   const endpoint = context.endpoint;
-  const cache = context.cache ?? 'BYPASS';
+  const cache = cacheOutcomeOf(context);
   // Bounded like every model label; worked out once for the metric and the line.
   const model = accounting.modelLabel(context.provider, context.model);
   if (endpoint !== undefined) {
@@ -111,6 +130,7 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
       cache,
       status: String(status),
     });
+    if (cache === 'MISS') metrics.cacheMisses.inc({ endpoint });
     metrics.requestDuration.observe({ endpoint, cache }, seconds);
     metrics.timeToFirstByte.observe({ endpoint, cache }, finished.ttfbSeconds);
     if (endpoint === 'passthrough') countPassthroughUpstreamError(context, metrics);
@@ -123,7 +143,8 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
     provider: context.provider,
     model: context.model === undefined ? undefined : model,
     status,
-    cache: context.cache,
+    // The metrics' label, on every line that has metrics (none for /healthz, /metrics, …).
+    cache: endpoint === undefined ? undefined : cache,
     durationMs: Math.round(seconds * 10_000) / 10,
     bytes: finished.bytes,
     error: context.error?.code,

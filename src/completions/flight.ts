@@ -59,6 +59,8 @@ export class Flight {
     private readonly client: UpstreamClient,
     private readonly request: PreparedRequest,
     private readonly forwardHeaders: Record<string, string>,
+    /** Called as each upstream attempt is sent (not when no key could be had). */
+    private readonly onUpstreamCall?: () => void,
   ) {
     this.settled = new Promise((resolve) => (this.resolve = resolve));
   }
@@ -106,6 +108,7 @@ export class Flight {
           headers: this.forwardHeaders,
           signal: this.abort.signal,
           retries,
+          onSend: this.onUpstreamCall,
         });
         body = response.body;
         keyId = response.keyId;

@@ -18,6 +18,7 @@ import type { ModelRouter } from '../routing.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { encodeEntryAsync } from '../cache/entry.js';
 import { errors } from '../errors.js';
+import { cacheOutcomeOf } from '../request-log.js';
 import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type CachedAnswer } from './cache-answers.js';
 import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
@@ -108,9 +109,11 @@ export async function handleCachedRoute(
     await followAnswered(answeredMeanwhile, prepared, writer, reply, context, deps);
     return;
   }
+  // Counted as a miss (request-log.ts, cacheOutcomeOf) only once its upstream call is sent.
   context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
-  if (context.cache === 'MISS') deps.metrics.cacheMisses.inc({ endpoint });
-  const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(request));
+  const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(request), () => {
+    context.upstreamCalled = true;
+  });
   // With a store write to wait for, the flight stays joinable until the entry can be read.
   let registered = false;
   // A flight replaced in the registry by a newer one (a no-cache refresh) must not write its
@@ -221,6 +224,8 @@ function follow(
           }
         : undefined,
       onDone: (outcome) => {
+        // A miss refused before any upstream call (no usable key) was no miss: its answer says so.
+        reply.header('x-cache', cacheOutcomeOf(context));
         answerFromOutcome(outcome, prepared, writer, context);
         // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
         if (outcome.kind === 'completed' && paid === 'hit') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'hit');

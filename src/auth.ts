@@ -45,16 +45,21 @@ export function bearer(authorization: string | undefined): string | undefined {
 }
 
 /**
- * The cache scope of a request: '' for shared; a hash of the client key or user otherwise. A
- * plain hash, not a per-process HMAC, because Redis entries outlive the process; it is only
- * ever fed into the cache key's own hash, never stored or logged.
+ * The cache scope of a request: '' for shared; a hash of the client key, or of the client key
+ * and the user, otherwise. A plain hash, not a per-process HMAC, because Redis entries outlive
+ * the process; it is only ever fed into the cache key's own hash, never stored or logged.
+ *
+ * per-user entries belong to a (client key, user) pair: X-OpenWebUI-User-Id is whatever the
+ * holder of a gateway key sends, so scoped by the user alone, a client with another key could
+ * name a user of the first and read that user's answers.
  */
 export function cacheScopeOf(scope: CacheScope, headers: IncomingHttpHeaders, clientKey: string | undefined): string {
   if (scope === 'shared') return '';
   if (scope === 'per-user') {
     const user = headers['x-openwebui-user-id'];
     const id = Array.isArray(user) ? user[0] : user;
-    if (id) return `user:${createHash('sha256').update(id).digest('base64url')}`;
+    // NUL cannot appear in a header value: no key and user can run into another pair.
+    if (id) return `user:${createHash('sha256').update(clientKey ?? '').update('\u0000').update(id).digest('base64url')}`;
   }
   return `key:${createHash('sha256').update(clientKey ?? '').digest('base64url')}`;
 }

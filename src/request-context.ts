@@ -12,7 +12,7 @@ export interface RequestContext {
   provider: ProviderName | undefined;
   model: string | undefined;
   cache: CacheOutcome | undefined;
-  /** '' for the shared cache, else the client key's or user's id. */
+  /** '' for the shared cache, else a hash of the client key (per-user: of the key and the user). */
   cacheScope: string;
   writer: ClientWriter | undefined;
   /** An upstream call was sent for this request (by the flight it started). */

@@ -17,15 +17,15 @@
  * its pid, the one to signal, is read from its "gateway running" start-up line.
  *
  * PORT=0 and the listening log line tell the port. Every run is a process group of its own
- * (as a shell job is); groups still alive when the test process ends are killed.
+ * (as a shell job is); groups still alive when the test file ends are killed.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { afterAll } from 'vitest';
 import { trackGatewayProcess } from '../leak-check/track.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -44,11 +44,13 @@ export interface LaunchOptions {
 }
 
 const alive = new Set<ChildProcess>();
-/** Scratch directories to remove when the test process ends (rm does not follow their symlinks). */
+/** Scratch directories to remove after the test file (rm does not follow their symlinks). */
 const scratch: string[] = [];
-process.once('exit', () => {
+// After the test file, not on the process's 'exit': vitest ends its workers without one, which
+// would leave a failed test's gateway running.
+afterAll(async () => {
   for (const child of alive) killGroup(child, 'SIGKILL');
-  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+  await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

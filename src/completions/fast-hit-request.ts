@@ -61,7 +61,8 @@ interface Lookup {
   policy: CachePolicy;
   key: string;
   request: HitRequest;
-  chatId: string | undefined;
+  /** The regeneration tracker's key of (chat id, cache key), when the request names its chat. */
+  chatPair: string | undefined;
   /** Set for a request worked out from its body here (not remembered): handed on, or remembered once a hit. */
   prepared?: PreparedRequest;
   /** Where to remember it. */
@@ -145,11 +146,12 @@ export class FastRequest {
       key = cacheKey({ scope, provider: prepared.provider, route: prepared.route, body: prepared.body });
     }
     const chatId = headerValue(this.request.headers['x-openwebui-chat-id']);
+    const chatPair = chatId === undefined ? undefined : deps.regenerations.pairOf(chatId, key);
     // A regeneration or an identical request in flight: the handler's business.
-    if ((chatId && deps.regenerations.seen(chatId, key)) || deps.flights.get(key)) {
+    if ((chatPair !== undefined && deps.regenerations.seenPair(chatPair)) || deps.flights.get(key)) {
       return this.handOffNow(body, prepared && { prepared, key });
     }
-    const lookup: Lookup = { body, policy, key, request: known?.request ?? prepared!, chatId, prepared };
+    const lookup: Lookup = { body, policy, key, request: known?.request ?? prepared!, chatPair, prepared };
     if (prepared && memoKey !== undefined) lookup.memo = { memoKey, generation };
     const store = deps.store!;
     if (store.getNow) {
@@ -209,12 +211,12 @@ export class FastRequest {
   /** Answers from a stored entry when it serves this request; false leaves it to the handler. */
   private answer(lookup: Lookup, raw: Buffer): boolean {
     const { deps } = this.path;
-    const { request: prepared, policy, key, chatId } = lookup;
+    const { request: prepared, policy, key, chatPair } = lookup;
     const entry = decodeCachedAnswer(raw, key);
     if (!entry || !isFreshEnough(policy, entry.storedAt)) return false;
     const payload = prepared.stream ? entryAsSse(entry, prepared.includeUsage) : entryAsJson(entry);
     if (!payload) return false;
-    if (chatId) deps.regenerations.remember(chatId, key);
+    if (chatPair !== undefined) deps.regenerations.rememberPair(chatPair);
 
     const context = this.context;
     context.provider = prepared.provider;

@@ -64,11 +64,10 @@ export async function handleCachedRoute(
   const chatId = headerValue(request.headers['x-openwebui-chat-id']);
   if (key && chatId) {
     // The same request again from the same chat is a regeneration: the user wants a new answer.
-    if (deps.regenerations.seen(chatId, key)) {
+    if (deps.regenerations.checkAndRemember(chatId, key)) {
       policy.lookup = false;
       policy.bypassReason = 'no-cache';
     }
-    deps.regenerations.remember(chatId, key);
   }
 
   // A flight that has answered but whose entry is still being written holds the newest answer

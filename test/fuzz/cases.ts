@@ -45,6 +45,8 @@ export interface Exchange {
    * Node hands to a handler the gateway does not have (CONNECT), which Node answers by closing.
    */
   mayClose?: boolean;
+  /** The client hangs up this many ms after sending: there is no answer to judge. */
+  abortAfterMs?: number;
 }
 
 export interface FuzzCase {
@@ -60,6 +62,8 @@ export interface FuzzCase {
    * cache holds its answer (the hit fast path sees it) and once when it does not (Fastify does).
    */
   agree?: [number, number];
+  /** Every request is written at once, before any answer is read (HTTP/1.1 pipelining). */
+  pipelined?: boolean;
 }
 
 export interface FuzzContext {

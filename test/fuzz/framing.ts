@@ -401,7 +401,32 @@ const MUTATIONS: ReadonlyArray<readonly [number, FramingMutation]> = [
   }],
 ];
 
+/** Requests written back to back on one connection: the answers must come whole and in order. */
+const pipelined: FramingMutation = (rng, ctx, index) => {
+  const count = rng.int(2, 4);
+  const exchanges = Array.from({ length: count }, (_, i) => {
+    const b = build(rng, ctx, index * 10 + i, rng.chance(0.7) ? CACHED : ANY);
+    return exchange(b, {});
+  });
+  return { label: `${count} pipelined requests`, exchanges, pipelined: true };
+};
+
+/**
+ * The client hangs up right after sending (perhaps while the upstream call is in flight and
+ * others wait on it), then the same request comes twice: both must be answered in full.
+ */
+const hangUp: FramingMutation = (rng, ctx, index) => {
+  const b = build(rng, ctx, index, CACHED);
+  const after = rng.pick([0, 1, 3, 10]);
+  return { label: `client hangs up after ${after} ms, then the same request twice`, exchanges: [{ ...exchange(b, {}), abortAfterMs: after }, exchange(b, {}), exchange(b, {})] };
+};
+
+const MORE: ReadonlyArray<readonly [number, FramingMutation]> = [
+  [3, pipelined],
+  [3, hangUp],
+];
+
 export function framingCase(rng: Rng, ctx: FuzzContext, index: number): FuzzCase {
-  const made = rng.weighted(MUTATIONS)(rng, ctx, index);
+  const made = rng.weighted([...MUTATIONS, ...MORE])(rng, ctx, index);
   return { index, family: 'framing', freshConnection: true, ...made };
 }

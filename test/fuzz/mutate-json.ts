@@ -33,9 +33,15 @@ export const MODEL_VARIANTS: readonly string[] = [
   'openai/' + 'y'.repeat(300),
 ];
 
-/** Values of every JSON type, and the awkward corners of each. */
-export function weirdValue(rng: Rng, depth = 0): Json {
-  switch (rng.int(0, 17)) {
+/**
+ * Values of every JSON type, and the awkward corners of each. `shallow`: no deep nesting (for
+ * a passthrough body's `model`, which the fake upstream turns into a string recursively: a
+ * real provider answers 400, the fake would crash and make a 502 that is not the gateway's).
+ */
+export function weirdValue(rng: Rng, depth = 0, shallow = false): Json {
+  const pick = rng.int(0, 17);
+  if (shallow && pick === 11) return ['not', 'deep'];
+  switch (pick) {
     case 0:
       return null;
     case 1:
@@ -55,9 +61,9 @@ export function weirdValue(rng: Rng, depth = 0): Json {
     case 8:
       return new JsonObject();
     case 9:
-      return depth > 2 ? 'leaf' : [weirdValue(rng, depth + 1), weirdValue(rng, depth + 1)];
+      return depth > 2 ? 'leaf' : [weirdValue(rng, depth + 1, shallow), weirdValue(rng, depth + 1, shallow)];
     case 10:
-      return depth > 2 ? 'leaf' : new JsonObject([[rng.pick(ODD_KEYS), weirdValue(rng, depth + 1)]]);
+      return depth > 2 ? 'leaf' : new JsonObject([[rng.pick(ODD_KEYS), weirdValue(rng, depth + 1, shallow)]]);
     case 11:
       return deepValue(rng);
     case 12:
@@ -147,7 +153,7 @@ const MUTATIONS: ReadonlyArray<readonly [number, Mutation]> = [
   }],
   [6, (rng, body, base) => {
     const field = rng.pick(['model', requiredOf(base), 'temperature', 'max_tokens', 'user', 'seed', 'tools', 'response_format', 'logit_bias', 'encoding_format']);
-    body.set(field, weirdValue(rng));
+    body.set(field, weirdValue(rng, 0, field === 'model' && base.route === 'passthrough'));
     return `weird ${field}`;
   }],
   [5, (rng, body) => {

@@ -11,7 +11,7 @@ import { framingCase } from './framing.js';
 import { WireConnection, header, requestHead } from './http-wire.js';
 import { largeCase, LARGE_KINDS } from './large.js';
 import { jsonCase } from './mutate-json.js';
-import { agreementProblem, judge, type JudgedOutcome, type Violation, type ViolationKind } from './oracle.js';
+import { agreementProblem, judge, routeOf, type JudgedOutcome, type Violation, type ViolationKind } from './oracle.js';
 import { Rng, caseSeed } from './prng.js';
 
 export interface FuzzOptions {
@@ -51,6 +51,8 @@ export interface FuzzReport {
   exchanges: number;
   statuses: Map<string, number>;
   xCache: Map<string, number>;
+  /** 2xx answers judged against their route's shape, by route (and stream or JSON). */
+  checked2xx: Map<string, number>;
   violations: CaseViolation[];
   healthProbes: number;
   slowestHealthMs: number;
@@ -113,6 +115,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     exchanges: 0,
     statuses: new Map(),
     xCache: new Map(),
+    checked2xx: new Map(),
     violations: [],
     healthProbes: 0,
     slowestHealthMs: 0,
@@ -152,6 +155,12 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     if (outcome.kind === 'response') {
       const cache = header(outcome.response, 'x-cache');
       if (cache) count(report.xCache, cache);
+      const ex = c.exchanges[exchangeIndex];
+      if (ex && outcome.response.status < 300 && outcome.response.status >= 200 && ex.method !== 'HEAD') {
+        const route = routeOf(ex.target, ex.method).kind;
+        const streamed = (route === 'chat' || route === 'completions') && (ex.json as { stream?: unknown } | undefined)?.stream === true;
+        count(report.checked2xx, `${route}${streamed ? '(stream)' : ''}`);
+      }
     }
     const ex = c.exchanges[exchangeIndex];
     for (const v of violations) {
@@ -159,11 +168,33 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     }
   }
 
+  /** Writes every request of the case at once on a new connection, then reads the answers in order. */
+  async function runPipelined(c: FuzzCase): Promise<void> {
+    const conn = await WireConnection.open(options.port);
+    try {
+      for (const ex of c.exchanges) conn.send(ex.head, ...(ex.body ? [ex.body] : []));
+      for (const [i, ex] of c.exchanges.entries()) {
+        let outcome: JudgedOutcome;
+        try {
+          outcome = await conn.read(ex.method === 'HEAD', Date.now() + options.answerTimeoutMs);
+        } catch (error) {
+          outcome = { kind: 'malformed', error: (error as Error).message };
+        }
+        report.exchanges++;
+        record(c, i, outcome, judge(ex, outcome));
+        if (outcome.kind !== 'response') break;
+      }
+    } finally {
+      conn.destroy();
+    }
+  }
+
   async function runCase(c: FuzzCase, worker: { conn: WireConnection | undefined }): Promise<void> {
+    if (c.pipelined) return runPipelined(c);
     const outcomes: JudgedOutcome[] = [];
     let conn = c.freshConnection ? undefined : worker.conn;
     for (const [i, ex] of c.exchanges.entries()) {
-      let outcome: JudgedOutcome | undefined;
+      let outcome: JudgedOutcome | 'aborted' | undefined;
       for (let attempt = 0; attempt < 2 && outcome === undefined; attempt++) {
         const reused = conn !== undefined && conn.open;
         if (!reused) {
@@ -177,6 +208,13 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         }
         const begin = Date.now();
         live.send(ex.head, ...(ex.body ? [ex.body] : []));
+        if (ex.abortAfterMs !== undefined) {
+          await new Promise((resolve) => setTimeout(resolve, ex.abortAfterMs));
+          live.destroy();
+          conn = undefined;
+          outcome = 'aborted';
+          break;
+        }
         const halfClose = ex.halfCloseAfterMs === undefined ? undefined : setTimeout(() => live.halfClose(), ex.halfCloseAfterMs);
         let read: JudgedOutcome;
         try {
@@ -194,6 +232,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
           continue;
         }
         outcome = read;
+      }
+      if (outcome === 'aborted') {
+        count(report.statuses, 'aborted by the client');
+        outcomes.push({ kind: 'closed', partial: 0 });
+        continue;
       }
       const final = outcome as JudgedOutcome;
       report.exchanges++;
@@ -267,6 +310,7 @@ export function formatReport(report: FuzzReport, replay: (indices: number[]) => 
   lines.push(`fuzz: seed=${report.seed} cases=${report.cases} (${families}) exchanges=${report.exchanges} elapsed=${seconds.toFixed(1)} s (${Math.round(report.cases / Math.max(seconds, 0.001))} cases/s)${report.stoppedEarly ? ' STOPPED EARLY (time bound)' : ''}`);
   lines.push(`fuzz: status ${sorted(report.statuses)}`);
   lines.push(`fuzz: x-cache ${sorted(report.xCache)}`);
+  lines.push(`fuzz: 2xx checked by route ${sorted(report.checked2xx)}`);
   lines.push(`fuzz: 5xx=${byKind.get('5xx') ?? 0} hangs=${byKind.get('hang') ?? 0} shape-violations=${(byKind.get('error-shape') ?? 0) + (byKind.get('bad-2xx') ?? 0)} closed-without-answer=${byKind.get('closed-without-answer') ?? 0} disagreements=${byKind.get('disagreement') ?? 0} other=${VIOLATION_KINDS.filter((k) => !['5xx', 'hang', 'error-shape', 'bad-2xx', 'closed-without-answer', 'disagreement'].includes(k)).reduce((sum, k) => sum + (byKind.get(k) ?? 0), 0)}`);
   lines.push(`fuzz: healthz ${report.healthProbes} probes, ${byKind.get('healthz') ?? 0} failed, slowest ${report.slowestHealthMs} ms; slowest answer ${report.slowestAnswerMs} ms`);
   if (report.violations.length === 0) {

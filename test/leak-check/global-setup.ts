@@ -18,7 +18,12 @@ declare module 'vitest' {
 
 function summary(reports: FileReport[]): { text: string; leaks: Leak[] } {
   const sum = (pick: (report: FileReport) => number) => reports.reduce((total, report) => total + pick(report), 0);
-  const secrets = new Set(reports.flatMap((report) => report.secrets));
+  // Each secret once, under the first way it was registered.
+  const secrets = new Map<string, string>();
+  for (const { sha256, kind } of reports.flatMap((report) => report.secrets)) if (!secrets.has(sha256)) secrets.set(sha256, kind);
+  const kinds = new Map<string, number>();
+  for (const kind of secrets.values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  const byKind = [...kinds].sort((a, b) => b[1] - a[1]).map(([kind, count]) => `${kind}: ${count}`).join(', ');
   const leaks = reports.flatMap((report) => report.leaks);
   const figures = [
     `${reports.length} test files`,
@@ -27,7 +32,7 @@ function summary(reports: FileReport[]): { text: string; leaks: Leak[] } {
     `log lines scanned = ${sum((r) => r.figures.logLines + r.figures.processLines)}`,
     `responses scanned = ${sum((r) => r.figures.responses)} (${(sum((r) => r.figures.responseBytes) / 1_048_576).toFixed(1)} MiB)`,
     `metric scrapes scanned = ${sum((r) => r.figures.metricScrapes)}`,
-    `secrets registered = ${secrets.size}`,
+    `secrets registered = ${secrets.size}${byKind ? ` (${byKind})` : ''}`,
     `echoes of the tests' own request bodies (not leaks) = ${sum((r) => r.figures.echoes)}`,
     `leaks = ${leaks.length}`,
   ];
@@ -49,7 +54,7 @@ export default function setup(project: TestProject): () => void {
     if (reports.length < ran) console.log(`Leak check: reports from ${reports.length} of the ${ran} test files run (a file with every test skipped writes none)`);
     for (const leak of leaks) {
       console.error(
-        `LEAK ${leak.secret} (${leak.origin}), rule ${leak.rule}\n  in ${leak.file} > ${leak.test}\n  ${leak.channel} of ${leak.source}\n  ${leak.excerpt}`,
+        `LEAK ${leak.secret} (first registered: ${leak.origin}), rule ${leak.rule}\n  in ${leak.file} > ${leak.test}\n  ${leak.channel} of ${leak.source}\n  ${leak.excerpt}`,
       );
     }
     console.log(text);

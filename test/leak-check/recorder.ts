@@ -55,8 +55,8 @@ export interface FileReport {
   file: string;
   pid: number;
   figures: Figures;
-  /** sha256 of every secret registered, so the run's total counts each secret once. */
-  secrets: string[];
+  /** Every secret registered: its sha256 (so the run's total counts each once) and where it came from. */
+  secrets: Array<{ sha256: string; kind: string }>;
   leaks: Leak[];
 }
 
@@ -244,6 +244,14 @@ export function searchAll(): void {
   state.retained = 0;
 }
 
+/** "GATEWAY_API_KEYS of in-process gateway #3 (…)" → "GATEWAY_API_KEYS". */
+function kindOf(origin: string): string {
+  if (origin.startsWith('password in ')) return 'URL passwords';
+  if (origin.startsWith('an Authorization value')) return 'Authorization values sent';
+  if (origin.startsWith('the shared keys')) return 'shared test keys';
+  return origin.split(' of ')[0] ?? origin;
+}
+
 /** End of a test file: last scrapes of gateways still open, the search, the report file. */
 export async function finishFile(reportDir: string | undefined): Promise<void> {
   const state = leakState();
@@ -254,7 +262,7 @@ export async function finishFile(reportDir: string | undefined): Promise<void> {
     file: state.file,
     pid: process.pid,
     figures: state.figures,
-    secrets: state.matcher.secrets.map((secret) => createHash('sha256').update(secret.value).digest('hex')),
+    secrets: state.matcher.secrets.map((secret) => ({ sha256: createHash('sha256').update(secret.value).digest('hex'), kind: kindOf(secret.origin) })),
     leaks: state.leaks,
   };
   if (reportDir !== undefined) {

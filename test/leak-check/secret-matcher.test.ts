@@ -34,6 +34,15 @@ describe('found', () => {
     expect(rules(matcher, Buffer.from(OPENAI_KEY).toString('base64'))).toEqual(['encoded']);
   });
 
+  it('its hex, and bytes logged as a serialised Buffer (a JSON array of numbers)', () => {
+    const matcher = matcherFor(OPENAI_KEY);
+    expect(rules(matcher, `raw=${Buffer.from(`x ${OPENAI_KEY}`).toString('hex')}`)).toEqual(['encoded']);
+    const rawPacket = Buffer.from(`POST / HTTP/1.1\r\nAuthorization: Bearer ${OPENAI_KEY}\r\n`);
+    const line = JSON.stringify({ level: 10, err: { message: 'Parse Error', rawPacket } });
+    expect(line).toContain('"rawPacket":{"type":"Buffer","data":[80,79,83,84');
+    expect(rules(matcher, line)).toEqual(['encoded']);
+  });
+
   it('any 12 consecutive characters of it (a truncated quote), at its start, middle or end', () => {
     const matcher = matcherFor(OPENAI_KEY);
     for (const from of [0, 7, 20, OPENAI_KEY.length - 12]) {

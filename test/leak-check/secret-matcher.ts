@@ -3,7 +3,10 @@
  * A secret counts as leaked when the text holds:
  * - the secret itself, or its URL-encoded or JSON-escaped form, or the base64 of the secret or
  *   of `Bearer <secret>` (base64 only where it starts on a 3-byte boundary of the encoded text,
- *   as when a whole header value is encoded; the gateway encodes nothing, so this is a backstop);
+ *   as when a whole header value is encoded; the gateway encodes nothing, so this is a backstop),
+ *   or its hex; and bytes logged as a JSON array of numbers (pino writes a Buffer as
+ *   {"type":"Buffer","data":[80,79,83,84,…]}: the raw request bytes of a parser error) are
+ *   decoded and searched too;
  * - any 12 or more consecutive characters of it (a truncated quote: "sk-proj-abcd1234…"), when
  *   that run holds at least 6 different characters, so a secret padded with "aaaa…" or "0000…"
  *   is not found in every run of a's or zeros;
@@ -37,6 +40,8 @@ const MIN_DISTINCT = 6;
 const MASK_PREFIX = 8;
 const MASK_SUFFIX = 4;
 const MASK_GAP = 200;
+/** A JSON array of at least 8 byte values: a serialised Buffer. */
+const BYTE_ARRAY = /\[(\d{1,3}(?:,\d{1,3}){7,})\]/g;
 
 interface BlockAt {
   secret: RegisteredSecret;
@@ -77,6 +82,7 @@ export class SecretMatcher {
       JSON.stringify(value).slice(1, -1),
       Buffer.from(value).toString('base64').replace(/=+$/, ''),
       Buffer.from(`Bearer ${value}`).toString('base64').replace(/=+$/, ''),
+      Buffer.from(value).toString('hex'),
     ];
     for (const text of new Set(encodings)) if (text !== value) this.spellings.push({ text, secret, rule: 'encoded' });
     for (let offset = 0; offset + BLOCK <= value.length && value.length >= WINDOW; offset += BLOCK) {
@@ -92,8 +98,22 @@ export class SecretMatcher {
     return this.known.has(value);
   }
 
-  /** Every leak in `text`, at most one per secret and place. */
+  /** Every leak in `text`, one per place. */
   find(text: string): SecretMatch[] {
+    const matches = this.findIn(text);
+    if (text.includes('[')) {
+      for (const array of text.matchAll(BYTE_ARRAY)) {
+        const bytes = (array[1] ?? '').split(',').map(Number);
+        if (bytes.some((byte) => byte > 255)) continue;
+        const start = array.index;
+        const end = start + array[0].length;
+        for (const inner of this.findIn(Buffer.from(bytes).toString('latin1'))) matches.push({ secret: inner.secret, rule: 'encoded', start, end });
+      }
+    }
+    return outermost(matches);
+  }
+
+  private findIn(text: string): SecretMatch[] {
     const matches: SecretMatch[] = [];
     const seen = new Set<string>();
     const push = (match: SecretMatch) => {
@@ -117,7 +137,7 @@ export class SecretMatcher {
       const match = this.masked(text, secret);
       if (match) push(match);
     }
-    return outermost(matches);
+    return matches;
   }
 
   /** The longest run of `secret` around its block found at `at`, when it is long and varied enough. */

@@ -249,6 +249,8 @@ function headErrorProblem(response: WireResponse): string | undefined {
 /** Two answers to the same odd request, one the cache could give and one it could not. */
 export function agreementProblem(a: JudgedOutcome, b: JudgedOutcome): Violation | undefined {
   if (a.kind !== 'response' || b.kind !== 'response') return undefined;
+  // A 5xx is reported on its own; a hit served while the upstream fails is no disagreement.
+  if (a.response.status >= 500 || b.response.status >= 500) return undefined;
   const klass = (status: number) => (status >= 200 && status < 300 ? '2xx' : String(status));
   if (klass(a.response.status) === klass(b.response.status)) return undefined;
   const cache = (r: WireResponse) => header(r, 'x-cache') ?? '-';

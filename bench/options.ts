@@ -35,6 +35,12 @@ export interface BenchOptions {
   baseline: string | undefined;
   /** Run the gateway from src/ through tsx (BENCH_GATEWAY=tsx) instead of compiling it first. */
   gatewayThroughTsx: boolean;
+  /**
+   * The soak (only with BENCH_ONLY=soak: minutes, not part of the full run): seconds of measured
+   * mixed load (SOAK_SECONDS), after a warm-up of SOAK_WARMUP_SECONDS.
+   */
+  soakSeconds: number;
+  soakWarmupSeconds: number;
 }
 
 function number(name: string, fallback: number, min: number): number {
@@ -63,6 +69,8 @@ export function loadOptions(): BenchOptions {
     only: only ? new Set(only.split(',').map((id) => id.trim())) : undefined,
     cpuProfile: process.env.BENCH_CPU_PROF === '1',
     gatewayThroughTsx: process.env.BENCH_GATEWAY === 'tsx',
+    soakSeconds: number('SOAK_SECONDS', 180, 10),
+    soakWarmupSeconds: number('SOAK_WARMUP_SECONDS', 60, 5),
     baseline: process.env.BENCH_BASELINE?.trim() || undefined,
     gatewayNodeFlags: (process.env.BENCH_GATEWAY_NODE_OPTIONS ?? '--max-old-space-size=160 --max-semi-space-size=8').split(/\s+/).filter(Boolean),
   };

@@ -17,6 +17,7 @@ import { nginxBinary, startNginx, type RunningNginx } from './nginx.js';
 import { loadOptions, type BenchOptions } from './options.js';
 import { freePort, killAllNow, stopAll, type Managed } from './processes.js';
 import { checkTargets, formatTables, type BenchRun, type Machine, type ScenarioResult } from './results.js';
+import { soak } from './soak.js';
 import { CHAT_PATH, CLIENT_HEADERS, compareSequential, compareThroughput, mixed, storm, upstreamCalls, uniqueChatBody, type Contender, type SliceCheck, type Target } from './scenarios.js';
 import {
   baselineSource,
@@ -122,6 +123,8 @@ interface Stack {
   redis: RedisProcess | undefined;
   /** Gateways by name: redis, memory (hits), memory-miss, memory-info. */
   gateways: Map<string, GatewayProcess>;
+  /** The compiled gateway entry (undefined: run through tsx). */
+  compiledMain: string | undefined;
 }
 
 /**
@@ -137,7 +140,7 @@ async function startStack(options: BenchOptions, tmp: string, profileDir: string
   }
   progress('starting the fake upstream, references, redis-server and gateways');
   const fake = await startFakeUpstream({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0, answerTokens: options.answerTokens });
-  const stack: Stack = { fake, constant: undefined, naiveProxy: undefined, naiveRedisHit: undefined, nginx: undefined, redis: undefined, gateways: new Map() };
+  const stack: Stack = { fake, constant: undefined, naiveProxy: undefined, naiveRedisHit: undefined, nginx: undefined, redis: undefined, gateways: new Map(), compiledMain };
   if (wants('constant', 'hit-redis', 'hit-memory', 'nginx')) stack.constant = await startConstantServer(tmp, await answer(fake));
   if (wants('naive-proxy', 'naive-proxy-c1', 'stream-naive')) stack.naiveProxy = await startNaive('proxy', { upstreamUrl: fake.url });
   if (wants('nginx')) {
@@ -277,6 +280,15 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
     report(await mixed(redisGateway, fake, options));
     await forThroughput();
   }
+
+  // Minutes long: only when asked for by name, never part of the full run.
+  if (options.only?.has('soak')) {
+    const redisInstalled = version('redis-server', ['--version']) !== undefined;
+    const redis = redisInstalled ? (stack.redis ?? (await startRedisServer(join(tmp, 'redis-soak')))) : undefined;
+    // Its own database: nothing of the other gateways' entries.
+    for (const result of await soak({ options, fake, compiledMain: stack.compiledMain, redisUrl: redis ? `${redis.url}/3` : undefined, progress })) report(result);
+    await forThroughput();
+  }
 }
 
 /** What a tool prints for its version (nginx -v writes to stderr); undefined when it is not installed. */
@@ -352,6 +364,9 @@ async function main(): Promise<void> {
     process.exitCode = 130;
   } else if (failure) {
     process.stderr.write(`bench failed: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
+    process.exitCode = 1;
+  } else if (results.some((result) => result.details?.pass === false)) {
+    process.stderr.write(`soak failed: ${results.filter((r) => r.details?.pass === false).map((r) => `${r.id} (${r.notes?.join('; ')})`).join(', ')}\n`);
     process.exitCode = 1;
   }
 }

@@ -158,6 +158,8 @@ export interface GatewayOptions {
   compiledMain?: string;
   /** Node flags, as the deployment sets them in NODE_OPTIONS (docker-compose.yml). */
   nodeFlags?: readonly string[];
+  /** More environment for this gateway (e.g. the soak's small CACHE_MAX_BYTES). */
+  env?: Record<string, string>;
 }
 
 export interface GatewayProcess {
@@ -227,6 +229,7 @@ export async function startGateway(options: GatewayOptions): Promise<GatewayProc
       LOG_LEVEL: options.logLevel,
       SHUTDOWN_GRACE_MS: '3000',
       ...(options.redisUrl ? { REDIS_URL: options.redisUrl } : {}),
+      ...options.env,
     },
   });
   const url = `http://127.0.0.1:${port}`;

@@ -133,6 +133,7 @@ export const EDGE_REFUSALS = {
     code: 'expectation_failed',
     message: 'The Expect header is not supported: only "Expect: 100-continue" is.',
   },
+  tooManyHeaders: { status: 431, code: 'request_headers_too_large', message: 'The request carries too many header fields.' },
   missingHost: { status: 400, code: 'missing_host', message: 'HTTP/1.1 requests must carry a Host header.' },
   connectRefused: { status: 405, code: 'method_not_allowed', message: 'CONNECT is not supported: this is not a proxy.' },
 } as const satisfies Record<string, EdgeRefusal>;

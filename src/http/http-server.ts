@@ -10,6 +10,14 @@ import type { Config } from '../config.js';
 import { requestIdOf } from '../completions/hit-fast-path.js';
 import { EDGE_REFUSALS, refuseConnect, refuseRequest } from './client-errors.js';
 
+/**
+ * Most header fields a request may carry (clients send a few dozen). Node keeps the first 2,000
+ * and silently drops the rest, and so does the provider's server: a request padded past that
+ * pushed the provider key the passthrough adds out of the forwarded headers, and the provider's
+ * 401 then disabled every key of the pool. Refused outright instead.
+ */
+export const MAX_HEADER_FIELDS = 100;
+
 export type ClientLimits = Pick<Config, 'requestHeadersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs' | 'maxConnections'>;
 
 /**
@@ -35,6 +43,9 @@ export function createGatewayHttpServer(limits: ClientLimits, onRequest: Request
       requireHostHeader: false,
     },
     (request, response) => {
+      if (request.rawHeaders.length > MAX_HEADER_FIELDS * 2) {
+        return refuseRequest(response, EDGE_REFUSALS.tooManyHeaders, requestIdOf(request));
+      }
       if (request.headers.host === undefined && request.httpVersionMajor === 1 && request.httpVersionMinor === 1) {
         return refuseRequest(response, EDGE_REFUSALS.missingHost, requestIdOf(request));
       }

@@ -62,12 +62,13 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
         replyOptions: {
           getUpstream: (request: FastifyRequest) => targetOf(request).provider.origin,
           rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | undefined>) => {
-            const out: Record<string, string | string[] | undefined> = {};
+            // The provider key first: whatever the client sent after it cannot push it out of a
+            // server's header count limit.
+            const out: Record<string, string | string[] | undefined> = { authorization: `Bearer ${targetOf(request).lease.key}` };
             // reply-from already removed `connection` from `headers`: the options it listed come from the original.
             for (const [name, value] of Object.entries(withoutHopByHop(headers, request.headers.connection))) {
               if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith('x-openwebui-')) out[name] = value;
             }
-            out.authorization = `Bearer ${targetOf(request).lease.key}`;
             return out;
           },
           rewriteHeaders: (headers: Record<string, string | string[] | undefined>) => {

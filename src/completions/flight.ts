@@ -7,6 +7,7 @@
 import { GatewayError, errors } from '../errors.js';
 import type { UpstreamClient, UpstreamBody } from '../upstream/client.js';
 import { transportErrorToGatewayError, isAbortError } from '../upstream/failures.js';
+import { clientErrorBody } from '../upstream/error-body.js';
 import { forwardedResponseHeaders, type ForwardedHeaders } from '../upstream/response-headers.js';
 import { CACHED_ROUTE_PATHS, type PreparedRequest } from './prepare.js';
 import type { CacheEntry, Usage } from '../cache/entry.js';
@@ -114,7 +115,8 @@ export class Flight {
         keyId = response.keyId;
         const head: FlightHead = { statusCode: response.statusCode, headers: forwardedResponseHeaders(response.headers) };
         if (response.statusCode < 200 || response.statusCode >= 300) {
-          this.finish({ kind: 'upstream-error', head, body: await readAll(response.body) });
+          const errorBody = clientErrorBody(this.client.provider.name, response.statusCode, await readAll(response.body));
+          this.finish({ kind: 'upstream-error', head, body: errorBody });
         } else if (this.request.stream) {
           await this.relayStream(head, response.body);
         } else {

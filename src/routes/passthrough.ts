@@ -15,6 +15,7 @@ import type { KeyPools } from '../keys/pools.js';
 import type { Provider, ProviderName } from '../providers/index.js';
 import type { ModelRouter } from '../routing.js';
 import { modelInBody, withModel } from './passthrough-body.js';
+import { relayUpstreamError } from './passthrough-error.js';
 import { passthroughRetryDelay } from './passthrough-retry.js';
 import { isKeyRefusal, refusalError } from '../upstream/provider-refusal.js';
 
@@ -91,6 +92,10 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
               request.gw.error = error;
               for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'www-authenticate']) reply.removeHeader(name);
               void reply.code(error.statusCode).headers(error.headers).type('application/json').send(error.toBody());
+              return;
+            }
+            if (res.statusCode >= 400) {
+              void relayUpstreamError(target.provider.name, res, reply);
               return;
             }
             void reply.send(res.stream);

@@ -10,6 +10,7 @@ import { bearerKey, closeNow, createWholeBodyServer, listenOnLoopback, type Prov
 export interface ScriptedAnswer {
   status: number;
   headers?: Record<string, string>;
+  /** Sent as JSON; a Buffer is sent as it is (an HTML page, a compressed body, nothing). */
   body: unknown;
   /** Wait this long before answering. */
   delayMs?: number;
@@ -78,7 +79,7 @@ export async function startScriptedProvider(): Promise<ScriptedProvider> {
 }
 
 function send(res: ServerResponse, status: number, headers: Record<string, string>, body: unknown): void {
-  const text = JSON.stringify(body);
+  const text = Buffer.isBuffer(body) ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), ...headers });
   res.end(text);
 }

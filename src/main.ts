@@ -41,11 +41,7 @@ async function main(): Promise<void> {
   reloadOnHangup(() => app?.log);
 
   // A .env in the working directory fills what the environment does not set (the environment wins).
-  if (existsSync('.env')) {
-    // process.loadEnvFile exists from Node 20.12: say so rather than fail with a TypeError.
-    if (typeof process.loadEnvFile !== 'function') refuseToStart(`.env needs Node >= 20.12 to be read (this is ${process.version})`);
-    process.loadEnvFile('.env');
-  }
+  if (existsSync('.env')) process.loadEnvFile('.env');
   let config;
   try {
     config = loadConfig(process.env);

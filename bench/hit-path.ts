@@ -98,13 +98,13 @@ async function compareWithBare(gateway: FastifyInstance, answer: string): Promis
   const parsed = JSON.parse(body) as Record<string, unknown>;
   const { MemoryStore } = await import('../src/cache/memory-store.js');
   const { encodeEntry } = await import('../src/cache/entry.js');
-  const stored = encodeEntry({ storedAt: Date.now(), form: 'json', route: 'chat.completions', provider: 'openai', model: 'gpt-4o-mini', body: Buffer.from(answer), usage: { prompt_tokens: 60, completion_tokens: 120, total_tokens: 180 } });
+  const stored = encodeEntry({ storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: 'gpt-4o-mini', body: Buffer.from(answer), usage: { prompt_tokens: 60, completion_tokens: 120, total_tokens: 180 } });
   const store = new MemoryStore({ maxBytes: 1 << 20 });
-  const key = cacheKey({ provider: 'openai', route: 'chat.completions', body: parsed });
+  const key = cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: parsed });
   await store.set(key, stored, 0);
   const parts = [
     timeIt('JSON.parse(request body)', 20_000, () => JSON.parse(body)),
-    timeIt('cacheKey (canonical JSON + SHA-256)', 20_000, () => cacheKey({ provider: 'openai', route: 'chat.completions', body: parsed })),
+    timeIt('cacheKey (canonical JSON + SHA-256)', 20_000, () => cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: parsed })),
     timeIt(`decodeEntry (${stored.byteLength} B stored)`, 20_000, () => decodeEntry(stored)),
     timeIt('crypto.randomUUID', 20_000, () => crypto.randomUUID()),
   ];

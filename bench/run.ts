@@ -109,8 +109,8 @@ function upstreamCheck(fake: FakeUpstreamProcess): SliceCheck {
 function heldBytesEstimate(answer: string, misses: number): number {
   const body = Buffer.from(answer);
   const parsed = JSON.parse(answer) as { usage?: { prompt_tokens: number; total_tokens: number } };
-  const entry = encodeEntry({ storedAt: Date.now(), form: 'json', route: 'chat.completions', provider: 'openai', model: CHAT_MODEL, body, ...(parsed.usage ? { usage: parsed.usage } : {}) });
-  const key = cacheKey({ provider: 'openai', route: 'chat.completions', body: {} });
+  const entry = encodeEntry({ storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: CHAT_MODEL, body, ...(parsed.usage ? { usage: parsed.usage } : {}) });
+  const key = cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: {} });
   return misses * memoryStoreEntrySize(key, entry);
 }
 

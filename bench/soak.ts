@@ -222,8 +222,8 @@ const mb = (bytes: number): number => bytes / 2 ** 20;
 async function fillCount(fake: FakeUpstreamProcess): Promise<number> {
   const response = await fetch(`${fake.url}${CHAT_PATH}`, { method: 'POST', headers: { ...CLIENT_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify(chatBody({ tag: 'soak-size' })) });
   const body = Buffer.from(await response.text());
-  const entry = encodeEntry({ storedAt: Date.now(), form: 'json', route: 'chat.completions', provider: 'openai', model: CHAT_MODEL, body });
-  const perEntry = memoryStoreEntrySize(cacheKey({ provider: 'openai', route: 'chat.completions', body: {} }), entry);
+  const entry = encodeEntry({ storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: CHAT_MODEL, body });
+  const perEntry = memoryStoreEntrySize(cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: {} }), entry);
   return Math.ceil((1.5 * SOAK_CACHE_MAX_BYTES) / perEntry);
 }
 

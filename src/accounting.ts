@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from './metrics.js';
 import type { Prices, TokenUsage } from './pricing/prices.js';
-import { PROVIDER_NAMES, type ProviderName } from './providers/index.js';
+import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js';
 
 /** The label for every model id the gateway does not know: clients cannot grow the label set. */
 export const OTHER_MODEL = 'other';

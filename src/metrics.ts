@@ -1,17 +1,16 @@
 /**
- * The prom-client registry and every metric of the contract (section 4), present from
- * start-up. Label values are bounded: `model` only takes ids the gateway knows (price table
- * or a provider's list), `endpoint` only the gateway's own route names.
+ * The prom-client registry and every metric the gateway exports, present from start-up so
+ * dashboards and alerts see zeros rather than gaps. Label values are bounded: `model` only takes
+ * ids the gateway knows (price table or a provider's list), `endpoint` only the gateway's own
+ * endpoint names (endpoints.ts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheStoreOp } from './cache/store.js';
-import { PROVIDER_NAMES } from './providers/index.js';
+import { CACHED_ENDPOINTS, ENDPOINTS, type Endpoint } from './endpoints.js';
+import { PROVIDER_NAMES } from './providers/provider-name.js';
 
-export const ENDPOINTS = ['chat.completions', 'completions', 'embeddings', 'models', 'passthrough'] as const;
-export type Endpoint = (typeof ENDPOINTS)[number];
 export const CACHE_OUTCOMES = ['HIT', 'MISS', 'BYPASS', 'COALESCED'] as const;
 export type CacheOutcome = (typeof CACHE_OUTCOMES)[number];
-export const CACHED_ENDPOINTS: readonly Endpoint[] = ['chat.completions', 'completions', 'embeddings'];
 /** The cache backend operations whose failures are counted (CacheStoreOp plus the connection). */
 const CACHE_OPS: readonly CacheStoreOp[] = ['get', 'set', 'delete', 'connect'];
 const KEY_STATES = ['active', 'cooling', 'disabled'] as const;
@@ -20,7 +19,7 @@ const WATCHED_UPSTREAM_STATUSES = ['0', '429', '500', '502', '503'] as const;
 
 /** Uncached endpoints (models, passthrough) are always BYPASS. */
 function outcomesOf(endpoint: Endpoint): readonly CacheOutcome[] {
-  return CACHED_ENDPOINTS.includes(endpoint) ? CACHE_OUTCOMES : ['BYPASS'];
+  return (CACHED_ENDPOINTS as readonly Endpoint[]).includes(endpoint) ? CACHE_OUTCOMES : ['BYPASS'];
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];

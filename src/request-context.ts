@@ -4,8 +4,9 @@
  */
 import type { ClientWriter } from './completions/client-writer.js';
 import type { GatewayError } from './errors.js';
-import type { CacheOutcome, Endpoint } from './metrics.js';
-import type { ProviderName } from './providers/index.js';
+import type { Endpoint } from './endpoints.js';
+import type { CacheOutcome } from './metrics.js';
+import type { ProviderName } from './providers/provider-name.js';
 
 export interface RequestContext {
   endpoint: Endpoint | undefined;

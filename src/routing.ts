@@ -3,9 +3,11 @@
  * `groq/` prefix (stripped before forwarding); then the providers' well-known prefixes.
  */
 import type { ModelLists } from './providers/model-lists.js';
-import { PROVIDER_NAMES, type Provider, type ProviderName } from './providers/index.js';
+import type { Provider } from './providers/index.js';
+import { isProviderName, PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js';
 
-export interface Route {
+/** Where a request for a model goes: the provider, and the model id to ask it for. */
+export interface ProviderTarget {
   provider: ProviderName;
   /** The id to send upstream (a forced prefix removed). */
   upstreamModel: string;
@@ -17,27 +19,27 @@ export class ModelRouter {
     private readonly lists: ModelLists,
   ) {}
 
-  /** Changes whenever a route() answer may have changed (a model list was replaced). */
+  /** Changes whenever a targetOf() answer may have changed (a model list was replaced). */
   get generation(): number {
     return this.lists.generation;
   }
 
-  async route(model: string): Promise<Route | undefined> {
-    return this.routeBy(await this.lists.providerOf(model), model);
+  async targetOf(model: string): Promise<ProviderTarget | undefined> {
+    return this.targetBy(await this.lists.providerOf(model), model);
   }
 
-  /** route() without waiting: null when the first model list fetch is still needed. */
-  routeNow(model: string): Route | undefined | null {
+  /** targetOf() without waiting: null when the first model list fetch is still needed. */
+  targetOfNow(model: string): ProviderTarget | undefined | null {
     const listed = this.lists.providerOfNow(model);
-    return listed === null ? null : this.routeBy(listed, model);
+    return listed === null ? null : this.targetBy(listed, model);
   }
 
-  private routeBy(listed: ProviderName | undefined, model: string): Route | undefined {
+  private targetBy(listed: ProviderName | undefined, model: string): ProviderTarget | undefined {
     if (listed) return { provider: listed, upstreamModel: model };
     const slash = model.indexOf('/');
     if (slash > 0) {
       const forced = model.slice(0, slash);
-      if (forced === 'openai' || forced === 'groq') return { provider: forced, upstreamModel: model.slice(slash + 1) };
+      if (isProviderName(forced)) return { provider: forced, upstreamModel: model.slice(slash + 1) };
     }
     const lower = model.toLowerCase();
     for (const provider of PROVIDER_NAMES) {

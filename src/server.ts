@@ -14,6 +14,7 @@ import type { CacheStore } from './cache/store.js';
 import type { Flight } from './completions/flight.js';
 import { HitFastPath, requestIdOf } from './completions/hit-fast-path.js';
 import type { Config } from './config.js';
+import { endpointOf } from './endpoints.js';
 import { errors, toGatewayError } from './errors.js';
 import { clientErrorHandler, closesConnection } from './http/client-errors.js';
 import { createGatewayHttpServer } from './http/http-server.js';
@@ -22,9 +23,10 @@ import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { createLogger, requestLineLogger } from './logger.js';
-import { GatewayMetrics, type Endpoint } from './metrics.js';
+import { GatewayMetrics } from './metrics.js';
 import { loadPrices } from './pricing/prices.js';
-import { PROVIDER_NAMES, providersFromConfig, type ProviderName } from './providers/index.js';
+import { providersFromConfig } from './providers/index.js';
+import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js';
 import { ModelLists } from './providers/model-lists.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
@@ -45,20 +47,6 @@ export interface ServerDeps {
 }
 
 const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
-const CACHED_ENDPOINT_BY_SUFFIX: ReadonlyArray<[string, Endpoint]> = [
-  ['/chat/completions', 'chat.completions'],
-  ['/completions', 'completions'],
-  ['/embeddings', 'embeddings'],
-];
-
-/** The metrics endpoint of a path, known before auth so rejected requests are counted too. */
-function endpointOf(path: string): Endpoint | undefined {
-  const rest = path.startsWith('/v1/') ? path.slice(3) : path.startsWith('/openai/v1/') ? path.slice(10) : undefined;
-  if (rest === undefined) return undefined;
-  for (const [suffix, endpoint] of CACHED_ENDPOINT_BY_SUFFIX) if (rest === suffix) return endpoint;
-  if (rest === '/models' || rest.startsWith('/models/')) return 'models';
-  return 'passthrough';
-}
 
 /**
  * A request that arrives on an open connection while the server closes: 503 in OpenAI's shape

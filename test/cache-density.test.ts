@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEntry, encodeEntry, type CacheEntry } from '../src/cache/entry.js';
 import { cacheKey } from '../src/cache/key.js';
 import { memoryStoreEntrySize } from '../src/cache/memory-store.js';
-import { parseSse, SseRecorder } from '../src/cache/sse.js';
+import { entryFromStream } from '../src/cache/entry-forms.js';
+import { parseSse } from '../src/openai/sse-parser.js';
+import { SseRecorder } from '../src/openai/stream-recorder.js';
 import { startRedis, type RedisServer } from './helpers/redis-server.js';
 
 /** A real-looking ~330-token answer (markdown, a list, a code block), not repeated filler. */
@@ -67,10 +69,10 @@ function upstreamSse(): string {
 function entries(): Record<'json' | 'sse', CacheEntry> {
   const recorder = new SseRecorder('chat.completions');
   for (const event of parseSse(upstreamSse())) recorder.add(event);
-  const sse = recorder.toEntry('openai');
+  const sse = entryFromStream(recorder, 'openai');
   if (!sse) throw new Error('fixture stream did not record');
   return {
-    json: { storedAt: Date.now(), form: 'json', route: 'chat.completions', provider: 'openai', model: IDENTITY.model, usage: USAGE, body: jsonBody() },
+    json: { storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: IDENTITY.model, usage: USAGE, body: jsonBody() },
     sse,
   };
 }
@@ -86,7 +88,7 @@ async function redisBytesPerEntry(redis: Redis, value: Buffer, count: number, ta
   await redis.flushall();
   const before = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
   const pipeline = redis.pipeline();
-  for (let i = 0; i < count; i++) pipeline.set(cacheKey({ provider: 'openai', route: tag, body: i }), value, 'EX', 86_400);
+  for (let i = 0; i < count; i++) pipeline.set(cacheKey({ provider: 'openai', endpoint: tag, body: i }), value, 'EX', 86_400);
   await pipeline.exec();
   const after = Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
   return (after - before) / count;
@@ -106,7 +108,7 @@ describe('cache density', () => {
 
   it('measures answers per MiB and codec cost, and compression pays for both forms', async () => {
     const rows: string[] = ['| form | body bytes | stored bytes | memory store /MiB | Redis /MiB | encode µs | decode µs |', '|---|---|---|---|---|---|---|'];
-    const key = cacheKey({ provider: 'openai', route: 'chat.completions', body: {} });
+    const key = cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: {} });
     const perMiB: Record<string, number> = {};
     for (const [form, entry] of Object.entries(entries())) {
       for (const compress of [false, true]) {

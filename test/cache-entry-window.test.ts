@@ -20,7 +20,7 @@ function windowBits(stream: Buffer): number {
 const entryOf = (text: string): CacheEntry => ({
   storedAt: 1,
   form: 'json',
-  route: 'chat.completions',
+  endpoint: 'chat.completions',
   provider: 'openai',
   model: 'gpt-4o-mini',
   body: Buffer.from(JSON.stringify({ choices: [{ message: { content: text } }] })),

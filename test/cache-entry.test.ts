@@ -7,7 +7,7 @@ const FLAGS_BYTE = 1;
 const entry = (body: Buffer, extra: Partial<CacheEntry> = {}): CacheEntry => ({
   storedAt: 1_727_000_000_123,
   form: 'json',
-  route: 'chat.completions',
+  endpoint: 'chat.completions',
   provider: 'openai',
   model: 'gpt-4o-mini',
   usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30, prompt_tokens_details: { cached_tokens: 0 } },

@@ -9,7 +9,7 @@ import { decodeCachedAnswer, entryAsJson, entryAsSse, hotAnswersBytes } from '..
 const answer = (text: string, storedAt = 1_727_000_000_000): CacheEntry => ({
   storedAt,
   form: 'json',
-  route: 'chat.completions',
+  endpoint: 'chat.completions',
   provider: 'openai',
   model: 'gpt-4o-mini',
   usage: { prompt_tokens: 10, completion_tokens: 20, total_tokens: 30 },
@@ -121,7 +121,7 @@ describe('decodeCachedAnswer', () => {
     const entry: CacheEntry = {
       storedAt: 3,
       form: 'sse',
-      route: 'chat.completions',
+      endpoint: 'chat.completions',
       provider: 'openai',
       model: 'gpt-4o-mini',
       usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },

@@ -11,7 +11,7 @@ const base = {
   temperature: 0.2,
 };
 const key = (body: unknown, extra: Partial<Parameters<typeof cacheKey>[0]> = {}): string =>
-  cacheKey({ provider: 'openai', route: 'chat.completions', body, ...extra });
+  cacheKey({ provider: 'openai', endpoint: 'chat.completions', body, ...extra });
 
 describe('canonicalize', () => {
   it('sorts object keys at every depth and keeps array order', () => {
@@ -67,19 +67,19 @@ describe('cacheKey', () => {
     expect(keys.size).toBe(variants.length + 1);
   });
 
-  it('changes with scope, provider and route', () => {
+  it('changes with scope, provider and endpoint', () => {
     const keys = new Set([
       key(base),
       key(base, { scope: 'client-a' }),
       key(base, { scope: 'client-b' }),
       key(base, { provider: 'groq' }),
-      key(base, { route: 'completions' }),
+      key(base, { endpoint: 'completions' }),
     ]);
     expect(keys.size).toBe(5);
     expect(key(base, { scope: '' })).toBe(key(base));
   });
 
-  it('cannot be collided by shifting text between scope and route', () => {
-    expect(key(base, { scope: 'a\n1:b', route: 'c' })).not.toBe(key(base, { scope: 'a', route: 'b\n1:c' }));
+  it('cannot be collided by shifting text between scope and endpoint', () => {
+    expect(key(base, { scope: 'a\n1:b', endpoint: 'c' })).not.toBe(key(base, { scope: 'a', endpoint: 'b\n1:c' }));
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The memo of requests seen before (src/completions/known-requests.ts): it may only ever save
- * work, never change an answer. Different bytes, routes or scopes never share an entry; a model
+ * work, never change an answer. Different bytes, endpoints or scopes never share an entry; a model
  * list replaced since (routing may have changed) or a body too large to remember is worked out
  * again.
  */
@@ -9,7 +9,7 @@ import { KNOWN_REQUEST_MAX_BODY_BYTES, KnownRequests } from '../src/completions/
 import type { PreparedRequest } from '../src/completions/prepare.js';
 
 const prepared: PreparedRequest = {
-  route: 'chat.completions',
+  endpoint: 'chat.completions',
   provider: 'openai',
   model: 'gpt-4o-mini',
   body: { model: 'gpt-4o-mini', messages: [] },
@@ -18,7 +18,7 @@ const prepared: PreparedRequest = {
 };
 
 describe('known requests', () => {
-  it('finds a body again by its exact bytes, route and scope only', () => {
+  it('finds a body again by its exact bytes, endpoint and scope only', () => {
     const known = new KnownRequests();
     const body = Buffer.from('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"żółć"}]}');
     const memoKey = known.memoKeyOf('chat.completions', '', body)!;

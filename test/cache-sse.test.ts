@@ -6,23 +6,13 @@ import { ChatCompletionStream } from 'openai/lib/ChatCompletionStream';
 import { Stream } from 'openai/streaming';
 import { describe, expect, it } from 'vitest';
 import type { CacheEntry } from '../src/cache/entry.js';
-import {
-  assembleCompletion,
-  completionJsonFromEntry,
-  isUsageOnlyChunk,
-  parseSse,
-  renderSse,
-  replayStoredSse,
-  SseRecorder,
-  SseStreamParser,
-  sseFromEntry,
-  splitText,
-  type ChatCompletion,
-  type Completion,
-  type CompletionRoute,
-  type JsonObject,
-  type TextCompletion,
-} from '../src/cache/sse.js';
+import { completionJsonFromEntry, entryFromStream, replayStoredSse, sseFromEntry } from '../src/cache/entry-forms.js';
+import { assembleCompletion } from '../src/openai/completion-assembler.js';
+import { isUsageOnlyChunk, type ChatCompletion, type Completion, type CompletionEndpoint, type TextCompletion } from '../src/openai/completion-types.js';
+import type { JsonObject } from '../src/openai/json-fields.js';
+import { parseSse, SseStreamParser } from '../src/openai/sse-parser.js';
+import { SseRecorder } from '../src/openai/stream-recorder.js';
+import { renderSse, splitText } from '../src/openai/stream-renderer.js';
 
 /* Upstream streams as OpenAI and Groq send them (shapes taken from real responses). */
 const oa = { id: 'chatcmpl-Bx1', object: 'chat.completion.chunk', created: 1_727_000_000, model: 'gpt-4o-mini-2024-07-18', service_tier: 'default', system_fingerprint: 'fp_a1b2c3' };
@@ -78,7 +68,7 @@ const openAiText = sse([
 ]);
 
 const chunksOf = (text: string): JsonObject[] => parseSse(text).flatMap((e) => (e.chunk ? [e.chunk] : []));
-const assemble = (text: string, route: CompletionRoute = 'chat.completions'): Completion => assembleCompletion(chunksOf(text), route);
+const assemble = (text: string, endpoint: CompletionEndpoint = 'chat.completions'): Completion => assembleCompletion(chunksOf(text), endpoint);
 const dataLines = (buf: Buffer | string): string[] => buf.toString().split('\n').filter((l) => l.startsWith('data: '));
 
 describe('SseStreamParser', () => {
@@ -194,8 +184,8 @@ describe('renderSse', () => {
     assemble(renderSse(completion, { includeUsage: true, ...(provider ? { provider } : {}) }).toString(), completion.object === 'text_completion' ? 'completions' : 'chat.completions');
 
   it('round-trips every fixture: render, parse, assemble gives the same object', () => {
-    for (const [text, route] of [[openAiChat, 'chat.completions'], [openAiTools, 'chat.completions'], [openAiTwoChoices, 'chat.completions'], [openAiText, 'completions']] as const) {
-      const completion = assemble(text, route);
+    for (const [text, endpoint] of [[openAiChat, 'chat.completions'], [openAiTools, 'chat.completions'], [openAiTwoChoices, 'chat.completions'], [openAiText, 'completions']] as const) {
+      const completion = assemble(text, endpoint);
       expect(roundTrip(completion)).toEqual(completion);
     }
     const groq = assemble(groqChat);
@@ -309,23 +299,23 @@ describe('a short answer replayed as a stream', () => {
 });
 
 describe('cache entries from streams', () => {
-  const record = (text: string, route: CompletionRoute = 'chat.completions'): SseRecorder => {
-    const recorder = new SseRecorder(route);
+  const record = (text: string, endpoint: CompletionEndpoint = 'chat.completions'): SseRecorder => {
+    const recorder = new SseRecorder(endpoint);
     for (const event of parseSse(text)) recorder.add(event);
     return recorder;
   };
 
   it('stores the upstream events without the usage chunk and [DONE], keeping usage in the header', () => {
-    const entry = record(openAiChat).toEntry('openai', 1000);
+    const entry = entryFromStream(record(openAiChat), 'openai', 1000);
     expect(entry).toBeDefined();
     const expectedBody = openAiChat.split('\n\n').filter((e) => e && !e.includes('"choices":[]') && !e.includes('[DONE]')).map((e) => `${e}\n\n`).join('');
     expect(entry?.body.toString()).toBe(expectedBody);
-    expect(entry).toMatchObject({ form: 'sse', route: 'chat.completions', provider: 'openai', model: oa.model, storedAt: 1000, usage: oaUsage });
+    expect(entry).toMatchObject({ form: 'sse', endpoint: 'chat.completions', provider: 'openai', model: oa.model, storedAt: 1000, usage: oaUsage });
     expect(entry?.chunkIdentity).toEqual({ id: oa.id, object: 'chat.completion.chunk', created: oa.created, model: oa.model, system_fingerprint: oa.system_fingerprint });
   });
 
   it('replays a stored stream byte for byte, with a rebuilt usage chunk only when asked', () => {
-    const entry = record(openAiChat).toEntry('openai') as CacheEntry;
+    const entry = entryFromStream(record(openAiChat), 'openai') as CacheEntry;
     const plain = replayStoredSse(entry, { includeUsage: false }).toString();
     expect(plain).toBe(entry.body.toString() + 'data: [DONE]\n\n');
     const withUsage = replayStoredSse(entry, { includeUsage: true }).toString();
@@ -335,19 +325,19 @@ describe('cache entries from streams', () => {
   });
 
   it('answers a JSON request from a streamed fill, and a stream request from a JSON fill', () => {
-    const streamed = record(openAiChat).toEntry('openai') as CacheEntry;
+    const streamed = entryFromStream(record(openAiChat), 'openai') as CacheEntry;
     const json = JSON.parse(completionJsonFromEntry(streamed)?.toString() ?? 'null') as Completion;
     expect(json).toEqual(assemble(openAiChat)); // usage restored from the header
-    const jsonEntry: CacheEntry = { storedAt: 1, form: 'json', route: 'chat.completions', provider: 'openai', model: oa.model, body: Buffer.from(JSON.stringify(json)) };
+    const jsonEntry: CacheEntry = { storedAt: 1, form: 'json', endpoint: 'chat.completions', provider: 'openai', model: oa.model, body: Buffer.from(JSON.stringify(json)) };
     expect(completionJsonFromEntry(jsonEntry)).toBe(jsonEntry.body);
     const asStream = sseFromEntry(jsonEntry, { includeUsage: true })?.toString() ?? '';
     expect(assemble(asStream)).toEqual(json);
-    const textEntry = record(openAiText, 'completions').toEntry('openai') as CacheEntry;
+    const textEntry = entryFromStream(record(openAiText, 'completions'), 'openai') as CacheEntry;
     expect(JSON.parse(completionJsonFromEntry(textEntry)?.toString() ?? 'null')).toEqual(assemble(openAiText, 'completions'));
   });
 
   it('gives undefined, not an exception, for unusable stored data', () => {
-    const broken: CacheEntry = { storedAt: 1, form: 'json', route: 'chat.completions', provider: 'openai', model: 'm', body: Buffer.from('{not json') };
+    const broken: CacheEntry = { storedAt: 1, form: 'json', endpoint: 'chat.completions', provider: 'openai', model: 'm', body: Buffer.from('{not json') };
     expect(sseFromEntry(broken, { includeUsage: false })).toBeUndefined();
     expect(completionJsonFromEntry({ ...broken, form: 'sse' })).toBeUndefined();
   });
@@ -357,26 +347,26 @@ describe('cache entries from streams', () => {
     const bytes = Buffer.from(openAiChat);
     const forwarded = [...recorder.push(bytes.subarray(0, 333)), ...recorder.push(bytes.subarray(333)), ...recorder.end()];
     expect(forwarded.filter((e) => !isUsageOnlyChunk(e.chunk)).map((e) => e.raw).join('')).toBe(openAiChat.replace(/data: \{[^\n]*"choices":\[\],"usage"[^\n]*\n\n/, ''));
-    expect(recorder.toEntry('openai')?.body.toString()).toBe(record(openAiChat).toEntry('openai')?.body.toString());
+    expect(entryFromStream(recorder, 'openai')?.body.toString()).toBe(entryFromStream(record(openAiChat), 'openai')?.body.toString());
   });
 
   it('refuses to make an entry of a cut-off stream or one carrying an error', () => {
-    expect(record(openAiChat.replace('data: [DONE]\n\n', '')).toEntry('openai')).toBeUndefined();
+    expect(entryFromStream(record(openAiChat.replace('data: [DONE]\n\n', '')), 'openai')).toBeUndefined();
     const withError = openAiChat.replace('data: [DONE]', 'data: {"error":{"message":"overloaded"}}\n\ndata: [DONE]');
-    expect(record(withError).toEntry('openai')).toBeUndefined();
+    expect(entryFromStream(record(withError), 'openai')).toBeUndefined();
     const tooBig = new SseRecorder('chat.completions', { maxBodyBytes: 100 });
     for (const event of parseSse(openAiChat)) tooBig.add(event);
-    expect(tooBig.toEntry('openai')).toBeUndefined();
+    expect(entryFromStream(tooBig, 'openai')).toBeUndefined();
     expect(tooBig.completion().choices).toHaveLength(1); // still assembled, e.g. for metrics
     const hugeEvent = new SseRecorder('chat.completions', { maxEventBytes: 200 });
     const oversized = Buffer.from(openAiChat.replace('How can I help?', 'x'.repeat(500)));
     for (let i = 0; i < oversized.length; i += 50) hugeEvent.push(oversized.subarray(i, i + 50)); // as a socket delivers it
     hugeEvent.end();
-    expect(hugeEvent.toEntry('openai')).toBeUndefined();
+    expect(entryFromStream(hugeEvent, 'openai')).toBeUndefined();
   });
 
   it('keeps Groq usage (x_groq) inside the stored stream', () => {
-    const entry = record(groqChat).toEntry('groq') as CacheEntry;
+    const entry = entryFromStream(record(groqChat), 'groq') as CacheEntry;
     expect(entry.usage).toEqual(groqUsage);
     expect(replayStoredSse(entry, { includeUsage: false }).toString()).toBe(groqChat);
   });

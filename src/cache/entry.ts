@@ -10,24 +10,7 @@
  */
 import { promisify } from 'node:util';
 import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants } from 'node:zlib';
-
-/** Token counts as the upstream reported them; provider-specific details are kept as they came. */
-export interface Usage {
-  prompt_tokens: number;
-  /** Absent for embeddings. */
-  completion_tokens?: number;
-  total_tokens: number;
-  [detail: string]: unknown;
-}
-
-/** The fields every chunk of a stream repeats; lets a usage chunk be synthesised without parsing. */
-export interface ChunkIdentity {
-  id: string;
-  object: string;
-  created: number;
-  model: string;
-  system_fingerprint?: string;
-}
+import type { ChunkIdentity, Usage } from '../openai/completion-types.js';
 
 export type EntryForm = 'json' | 'sse';
 
@@ -39,7 +22,8 @@ export interface CacheEntry {
    * (`data: …\n\n` events) without the usage-only chunk and without the final `[DONE]`.
    */
   form: EntryForm;
-  route: string;
+  /** The endpoint that filled it: 'chat.completions', 'completions' or 'embeddings'. */
+  endpoint: string;
   provider: string;
   model: string;
   usage?: Usage;
@@ -166,7 +150,7 @@ function plainPayload(entry: CacheEntry): PlainPayload {
     v: 1,
     t: entry.storedAt,
     f: entry.form,
-    r: entry.route,
+    r: entry.endpoint,
     p: entry.provider,
     m: entry.model,
     n: entry.body.byteLength,
@@ -214,7 +198,7 @@ function toEntry(payload: Buffer, frame: Frame): CacheEntry | undefined {
   if (!isHeader(header)) return undefined;
   const body = payload.subarray(frame.headerLength);
   if (body.byteLength !== header.n) return undefined;
-  const entry: CacheEntry = { storedAt: header.t, form: header.f, route: header.r, provider: header.p, model: header.m, body };
+  const entry: CacheEntry = { storedAt: header.t, form: header.f, endpoint: header.r, provider: header.p, model: header.m, body };
   if (header.u) entry.usage = header.u;
   if (header.c) entry.chunkIdentity = header.c;
   return entry;

@@ -1,4 +1,5 @@
 import * as crypto from 'node:crypto';
+import type { ProviderName } from '../providers/provider-name.js';
 
 /**
  * Bumped whenever the entry layout or the canonical form changes: old entries then simply stop
@@ -12,14 +13,12 @@ export const CACHE_KEY_PREFIX = `gw:v${CACHE_FORMAT_VERSION}:`;
 /** Top-level request fields that cannot change the answer's content. */
 const IGNORED_TOP_LEVEL_FIELDS = new Set(['stream', 'stream_options', 'user']);
 
-export type CacheProvider = 'openai' | 'groq';
-
 export interface CacheKeyParts {
   /** '' for the shared cache; otherwise an id of the client key or user (a hash, never the key itself). */
   scope?: string;
-  provider: CacheProvider;
-  /** The cached route, e.g. 'chat.completions', 'completions', 'embeddings'. */
-  route: string;
+  provider: ProviderName;
+  /** The cached endpoint: 'chat.completions', 'completions' or 'embeddings'. */
+  endpoint: string;
   /** The parsed request body. */
   body: unknown;
 }
@@ -35,11 +34,11 @@ export function canonicalize(body: unknown): string {
   return serializeObject(body as Record<string, unknown>, IGNORED_TOP_LEVEL_FIELDS);
 }
 
-/** The storage key: prefix plus a SHA-256 (base64url) over version, scope, provider, route and body. */
+/** The storage key: prefix plus a SHA-256 (base64url) over version, scope, provider, endpoint and body. */
 export function cacheKey(parts: CacheKeyParts): string {
-  // Length-prefixed fields: no scope or route value can be crafted to collide with another split.
+  // Length-prefixed fields: no scope or endpoint value can be crafted to collide with another split.
   let material = '';
-  for (const field of [String(CACHE_FORMAT_VERSION), parts.scope ?? '', parts.provider, parts.route]) {
+  for (const field of [String(CACHE_FORMAT_VERSION), parts.scope ?? '', parts.provider, parts.endpoint]) {
     material += `${field.length}:${field}\n`;
   }
   return CACHE_KEY_PREFIX + sha256(material + canonicalize(parts.body));

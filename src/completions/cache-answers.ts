@@ -4,7 +4,9 @@
  */
 import { LRUCache } from 'lru-cache';
 import { decodeEntry, type CacheEntry } from '../cache/entry.js';
-import { completionJsonFromEntry, renderSse, sseFromEntry, type Completion } from '../cache/sse.js';
+import { completionJsonFromEntry, sseFromEntry } from '../cache/entry-forms.js';
+import type { Completion } from '../openai/completion-types.js';
+import { renderSse } from '../openai/stream-renderer.js';
 import type { PreparedRequest } from './prepare.js';
 
 /** Treat as read-only: a hot answer is shared by every request it serves. */

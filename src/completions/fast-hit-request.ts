@@ -11,6 +11,7 @@ import secureJson from 'secure-json-parse';
 import type { ClientAuth } from '../auth.js';
 import { cacheScopeOf } from '../auth.js';
 import { cacheKey } from '../cache/key.js';
+import type { CachedEndpoint } from '../endpoints.js';
 import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js';
 import { newRequestContext, type RequestContext } from '../request-context.js';
 import { CLIENT_CLOSED_STATUS, recordRequest } from '../request-log.js';
@@ -20,7 +21,7 @@ import { cachePolicyFor, headerValue, type CompletionDeps } from './handler.js';
 import { handOff, type Handoff, type StoreAnswer } from './handoff.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import type { HitRequest, KnownRequests } from './known-requests.js';
-import { prepareRequestNow, type CachedRoute, type PreparedRequest } from './prepare.js';
+import { prepareRequestNow, type PreparedRequest } from './prepare.js';
 
 export interface HitFastPathDeps extends CompletionDeps {
   auth: ClientAuth;
@@ -31,9 +32,9 @@ export interface HitFastPathDeps extends CompletionDeps {
 export type RequestHandler = (request: IncomingMessage, response: ServerResponse) => void;
 
 export interface FastRoute {
-  route: CachedRoute;
-  /** The route pattern Fastify would log for it. */
-  url: string;
+  endpoint: CachedEndpoint;
+  /** The path it answers on (what Fastify logs as the route of the request). */
+  path: string;
 }
 
 /** What every request on the fast path shares. */
@@ -91,7 +92,7 @@ export class FastRequest {
   ) {}
 
   start(): void {
-    this.context.endpoint = this.target.route;
+    this.context.endpoint = this.target.endpoint;
     this.request.on('data', this.onData);
     this.request.once('end', this.onEnd);
     this.response.on('close', this.onClose);
@@ -134,7 +135,7 @@ export class FastRequest {
     if (!policy.lookup) return this.handOffNow(body);
     const scope = cacheScopeOf(deps.config.cacheScope, this.request.headers, this.clientKey);
     const generation = deps.router.generation;
-    const memoKey = knownRequests.memoKeyOf(this.target.route, scope, body);
+    const memoKey = knownRequests.memoKeyOf(this.target.endpoint, scope, body);
     const known = memoKey === undefined ? undefined : knownRequests.get(memoKey, generation);
     let prepared: PreparedRequest | undefined;
     let key: string;
@@ -143,7 +144,7 @@ export class FastRequest {
     } else {
       prepared = this.prepare(body);
       if (!prepared) return this.handOffNow(body);
-      key = cacheKey({ scope, provider: prepared.provider, route: prepared.route, body: prepared.body });
+      key = cacheKey({ scope, provider: prepared.provider, endpoint: prepared.endpoint, body: prepared.body });
     }
     const chatId = headerValue(this.request.headers['x-openwebui-chat-id']);
     const chatPair = chatId === undefined ? undefined : deps.regenerations.pairOf(chatId, key);
@@ -201,7 +202,7 @@ export class FastRequest {
   private prepare(body: Buffer): PreparedRequest | undefined {
     try {
       const parsed: unknown = secureJson.parse(body.toString('utf8'), undefined, PARSE_OPTIONS);
-      return prepareRequestNow(this.target.route, parsed, this.path.deps.router) ?? undefined;
+      return prepareRequestNow(this.target.endpoint, parsed, this.path.deps.router) ?? undefined;
     } catch {
       // Invalid JSON or an invalid request: the ordinary path gives the exact error.
       return undefined;
@@ -222,7 +223,7 @@ export class FastRequest {
     context.provider = prepared.provider;
     context.model = prepared.model;
     context.cache = 'HIT';
-    deps.metrics.cacheHits.inc({ endpoint: prepared.route });
+    deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
     deps.accounting.record(prepared.provider, prepared.model, entry.usage, 'hit');
     this.id = requestIdOf(this.request);
     const head = [
@@ -262,7 +263,7 @@ export class FastRequest {
       {
         id: this.id || requestIdOf(this.request),
         method: 'POST',
-        route: this.target.url,
+        route: this.target.path,
         context: this.context,
         status,
         seconds,

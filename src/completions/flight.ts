@@ -9,9 +9,13 @@ import type { UpstreamClient, UpstreamBody } from '../upstream/client.js';
 import { transportErrorToGatewayError, isAbortError } from '../upstream/failures.js';
 import { clientErrorBody } from '../upstream/error-body.js';
 import { forwardedResponseHeaders, type ForwardedHeaders } from '../upstream/response-headers.js';
-import { CACHED_ROUTE_PATHS, type PreparedRequest } from './prepare.js';
-import type { CacheEntry, Usage } from '../cache/entry.js';
-import { asCompletion, isUsageOnlyChunk, SseRecorder, type Completion, type SseEvent } from '../cache/sse.js';
+import type { PreparedRequest } from './prepare.js';
+import type { CacheEntry } from '../cache/entry.js';
+import { entryFromStream } from '../cache/entry-forms.js';
+import { CACHED_ENDPOINT_PATHS } from '../endpoints.js';
+import { asCompletion, isUsageOnlyChunk, type Completion, type Usage } from '../openai/completion-types.js';
+import type { SseEvent } from '../openai/sse-parser.js';
+import { SseRecorder } from '../openai/stream-recorder.js';
 
 export interface FlightHead {
   statusCode: number;
@@ -104,7 +108,7 @@ export class Flight {
       try {
         const response = await this.client.send({
           method: 'POST',
-          path: CACHED_ROUTE_PATHS[this.request.route],
+          path: CACHED_ENDPOINT_PATHS[this.request.endpoint],
           body: upstreamBody,
           headers: this.forwardHeaders,
           signal: this.abort.signal,
@@ -148,7 +152,7 @@ export class Flight {
 
   private async relayStream(head: FlightHead, body: UpstreamBody): Promise<void> {
     // The recorder parses (and notices an oversized or broken event, so such a stream is never stored).
-    const recorder = new SseRecorder(this.request.route === 'completions' ? 'completions' : 'chat.completions');
+    const recorder = new SseRecorder(this.request.endpoint === 'completions' ? 'completions' : 'chat.completions');
     const relay = (events: SseEvent[]) => {
       for (const event of events) {
         if (event.done) continue;
@@ -166,7 +170,7 @@ export class Flight {
     }
     this.announce(head);
     const completion = recorder.completion();
-    this.finish({ kind: 'completed', head, json: undefined, completion, usage: recorder.usage, entry: recorder.toEntry(this.client.provider.name) });
+    this.finish({ kind: 'completed', head, json: undefined, completion, usage: recorder.usage, entry: entryFromStream(recorder, this.client.provider.name) });
   }
 
   /**
@@ -194,7 +198,7 @@ export class Flight {
     const entry: CacheEntry = {
       storedAt: Date.now(),
       form: 'json',
-      route: this.request.route,
+      endpoint: this.request.endpoint,
       provider: this.client.provider.name,
       model: typeof parsed?.model === 'string' ? parsed.model : this.request.model,
       body: json,

@@ -11,8 +11,9 @@ import type { RegenerationTracker } from '../cache/regeneration.js';
 import type { SingleFlight } from '../cache/single-flight.js';
 import type { CacheStore } from '../cache/store.js';
 import type { Config } from '../config.js';
+import type { CachedEndpoint } from '../endpoints.js';
 import type { GatewayMetrics } from '../metrics.js';
-import type { ProviderName } from '../providers/index.js';
+import type { ProviderName } from '../providers/provider-name.js';
 import type { RequestContext } from '../request-context.js';
 import type { ModelRouter } from '../routing.js';
 import type { UpstreamClient } from '../upstream/client.js';
@@ -24,7 +25,7 @@ import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
 import { takeStoreAnswer, workedOutFor, type StoreAnswer } from './handoff.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
-import { prepareRequest, type CachedRoute, type PreparedRequest } from './prepare.js';
+import { prepareRequest, type PreparedRequest } from './prepare.js';
 
 export interface CompletionDeps {
   config: Config;
@@ -42,7 +43,7 @@ export interface CompletionDeps {
 const FORWARDED_REQUEST_HEADERS = ['openai-organization', 'openai-project', 'openai-beta'];
 
 export async function handleCachedRoute(
-  route: CachedRoute,
+  endpoint: CachedEndpoint,
   request: FastifyRequest,
   reply: FastifyReply,
   deps: CompletionDeps,
@@ -50,8 +51,8 @@ export async function handleCachedRoute(
   const context = request.gw;
   const overlong = overlongOpenWebUiHeader(request.headers);
   if (overlong) throw overlong;
-  const workedOut = workedOutFor(request.raw, route);
-  const prepared = workedOut?.prepared ?? (await prepareRequest(route, request.body, deps.router));
+  const workedOut = workedOutFor(request.raw, endpoint);
+  const prepared = workedOut?.prepared ?? (await prepareRequest(endpoint, request.body, deps.router));
   context.provider = prepared.provider;
   context.model = prepared.model;
   reply.header('x-gateway-provider', prepared.provider);
@@ -60,7 +61,7 @@ export async function handleCachedRoute(
 
   const policy = cachePolicyFor(request.headers, deps.config);
   const key =
-    policy.lookup || policy.store ? (workedOut?.key ?? cacheKey({ scope: context.cacheScope, provider: prepared.provider, route, body: prepared.body })) : '';
+    policy.lookup || policy.store ? (workedOut?.key ?? cacheKey({ scope: context.cacheScope, provider: prepared.provider, endpoint, body: prepared.body })) : '';
   const chatId = headerValue(request.headers['x-openwebui-chat-id']);
   if (key && chatId) {
     // The same request again from the same chat is a regeneration: the user wants a new answer.
@@ -92,7 +93,6 @@ export async function handleCachedRoute(
     }
   }
 
-  const endpoint = route;
   const canShare = policy.store && cacheAvailable;
   const joinable = policy.lookup ? deps.flights.get(key) : undefined;
   if (joinable && !joinable.result) {
@@ -160,7 +160,7 @@ function serveHit(
   deps: CompletionDeps,
 ): void {
   context.cache = 'HIT';
-  deps.metrics.cacheHits.inc({ endpoint: prepared.route });
+  deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
   reply.header('x-cache', 'HIT');
   reply.header('age', String(ageSeconds(answer.storedAt)));
   deps.accounting.record(prepared.provider, prepared.model, answer.usage, 'hit');
@@ -197,7 +197,7 @@ function followAnswered(
   deps: CompletionDeps,
 ): Promise<void> {
   context.cache = 'HIT';
-  deps.metrics.cacheHits.inc({ endpoint: prepared.route });
+  deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
   reply.header('age', String(ageSeconds(answered.storedAt)));
   return follow(answered.flight, prepared, writer, reply, context, deps, 'hit');
 }

@@ -52,8 +52,8 @@ export function takeStoreAnswer(request: IncomingMessage, key: string): { answer
   return { answer: lookup.answer };
 }
 
-/** What the fast path worked out for this request on this route, if it did. */
-export function workedOutFor(request: IncomingMessage, route: string): Handoff['workedOut'] {
+/** What the fast path worked out for this request to this endpoint, if it did. */
+export function workedOutFor(request: IncomingMessage, endpoint: string): Handoff['workedOut'] {
   const workedOut = handoffOf(request)?.workedOut;
-  return workedOut?.prepared.route === route ? workedOut : undefined;
+  return workedOut?.prepared.endpoint === endpoint ? workedOut : undefined;
 }

@@ -1,8 +1,8 @@
 /**
- * The hit fast path: a cached route request that the cache can answer is answered here, at the
+ * The hit fast path: a request to a cached endpoint that the cache can answer is answered here, at the
  * HTTP server, before Fastify's request lifecycle (request and reply objects, a child logger,
  * hooks, routing, body parser, serialisation). A cache hit then costs about what serving a
- * constant body costs, as issue #3 asks. Everything else, and every doubt, goes to Fastify:
+ * constant body costs. Everything else, and every doubt, goes to Fastify:
  *
  * - before the body is read (wrong method, path or content type, bad or missing key, chunked or
  *   encoded body, too large): untouched, as if the fast path did not exist;
@@ -18,12 +18,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isJsonContentType } from '../http/json-content-type.js';
 import { FastRequest, type FastPathState, type FastRoute, type HitFastPathDeps, type RequestHandler } from './fast-hit-request.js';
 import { KnownRequests } from './known-requests.js';
-import { CACHED_ROUTE_URLS } from './prepare.js';
+import { CACHED_PATHS } from '../endpoints.js';
 
 export { requestIdOf, type HitFastPathDeps } from './fast-hit-request.js';
 
 /** Exact request targets only: anything with a query string or an odd spelling goes to Fastify. */
-const FAST_ROUTES = new Map<string, FastRoute>(CACHED_ROUTE_URLS.map((target) => [target.url, target]));
+const FAST_ROUTES = new Map<string, FastRoute>(CACHED_PATHS.map((target) => [target.path, target]));
 
 export class HitFastPath implements FastPathState {
   readonly knownRequests = new KnownRequests();

@@ -1,7 +1,7 @@
 /**
  * Requests seen before, by their bytes. Everything the hit fast path derives from a request
  * body (validation, routing, the canonical cache key) is a pure function of the body's bytes,
- * the route, the cache scope and the model lists. A cache hit is by nature a request repeated
+ * the endpoint, the cache scope and the model lists. A cache hit is by nature a request repeated
  * byte for byte, so for a body that was already answered from the cache, parsing it, routing
  * it and hashing its canonical form again is needless work (about half of a hit's CPU before).
  * The cache itself is still asked every time: the memo says which key to read, never what is
@@ -31,10 +31,10 @@ export class KnownRequests {
   });
 
   /** The memo key of a body, or undefined when the body is too large to be remembered. */
-  memoKeyOf(route: string, scope: string, body: Buffer): string | undefined {
+  memoKeyOf(endpoint: string, scope: string, body: Buffer): string | undefined {
     if (body.byteLength > KNOWN_REQUEST_MAX_BODY_BYTES) return undefined;
     // latin1: one char per byte, so different bytes always make different keys (utf8 would not).
-    return `${route}\n${scope}\n${body.toString('latin1')}`;
+    return `${endpoint}\n${scope}\n${body.toString('latin1')}`;
   }
 
   get(memoKey: string, generation: number): KnownRequest | undefined {
@@ -43,7 +43,7 @@ export class KnownRequests {
   }
 
   remember(memoKey: string, key: string, prepared: PreparedRequest, generation: number): void {
-    const { route, provider, model, stream, includeUsage } = prepared;
-    this.entries.set(memoKey, { key, request: { route, provider, model, stream, includeUsage }, routedAt: generation });
+    const { endpoint, provider, model, stream, includeUsage } = prepared;
+    this.entries.set(memoKey, { key, request: { endpoint, provider, model, stream, includeUsage }, routedAt: generation });
   }
 }

@@ -1,30 +1,15 @@
 /**
- * Validates a cached-route request body and decides everything about it that does not need
- * I/O beyond routing: provider, the body to send upstream, whether it streams and whether
+ * Validates a request body of a cached endpoint and decides everything about it that does not
+ * need I/O beyond routing: provider, the body to send upstream, whether it streams and whether
  * the client asked for usage in its stream.
  */
+import type { CachedEndpoint } from '../endpoints.js';
 import { errors } from '../errors.js';
-import type { ProviderName } from '../providers/index.js';
-import type { ModelRouter, Route } from '../routing.js';
+import type { ProviderName } from '../providers/provider-name.js';
+import type { ModelRouter, ProviderTarget } from '../routing.js';
 
-export type CachedRoute = 'chat.completions' | 'completions' | 'embeddings';
-
-export const CACHED_ROUTE_PATHS: Readonly<Record<CachedRoute, string>> = {
-  'chat.completions': '/chat/completions',
-  completions: '/completions',
-  embeddings: '/embeddings',
-};
-
-/**
- * Every URL a cached route answers on, OpenAI's layout (/v1) and Groq's (/openai/v1): the one
- * table both Fastify's routes and the hit fast path are built from.
- */
-export const CACHED_ROUTE_URLS: ReadonlyArray<{ route: CachedRoute; url: string }> = ['/v1', '/openai/v1'].flatMap((prefix) =>
-  (Object.entries(CACHED_ROUTE_PATHS) as Array<[CachedRoute, string]>).map(([route, path]) => ({ route, url: prefix + path })),
-);
-
-/** The field each route cannot do without, besides `model`. */
-const REQUIRED_FIELD: Readonly<Record<CachedRoute, string>> = {
+/** The field each endpoint cannot do without, besides `model`. */
+const REQUIRED_FIELD: Readonly<Record<CachedEndpoint, string>> = {
   'chat.completions': 'messages',
   completions: 'prompt',
   embeddings: 'input',
@@ -56,7 +41,7 @@ function nestedDeeperThan(value: object, limit: number): boolean {
 
 /**
  * Throws the 400 for a JSON body nested deeper than any real request: the one depth rule of
- * every route that walks or re-serialises a client's JSON (the passthrough's model rewrite too).
+ * every endpoint that walks or re-serialises a client's JSON (the passthrough's model rewrite too).
  */
 export function refuseDeepNesting(body: object): void {
   if (nestedDeeperThan(body, MAX_NESTING_DEPTH)) {
@@ -65,7 +50,7 @@ export function refuseDeepNesting(body: object): void {
 }
 
 export interface PreparedRequest {
-  route: CachedRoute;
+  endpoint: CachedEndpoint;
   provider: ProviderName;
   /** The model the client named (for logs and labels). */
   model: string;
@@ -76,22 +61,22 @@ export interface PreparedRequest {
   includeUsage: boolean;
 }
 
-export async function prepareRequest(route: CachedRoute, body: unknown, router: ModelRouter): Promise<PreparedRequest> {
-  const fields = validatedFields(route, body);
-  return prepared(route, fields, await router.route(fields.model as string));
+export async function prepareRequest(endpoint: CachedEndpoint, body: unknown, router: ModelRouter): Promise<PreparedRequest> {
+  const fields = validatedFields(endpoint, body);
+  return prepared(endpoint, fields, await router.targetOf(fields.model as string));
 }
 
 /**
  * prepareRequest without waiting, for the hit fast path: null when routing needs the first
  * model list fetch (the caller then takes the ordinary path). Throws the same errors.
  */
-export function prepareRequestNow(route: CachedRoute, body: unknown, router: ModelRouter): PreparedRequest | null {
-  const fields = validatedFields(route, body);
-  const target = router.routeNow(fields.model as string);
-  return target === null ? null : prepared(route, fields, target);
+export function prepareRequestNow(endpoint: CachedEndpoint, body: unknown, router: ModelRouter): PreparedRequest | null {
+  const fields = validatedFields(endpoint, body);
+  const target = router.targetOfNow(fields.model as string);
+  return target === null ? null : prepared(endpoint, fields, target);
 }
 
-function validatedFields(route: CachedRoute, body: unknown): Record<string, unknown> {
+function validatedFields(endpoint: CachedEndpoint, body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw errors.invalidRequest('The request body must be a JSON object.');
   }
@@ -101,12 +86,12 @@ function validatedFields(route: CachedRoute, body: unknown): Record<string, unkn
   if (typeof model !== 'string' || model === '') {
     throw errors.invalidRequest('You must provide a model parameter.', 'model');
   }
-  const required = REQUIRED_FIELD[route];
+  const required = REQUIRED_FIELD[endpoint];
   const value = fields[required];
   if (value === undefined || value === null) {
     throw errors.invalidRequest(`Missing required parameter: '${required}'.`, required);
   }
-  if (route === 'chat.completions' && !Array.isArray(value)) {
+  if (endpoint === 'chat.completions' && !Array.isArray(value)) {
     throw errors.invalidRequest("Invalid type for 'messages': expected an array.", required);
   }
   if (fields.stream !== undefined && fields.stream !== null && typeof fields.stream !== 'boolean') {
@@ -115,14 +100,14 @@ function validatedFields(route: CachedRoute, body: unknown): Record<string, unkn
   return fields;
 }
 
-function prepared(route: CachedRoute, fields: Record<string, unknown>, target: Route | undefined): PreparedRequest {
+function prepared(endpoint: CachedEndpoint, fields: Record<string, unknown>, target: ProviderTarget | undefined): PreparedRequest {
   const model = fields.model as string;
   if (!target) throw errors.modelNotFound(model);
-  const stream = route !== 'embeddings' && fields.stream === true;
+  const stream = endpoint !== 'embeddings' && fields.stream === true;
   const streamOptions = fields.stream_options as { include_usage?: unknown } | undefined;
   const upstreamBody = target.upstreamModel === model ? fields : { ...fields, model: target.upstreamModel };
   return {
-    route,
+    endpoint,
     provider: target.provider,
     model,
     body: upstreamBody,

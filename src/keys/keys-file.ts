@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dedupe, isWellFormedKey } from './key-format.js';
-import { PROVIDER_NAMES, type ProviderKeys, type ProviderName } from './types.js';
+import { PROVIDER_NAMES, type ProviderName } from '../providers/provider-name.js';
+import type { ProviderKeys } from './types.js';
 
 /**
  * A KEYS_FILE that cannot be used. The message names the file and what is wrong, never any

@@ -1,7 +1,6 @@
 import { keyId } from './key-id.js';
-import type { KeyLogger, ProviderName } from './types.js';
-
-export type { ProviderName } from './types.js';
+import type { ProviderName } from '../providers/provider-name.js';
+import type { KeyLogger } from './types.js';
 
 /** The key a request uses, from acquire() to its last report. Just data: it outlives replace(). */
 export type KeyLease = { readonly key: string; readonly id: string };

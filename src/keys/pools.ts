@@ -1,5 +1,6 @@
 import { KeyPool, type KeyCounts, type KeyPoolOptions } from './pool.js';
-import { PROVIDER_NAMES, type ProviderKeys, type ProviderName } from './types.js';
+import { PROVIDER_NAMES, type ProviderName } from '../providers/provider-name.js';
+import type { ProviderKeys } from './types.js';
 
 export type KeyPools = Readonly<Record<ProviderName, KeyPool>>;
 

@@ -1,10 +1,7 @@
-/** The upstream providers that take keys from a pool. */
-export type ProviderName = 'openai' | 'groq';
-
-export const PROVIDER_NAMES: readonly ProviderName[] = ['openai', 'groq'];
+import type { ProviderName } from '../providers/provider-name.js';
 
 /** One key set per provider, as read from the environment or from KEYS_FILE. */
-export type ProviderKeys = { openai: string[]; groq: string[] };
+export type ProviderKeys = Record<ProviderName, string[]>;
 
 /**
  * The logging surface the key modules need; a pino Logger satisfies it.

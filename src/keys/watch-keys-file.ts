@@ -2,7 +2,8 @@ import { watch, watchFile, unwatchFile, type FSWatcher, type Stats } from 'node:
 import { basename, dirname } from 'node:path';
 import { keyId } from './key-id.js';
 import { KeysFileError, readKeysFile } from './keys-file.js';
-import { PROVIDER_NAMES, type KeyLogger, type ProviderKeys } from './types.js';
+import { PROVIDER_NAMES } from '../providers/provider-name.js';
+import type { KeyLogger, ProviderKeys } from './types.js';
 
 export type KeysFileWatcher = {
   /** Re-read now (SIGHUP). Applies the set even if unchanged, which re-enables disabled keys. */

@@ -4,7 +4,7 @@
  * table prices the snapshot itself (gpt-4o-2024-05-13 costs more than gpt-4o).
  */
 import { readFileSync } from 'node:fs';
-import type { ProviderName } from '../providers/index.js';
+import type { ProviderName } from '../providers/provider-name.js';
 import { BUILTIN_PRICES } from './builtin-prices.js';
 
 export interface ModelPrice {

@@ -3,9 +3,7 @@
  * serve when its live list does not say (as Portkey's provider api.ts files, without the code).
  */
 import type { Config } from '../config.js';
-import type { ProviderName } from '../keys/types.js';
-
-export { PROVIDER_NAMES, type ProviderName } from '../keys/types.js';
+import type { ProviderName } from './provider-name.js';
 
 export interface Provider {
   readonly name: ProviderName;

@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { UpstreamClient } from '../upstream/client.js';
-import { PROVIDER_NAMES, type ProviderName } from './index.js';
+import { PROVIDER_NAMES, type ProviderName } from './provider-name.js';
 
 export interface ModelInfo {
   id: string;

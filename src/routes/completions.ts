@@ -1,8 +1,8 @@
-/** The three cached routes, under OpenAI's layout (/v1) and Groq's (/openai/v1). */
+/** The Fastify routes of the three cached endpoints, under OpenAI's layout (/v1) and Groq's (/openai/v1). */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RequestPayload } from 'fastify';
 import { handleCachedRoute, type CompletionDeps } from '../completions/handler.js';
 import { handoffOf, replayBody } from '../completions/handoff.js';
-import { CACHED_ROUTE_URLS } from '../completions/prepare.js';
+import { CACHED_PATHS } from '../endpoints.js';
 
 /** A request the hit fast path read but handed on: its body comes from the handoff. */
 function replayFastPathBody(request: FastifyRequest, _reply: FastifyReply, payload: RequestPayload, done: (error: Error | null, payload?: RequestPayload) => void): void {
@@ -11,10 +11,10 @@ function replayFastPathBody(request: FastifyRequest, _reply: FastifyReply, paylo
 }
 
 export function registerCompletionRoutes(app: FastifyInstance, deps: CompletionDeps): void {
-  for (const { route, url } of CACHED_ROUTE_URLS) {
-    app.post(url, { preParsing: replayFastPathBody }, async (request, reply) => {
-      request.gw.endpoint = route;
-      await handleCachedRoute(route, request, reply, deps);
+  for (const { endpoint, path } of CACHED_PATHS) {
+    app.post(path, { preParsing: replayFastPathBody }, async (request, reply) => {
+      request.gw.endpoint = endpoint;
+      await handleCachedRoute(endpoint, request, reply, deps);
       return reply;
     });
   }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { CacheStore } from '../cache/store.js';
 import type { KeyPools } from '../keys/pools.js';
-import { PROVIDER_NAMES } from '../providers/index.js';
+import { PROVIDER_NAMES } from '../providers/provider-name.js';
 
 export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | undefined, pools: KeyPools): void {
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -12,7 +12,8 @@ import { cooldownFromResponse } from '../keys/cooldown.js';
 import { withoutHopByHop } from '../http/hop-by-hop.js';
 import { isUnavailable, type KeyLease } from '../keys/pool.js';
 import type { KeyPools } from '../keys/pools.js';
-import type { Provider, ProviderName } from '../providers/index.js';
+import type { Provider } from '../providers/index.js';
+import type { ProviderName } from '../providers/provider-name.js';
 import type { ModelRouter } from '../routing.js';
 import { modelInBody, withModel } from './passthrough-body.js';
 import { relayUpstreamError } from './passthrough-error.js';
@@ -142,10 +143,10 @@ async function choose(request: FastifyRequest, prefix: string, deps: Passthrough
   let body = hasBody ? (request.body as Buffer) : undefined;
   let name: ProviderName | undefined;
   if (model !== undefined) {
-    const route = await deps.router.route(model);
-    if (!route) throw errors.modelNotFound(model);
-    name = route.provider;
-    if (route.upstreamModel !== model && body !== undefined) body = withModel(body, request.headers['content-type'] ?? '', route.upstreamModel);
+    const target = await deps.router.targetOf(model);
+    if (!target) throw errors.modelNotFound(model);
+    name = target.provider;
+    if (target.upstreamModel !== model && body !== undefined) body = withModel(body, request.headers['content-type'] ?? '', target.upstreamModel);
   } else if (prefix === '/openai/v1') {
     name = 'groq';
   } else {

@@ -2,22 +2,20 @@
  * Assembling streamed chunks into the non-streamed JSON answer: text, message fields, tool and
  * function calls and logprobs merged per choice, plus usage (also Groq's `x_groq.usage`).
  */
-import type { ChunkIdentity, Usage } from './entry.js';
 import {
   chunkObject,
-  isObject,
   isUsage,
-  numberOr,
-  stringOr,
   type ChatChoice,
   type ChatMessage,
+  type ChunkIdentity,
   type Completion,
   type CompletionBase,
-  type CompletionRoute,
-  type JsonObject,
+  type CompletionEndpoint,
   type TextChoice,
   type ToolCall,
+  type Usage,
 } from './completion-types.js';
+import { isObject, numberOr, stringOr, type JsonObject } from './json-fields.js';
 
 interface ChoiceState {
   message: ChatMessage;
@@ -29,7 +27,7 @@ interface ChoiceState {
 
 /** Builds the non-streamed answer from chunks, one chunk at a time (nothing but the result is kept). */
 export class CompletionAssembler {
-  readonly #route: CompletionRoute;
+  readonly #endpoint: CompletionEndpoint;
   readonly #choices = new Map<number, ChoiceState>();
   #identity: Omit<ChunkIdentity, 'object'> | undefined;
   #serviceTier: string | undefined;
@@ -37,8 +35,8 @@ export class CompletionAssembler {
   #groqUsage: Usage | undefined;
   #xGroq: JsonObject | undefined;
 
-  constructor(route: CompletionRoute) {
-    this.#route = route;
+  constructor(endpoint: CompletionEndpoint) {
+    this.#endpoint = endpoint;
   }
 
   add(chunk: JsonObject): void {
@@ -67,7 +65,7 @@ export class CompletionAssembler {
   }
 
   get identity(): ChunkIdentity | undefined {
-    return this.#identity && { ...this.#identity, object: chunkObject(this.#route) };
+    return this.#identity && { ...this.#identity, object: chunkObject(this.#endpoint) };
   }
 
   result(): Completion {
@@ -79,7 +77,7 @@ export class CompletionAssembler {
     if (this.#serviceTier) tail.service_tier = this.#serviceTier;
     if (id.system_fingerprint) tail.system_fingerprint = id.system_fingerprint;
     if (this.#xGroq) tail.x_groq = this.#xGroq;
-    if (this.#route === 'completions') {
+    if (this.#endpoint === 'completions') {
       const choices = indexes.map((index): TextChoice => {
         const s = this.#state(index);
         return { text: s.text, index, logprobs: s.logprobs ?? null, finish_reason: s.finishReason };
@@ -116,8 +114,8 @@ export class CompletionAssembler {
   }
 }
 
-export function assembleCompletion(chunks: Iterable<JsonObject>, route: CompletionRoute): Completion {
-  const assembler = new CompletionAssembler(route);
+export function assembleCompletion(chunks: Iterable<JsonObject>, endpoint: CompletionEndpoint): Completion {
+  const assembler = new CompletionAssembler(endpoint);
   for (const chunk of chunks) assembler.add(chunk);
   return assembler.result();
 }

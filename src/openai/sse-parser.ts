@@ -3,7 +3,7 @@
  * out, each with its JSON chunk (when it is one) and its re-serialised form to forward or store.
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
-import { isObject, type JsonObject } from './completion-types.js';
+import { isObject, type JsonObject } from './json-fields.js';
 
 export const SSE_DONE = 'data: [DONE]\n\n';
 
@@ -95,9 +95,4 @@ function toSseEvent(message: EventSourceMessage): SseEvent {
   const dataLines = data.includes('\n') ? data.split('\n').join('\ndata: ') : data;
   const raw = `${message.event ? `event: ${message.event}\n` : ''}data: ${dataLines}\n\n`;
   return message.event ? { event: message.event, data, chunk, done, raw } : { data, chunk, done, raw };
-}
-
-/** The usage-only chunk (`choices: []` plus `usage`) that `stream_options.include_usage` adds. */
-export function isUsageOnlyChunk(chunk: JsonObject | undefined): boolean {
-  return chunk !== undefined && Array.isArray(chunk['choices']) && chunk['choices'].length === 0 && isObject(chunk['usage']);
 }

@@ -2,24 +2,24 @@
  * Rendering a JSON answer as a stream a client cannot tell from the upstream's, with every data line
  * bounded in size.
  */
-import type { ChunkIdentity, Usage } from './entry.js';
+import type { ProviderName } from '../providers/provider-name.js';
 import {
   chunkObject,
-  isObject,
-  stringOr,
   type ChatChoice,
+  type ChunkIdentity,
   type Completion,
-  type CompletionRoute,
-  type JsonObject,
+  type CompletionEndpoint,
   type TextChoice,
+  type Usage,
 } from './completion-types.js';
-import { SSE_DONE } from './sse-parse.js';
+import { isObject, stringOr, type JsonObject } from './json-fields.js';
+import { SSE_DONE } from './sse-parser.js';
 
 export interface RenderSseOptions {
   /** Add the usage-only chunk (the request asked for `stream_options.include_usage`). */
   includeUsage: boolean;
   /** `groq` also puts usage in `x_groq.usage` of the last chunk, as Groq always does. */
-  provider?: 'openai' | 'groq';
+  provider?: ProviderName;
   /** Longest text piece per chunk, in UTF-16 units (keeps every data line far below 64 KiB). */
   pieceChars?: number;
 }
@@ -39,10 +39,10 @@ const LOGPROBS_BATCH_BYTES = 16 * 1024;
  */
 export function renderSse(completion: Completion, options: RenderSseOptions): Buffer {
   const pieceChars = Math.min(MAX_PIECE_CHARS, Math.max(16, options.pieceChars ?? DEFAULT_PIECE_CHARS));
-  const route: CompletionRoute = completion.object === 'text_completion' ? 'completions' : 'chat.completions';
+  const endpoint: CompletionEndpoint = completion.object === 'text_completion' ? 'completions' : 'chat.completions';
   const groq = options.provider === 'groq';
   const { usage, x_groq: xGroq } = completion;
-  const identity = identityOf(completion, route);
+  const identity = identityOf(completion, endpoint);
   const out: string[] = [];
   const emit = (choices: unknown[], extra?: JsonObject): void => {
     out.push(chunkEvent(identity, completion.service_tier, choices, extra));
@@ -155,8 +155,8 @@ export function splitText(text: string, maxChars: number, minPieces = 1): string
   return pieces;
 }
 
-function identityOf(completion: Completion, route: CompletionRoute): ChunkIdentity {
-  const identity: ChunkIdentity = { id: completion.id, object: chunkObject(route), created: completion.created, model: completion.model };
+function identityOf(completion: Completion, endpoint: CompletionEndpoint): ChunkIdentity {
+  const identity: ChunkIdentity = { id: completion.id, object: chunkObject(endpoint), created: completion.created, model: completion.model };
   if (completion.system_fingerprint) identity.system_fingerprint = completion.system_fingerprint;
   return identity;
 }

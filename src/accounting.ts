@@ -8,7 +8,7 @@ import type { Prices, TokenUsage } from './pricing/prices.js';
 import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js';
 
 /** The label for every model id the gateway does not know: clients cannot grow the label set. */
-export const OTHER_MODEL = 'other';
+const OTHER_MODEL = 'other';
 /** Unpriced models named in the log once each; past this many, no more lines (a bounded set). */
 const MAX_UNPRICED_LOGGED = 1000;
 

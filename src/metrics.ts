@@ -9,7 +9,7 @@ import type { CacheStoreOp } from './cache/store.js';
 import { CACHED_ENDPOINTS, ENDPOINTS, type Endpoint } from './endpoints.js';
 import { PROVIDER_NAMES } from './providers/provider-name.js';
 
-export const CACHE_OUTCOMES = ['HIT', 'MISS', 'BYPASS', 'COALESCED'] as const;
+const CACHE_OUTCOMES = ['HIT', 'MISS', 'BYPASS', 'COALESCED'] as const;
 export type CacheOutcome = (typeof CACHE_OUTCOMES)[number];
 /** The cache backend operations whose failures are counted (CacheStoreOp plus the connection). */
 const CACHE_OPS: readonly CacheStoreOp[] = ['get', 'set', 'delete', 'connect'];

@@ -20,7 +20,7 @@ import { FastRequest, type FastPathState, type FastRoute, type HitFastPathDeps, 
 import { KnownRequests } from './known-requests.js';
 import { CACHED_PATHS } from '../endpoints.js';
 
-export { requestIdOf, type HitFastPathDeps } from './fast-hit-request.js';
+export { requestIdOf } from './fast-hit-request.js';
 
 /** Exact request targets only: anything with a query string or an odd spelling goes to Fastify. */
 const FAST_ROUTES = new Map<string, FastRoute>(CACHED_PATHS.map((target) => [target.path, target]));

@@ -26,7 +26,7 @@ export async function readKeysFile(path: string): Promise<ProviderKeys> {
   return parseKeysFile(path, text);
 }
 
-export function parseKeysFile(path: string, text: string): ProviderKeys {
+function parseKeysFile(path: string, text: string): ProviderKeys {
   let document: unknown;
   try {
     document = JSON.parse(text);

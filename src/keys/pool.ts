@@ -31,8 +31,8 @@ export type KeyPoolOptions = {
   log?: KeyLogger;
 };
 
-export const DEFAULT_COOLDOWN_MS = 10_000;
-export const DEFAULT_MAX_COOLDOWN_MS = 3_600_000;
+const DEFAULT_COOLDOWN_MS = 10_000;
+const DEFAULT_MAX_COOLDOWN_MS = 3_600_000;
 
 type KeyState = { key: string; id: string; coolingUntil: number; disabled: boolean };
 

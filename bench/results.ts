@@ -1,4 +1,4 @@
-/** What one benchmark run produces: a row per scenario and the issue's targets checked against them. */
+/** What one benchmark run produces: a row per scenario and the performance targets checked against them. */
 
 export interface ScenarioResult {
   id: string;
@@ -61,7 +61,7 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
 
 const fixed = (value: number | undefined, digits: number): string => (value === undefined ? 'n/a' : value.toFixed(digits));
 
-/** The issue's targets, as ratios within this run. */
+/** The performance targets, as ratios within this run. */
 export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   const rps = (id: string): number | undefined => byId(results, id)?.requestsPerSecond;
   const checks: TargetCheck[] = [];
@@ -82,13 +82,13 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   atLeast(`miss (Redis) vs direct upstream at ${byId(results, 'direct')?.connections ?? 50} connections`, ratio(rps('miss-redis'), rps('direct')), 0.5);
   atLeast(`miss (embedded) vs direct upstream`, ratio(rps('miss-memory'), rps('direct')), 0.5);
   const naiveAdded = subtract(byId(results, 'naive-proxy-c1')?.p50Ms, byId(results, 'direct-c1')?.p50Ms);
-  if (naiveAdded !== undefined) checks.push({ name: '(calibration) naive undici proxy: latency added at concurrency 1', measured: `${naiveAdded.toFixed(3)} ms`, required: 'issue: 0.34 ms', met: undefined });
+  if (naiveAdded !== undefined) checks.push({ name: '(calibration) naive undici proxy: latency added at concurrency 1', measured: `${naiveAdded.toFixed(3)} ms`, required: 'reference: 0.34 ms', met: undefined });
   const naiveRatio = ratio(rps('naive-proxy'), rps('direct'));
-  if (naiveRatio !== undefined) checks.push({ name: '(calibration) naive undici proxy vs direct upstream', measured: `${naiveRatio.toFixed(2)}×`, required: 'issue: 0.37×', met: undefined });
+  if (naiveRatio !== undefined) checks.push({ name: '(calibration) naive undici proxy vs direct upstream', measured: `${naiveRatio.toFixed(2)}×`, required: 'reference: 0.37×', met: undefined });
   const naiveHit = ratio(rps('naive-redis-hit'), rps('constant'));
-  if (naiveHit !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs constant JSON', measured: `${naiveHit.toFixed(2)}×`, required: 'issue: 0.75×', met: undefined });
+  if (naiveHit !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs constant JSON', measured: `${naiveHit.toFixed(2)}×`, required: 'reference: 0.75×', met: undefined });
   const naiveNginx = ratio(rps('naive-redis-hit'), rps('nginx'));
-  if (naiveNginx !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs Nginx', measured: `${naiveNginx.toFixed(2)}×`, required: 'issue: 0.34×', met: undefined });
+  if (naiveNginx !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs Nginx', measured: `${naiveNginx.toFixed(2)}×`, required: 'reference: 0.34×', met: undefined });
   const naiveTtfb = subtract(byId(results, 'stream-naive')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);
   if (naiveTtfb !== undefined) checks.push({ name: '(calibration) naive proxy: stream time to first byte added', measured: `${naiveTtfb.toFixed(3)} ms`, required: '', met: undefined });
   const ttfbAdded = subtract(byId(results, 'stream-miss')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);

@@ -83,7 +83,7 @@ export async function startConstantServer(dir: string, answer: string): Promise<
   return { managed, url: `http://127.0.0.1:${port}` };
 }
 
-/** One of the issue's naive prototypes (bench/servers/naive.ts): `proxy` in front of the upstream, or `redis-hit`. */
+/** One of the two naive prototypes (bench/servers/naive.ts): `proxy` in front of the upstream, or `redis-hit`. */
 export async function startNaive(mode: 'proxy' | 'redis-hit', env: { upstreamUrl?: string; redisUrl?: string; answer?: string }): Promise<{ managed: Managed; url: string }> {
   const managed = startProcess(`naive ${mode}`, process.execPath, [...TSX, 'bench/servers/naive.ts'], {
     cwd: REPO_ROOT,

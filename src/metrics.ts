@@ -109,8 +109,9 @@ export class GatewayMetrics {
         for (const sample of keyStates()) this.set({ provider: sample.provider, state: sample.state }, sample.count);
       },
     });
-    // Zero series from start-up (contract: every name present, zero-valued where nothing
-    // happened yet). Only label combinations the gateway really produces are created.
+    // Zero series from start-up: every name present, zero-valued where nothing happened yet, so
+    // rates and alerts work from the first scrape. Only label combinations the gateway really
+    // produces are created.
     for (const endpoint of CACHED_ENDPOINTS) {
       this.cacheHits.inc({ endpoint }, 0);
       this.cacheMisses.inc({ endpoint }, 0);

@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: identical requests that arrive while the first is in flight share its one
+ * End to end: identical requests that arrive while the first is in flight share its one
  * upstream call (streams and JSON mixed), are marked COALESCED, and a late stream joiner receives
  * every byte from the first. A leader that disconnects does not abort the call others wait on; with
  * nobody left the upstream sees the abort at once. Both backends.

@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: only complete successes are cached. Upstream errors (400, 500) and streams
+ * End to end: only complete successes are cached. Upstream errors (400, 500) and streams
  * that were cut off reach the client as errors (the openai SDK raises) and the next identical
  * request goes upstream again. Both backends.
  */

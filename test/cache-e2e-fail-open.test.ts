@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: the cache fails open. A real redis-server is killed in the middle of a run
+ * End to end: the cache fails open. A real redis-server is killed in the middle of a run
  * of requests and started again: no request fails, answers are X-Cache: BYPASS meanwhile (from
  * upstream), and hits come back on their own once Redis is back. A frozen Redis (SIGSTOP) too.
  */

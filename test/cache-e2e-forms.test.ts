@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: a cache entry answers both forms whatever filled it. JSON fill → SSE hit
+ * End to end: a cache entry answers both forms whatever filled it. JSON fill → SSE hit
  * (read by the real openai SDK, and checked chunk by chunk), SSE fill → JSON hit (the assembled
  * completion: content, finish_reason, the original usage, system_fingerprint, Groq's x_groq),
  * SSE fill → SSE hit; tool calls and long answers too. Run against the embedded store and Redis.

@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: every request control header (Cache-Control no-cache / no-store / max-age,
+ * End to end: every request control header (Cache-Control no-cache / no-store / max-age,
  * X-Cache-TTL) and response header (X-Cache, Age), and CACHE_ENABLED=false, through the real
  * gateway against the embedded store and a real Redis.
  */

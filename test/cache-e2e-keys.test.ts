@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: which requests share a cache entry, counted at the fake upstream. Same body
+ * End to end: which requests share a cache entry, counted at the fake upstream. Same body
  * (also with other key order, `user` or `stream`) → one upstream call; any field that can change the
  * answer (temperature, seed, tools, a field the gateway does not know) → its own call. Embeddings and
  * legacy completions (both forms) hit too. Run against the embedded store and a real Redis.

@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: the embedded store (no REDIS_URL, as `npm start` runs by default) caches in
+ * End to end: the embedded store (no REDIS_URL, as `npm start` runs by default) caches in
  * memory, and with a small CACHE_MAX_BYTES keeps serving: recent and recently used entries hit,
  * older ones are evicted, an answer larger than the whole cache is simply not kept.
  */

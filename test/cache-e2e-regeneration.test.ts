@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: Open WebUI's "regenerate" re-sends the same request from the same chat
+ * End to end: Open WebUI's "regenerate" re-sends the same request from the same chat
  * (X-OpenWebUI-Chat-Id): it must reach the upstream (BYPASS) and refresh the entry, while the same
  * request from another chat is an ordinary lookup. Both backends.
  */

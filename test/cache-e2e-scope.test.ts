@@ -1,5 +1,5 @@
 /**
- * Issue 3, end to end: CACHE_SCOPE. `per-key`: two gateway client keys never share an entry (nor
+ * End to end: CACHE_SCOPE. `per-key`: two gateway client keys never share an entry (nor
  * an in-flight call); `per-user`: two X-OpenWebUI-User-Id values behind one key never share, the
  * same user does; `shared` (the default): everyone shares. Both backends.
  */

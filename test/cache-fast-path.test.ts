@@ -1,5 +1,5 @@
 /**
- * Issue 3's "a cache hit must not be slower than serving a constant by much": hits are answered
+ * A cache hit must not cost much more than serving a constant: hits are answered
  * by the fast path at the HTTP server (src/completions/hit-fast-path.ts), before Fastify. These
  * tests pin what that must not change: a hit answered there is the same answer, with the same
  * headers, metrics and log line, as one the handler gives; a miss reads the store once, not

@@ -1,4 +1,4 @@
-/** Request cache headers (CONTRACT §3) and regeneration detection. */
+/** Request cache headers and regeneration detection. */
 import { describe, expect, it } from 'vitest';
 import { ageSeconds, isFreshEnough, parseCachePolicy } from '../src/cache/policy.js';
 import { RegenerationTracker } from '../src/cache/regeneration.js';

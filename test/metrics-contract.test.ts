@@ -1,5 +1,5 @@
 /**
- * /metrics as the contract (section 4) fixes it: every gateway metric with its exact type and
+ * /metrics as promised to dashboards and alerts: every gateway metric with its exact type and
  * label names in the very first scrape, prom-client's default process and Node.js metrics,
  * METRICS_TOKEN, and label sets no client can grow.
  */

@@ -1,5 +1,5 @@
 /**
- * Which metric names a PromQL expression reads, and which names exist: the contract's (section 4),
+ * Which metric names a PromQL expression reads, and which names exist: the gateway's own,
  * prom-client's default process/Node.js metrics, Prometheus' own synthetic series, and our
  * recording rules. Used to check that dashboards and alert rules query real series: a typo in a
  * metric name is not an error in PromQL, just a panel or an alert that silently never shows.
@@ -8,7 +8,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 
 type MetricType = 'counter' | 'gauge' | 'histogram';
 
-/** CONTRACT.md section 4, verbatim. */
+/** Every metric the gateway promises, with its type. */
 export const CONTRACT_METRICS: Readonly<Record<string, MetricType>> = {
   gateway_requests_total: 'counter',
   gateway_cache_hits_total: 'counter',

@@ -1,5 +1,5 @@
 /**
- * The issue's naive prototypes, as calibration on this machine (what a proxy hop and a Redis
+ * Two naive prototypes, as calibration on this machine (what a proxy hop and a Redis
  * lookup cost here, before any gateway logic):
  * - NAIVE_MODE=proxy: a Fastify route that forwards the parsed body with undici and streams the
  *   upstream's answer back (no cache, no metrics, no logging);

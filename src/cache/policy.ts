@@ -1,5 +1,5 @@
 /**
- * What a request's headers ask of the cache (CONTRACT §3): Cache-Control no-cache / no-store /
+ * What a request's headers ask of the cache: Cache-Control no-cache / no-store /
  * max-age=N, and X-Cache-TTL: N. Unusable values are ignored, never an error: a client must not
  * get a 400 for a cache hint.
  */

@@ -133,8 +133,8 @@ function logprobBatches(logprobs: unknown): JsonObject[] {
 /** Pieces of at most `maxChars`, cut after whitespace when one is near, never inside a surrogate pair. */
 export function splitText(text: string, maxChars: number, minPieces = 1): string[] {
   if (!text) return [];
-  // A short answer still streams as several deltas, as the provider would send it (the contract's
-  // "content deltas in several chunks"), not as one.
+  // A short answer still streams as several deltas, as the provider would send it, not as one:
+  // clients that render tokens as they come behave as they do with the provider.
   const size = Math.max(1, Math.min(maxChars, Math.ceil(text.length / minPieces)));
   if (text.length <= size) return [text];
   const pieces: string[] = [];

@@ -15,7 +15,7 @@ export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | u
     if (keysMissing) missing.push(keysMissing);
     const cache = store === undefined ? 'off' : store.kind;
     if (missing.length > 0) {
-      // Every error body has OpenAI's shape (the contract); probes and operators also get the list.
+      // Every error body has OpenAI's shape (clients parse it); probes and operators also get the list.
       const error = { message: `Not ready: ${missing.join('; ')}.`, type: 'server_error', code: 'not_ready' };
       return reply.code(503).send({ error, status: 'unavailable', missing, cache, keys });
     }

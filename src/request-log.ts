@@ -133,7 +133,6 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
     if (cache === 'MISS') metrics.cacheMisses.inc({ endpoint });
     metrics.requestDuration.observe({ endpoint, cache }, seconds);
     metrics.timeToFirstByte.observe({ endpoint, cache }, finished.ttfbSeconds);
-    if (endpoint === 'passthrough') countPassthroughUpstreamError(context, metrics);
   }
   if (!log.isLevelEnabled('info')) return;
   const line = {
@@ -150,20 +149,4 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
     error: context.error?.code,
   };
   log.info(line, 'request');
-}
-
-/**
- * The cached routes count upstream errors per attempt in the upstream client; the passthrough
- * proxy has its own HTTP client, so its failures are counted here, once per request.
- */
-function countPassthroughUpstreamError(context: RequestContext, metrics: GatewayMetrics): void {
-  const provider = context.provider;
-  if (provider === undefined) return;
-  const upstream = context.upstreamStatus;
-  if (upstream !== undefined && upstream >= 400) {
-    metrics.upstreamErrors.inc({ provider, status: String(upstream) });
-  } else if (upstream === undefined && (context.error?.code === 'upstream_unreachable' || context.error?.code === 'upstream_timeout')) {
-    // No answer at all (refused, reset, timed out): status 0, as for the cached routes.
-    metrics.upstreamErrors.inc({ provider, status: '0' });
-  }
 }

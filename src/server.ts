@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DestinationStream } from 'pino';
+import type { Dispatcher } from 'undici';
 import { Accounting } from './accounting.js';
 import { ClientAuth, cacheScopeOf } from './auth.js';
 import { createCacheStore } from './cache/create-store.js';
@@ -37,7 +38,8 @@ import { registerMetricsRoute } from './routes/metrics.js';
 import { registerModelRoutes } from './routes/models.js';
 import { registerPassthrough } from './routes/passthrough.js';
 import { UpstreamClient } from './upstream/client.js';
-import { createUpstreamPool } from './upstream/pool.js';
+import { createProviderDispatcher, createUpstreamPool } from './upstream/pool.js';
+import type { UpstreamObserver } from './upstream/upstream-policy.js';
 
 export interface ServerDeps {
   /** Where log lines go (tests capture them); stdout by default. */
@@ -76,17 +78,21 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const store = deps.store ?? (config.cacheEnabled ? await createCacheStore(config, metrics, log) : undefined);
   const providers = providersFromConfig(config);
   const upstreamPools = PROVIDER_NAMES.map((name) => createUpstreamPool(providers[name].origin, config));
-  const observer = {
-    attempt(provider: string, status: number, seconds: number) {
+  // Every attempt of every upstream call (cached routes, model lists, passthrough) lands here once.
+  const observer: UpstreamObserver = {
+    attempt(provider, status, seconds) {
       metrics.upstreamDuration.observe({ provider }, seconds);
       if (status === 0 || status >= 400) metrics.upstreamErrors.inc({ provider, status: String(status) });
     },
   };
-  const clients = Object.fromEntries(
+  const dispatchers = Object.fromEntries(
     PROVIDER_NAMES.map((name, index) => [
       name,
-      new UpstreamClient(providers[name], upstreamPools[index]!, pools[name], config.upstreamMaxRetries, log, observer),
+      createProviderDispatcher(upstreamPools[index]!, { provider: name, keys: pools[name], maxRetries: config.upstreamMaxRetries, log, observer }),
     ]),
+  ) as Record<ProviderName, Dispatcher>;
+  const clients = Object.fromEntries(
+    PROVIDER_NAMES.map((name) => [name, new UpstreamClient(providers[name], dispatchers[name], config.upstreamMaxRetries, log)]),
   ) as Record<ProviderName, UpstreamClient>;
   const lists = new ModelLists(clients, (provider) => pools[provider].size > 0, config.modelsCacheSeconds * 1000, log);
   const router = new ModelRouter(providers, lists);
@@ -173,7 +179,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   registerMetricsRoute(app, metrics, config.metricsToken);
   registerModelRoutes(app, lists);
   registerCompletionRoutes(app, completionDeps);
-  await registerPassthrough(app, { config, providers, pools, router });
+  await registerPassthrough(app, { config, providers, dispatchers, pools, router });
 
   // Routing by exact id needs the live lists: fetch them before the first request asks.
   app.addHook('onReady', async () => {

@@ -104,7 +104,6 @@ export class Flight {
     const upstreamBody = JSON.stringify(this.upstreamBody());
     for (;;) {
       let body: UpstreamBody | undefined;
-      let keyId: string | undefined;
       try {
         const response = await this.client.send({
           method: 'POST',
@@ -116,7 +115,6 @@ export class Flight {
           onSend: this.onUpstreamCall,
         });
         body = response.body;
-        keyId = response.keyId;
         const head: FlightHead = { statusCode: response.statusCode, headers: forwardedResponseHeaders(response.headers) };
         if (response.statusCode < 200 || response.statusCode >= 300) {
           const errorBody = clientErrorBody(this.client.provider.name, response.statusCode, await readAll(response.body));
@@ -132,7 +130,7 @@ export class Flight {
         // A 2xx whose body broke before any event was relayed has sent nothing to any client
         // (a stream's head leaves with its first event; JSON leaves whole): ask again.
         const untouched = this.head === undefined && !(error instanceof GatewayError);
-        if (keyId !== undefined && untouched && (await this.client.retryBrokenAnswer(error, retries, keyId, this.abort.signal))) continue;
+        if (body !== undefined && untouched && (await this.client.retryBrokenAnswer(error, retries, this.abort.signal))) continue;
         const gatewayError = error instanceof GatewayError ? error
           : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
           : transportErrorToGatewayError(this.client.provider.name, error);

@@ -1,28 +1,26 @@
 /**
  * Every other /v1/* route (audio, images, moderations, files, …) goes to a provider unchanged
  * through @fastify/http-proxy. The body is buffered (bounded by the body limit) so the
- * provider can be chosen from its `model`, JSON or multipart alike; the client's key is
- * replaced by a provider key.
+ * provider can be chosen from its `model`, JSON or multipart alike, and so it can be sent again.
+ * It goes through the provider's policy dispatcher (upstream-policy.ts), as on the cached
+ * routes: the client's key is replaced by a provider key there, and refusals and retries are
+ * handled there, before any byte reaches the client.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
+import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
-import { errors } from '../errors.js';
-import { cooldownFromResponse } from '../keys/cooldown.js';
+import { errors, GatewayError } from '../errors.js';
 import { withoutHopByHop } from '../http/hop-by-hop.js';
-import { isUnavailable, type KeyLease } from '../keys/pool.js';
 import type { KeyPools } from '../keys/pools.js';
 import type { Provider } from '../providers/index.js';
-import type { ProviderName } from '../providers/provider-name.js';
+import { PROVIDER_NAMES, type ProviderName } from '../providers/provider-name.js';
 import type { ModelRouter } from '../routing.js';
 import { modelInBody, withModel } from './passthrough-body.js';
 import { relayUpstreamError } from './passthrough-error.js';
-import { passthroughRetryDelay } from './passthrough-retry.js';
-import { isKeyRefusal, refusalError } from '../upstream/provider-refusal.js';
 
 interface PassthroughTarget {
   provider: Provider;
-  lease: KeyLease;
   /** The body to forward (the client's bytes; a forced provider prefix removed from its model). */
   body: Buffer | undefined;
 }
@@ -39,11 +37,36 @@ const DROPPED_REQUEST_HEADERS = new Set(['authorization', 'cookie', 'host', 'x-f
 export interface PassthroughDeps {
   config: Config;
   providers: Readonly<Record<ProviderName, Provider>>;
+  /** Each provider's Pool behind the upstream policy (upstream/pool.ts). */
+  dispatchers: Readonly<Record<ProviderName, Dispatcher>>;
   pools: KeyPools;
   router: ModelRouter;
 }
 
+/**
+ * reply-from takes one dispatcher for every request: the provider is named by the origin it is
+ * asked for (reserved .invalid names, never resolved nor sent: the Host header made of it is
+ * dropped below), and that provider's own dispatcher sends the request to the real origin.
+ */
+function providerAddress(name: ProviderName): string {
+  return `http://${name}.provider.invalid`;
+}
+
+function providerRouter(dispatchers: Readonly<Record<ProviderName, Dispatcher>>): { request: Dispatcher['request'] } {
+  const byAddress = new Map(PROVIDER_NAMES.map((name) => [providerAddress(name), dispatchers[name]]));
+  const request = (options: Dispatcher.RequestOptions, callback: (error: Error | null, data?: Dispatcher.ResponseData) => void): void => {
+    const dispatcher = byAddress.get(String(options.origin));
+    if (dispatcher === undefined) callback(errors.internal(new Error(`no provider at ${String(options.origin)}`)));
+    else dispatcher.request(options, callback);
+  };
+  return { request: request as Dispatcher['request'] };
+}
+
+/** Retries are the policy's: reply-from's own (GETs on a 503) would add a second layer. */
+const noRetry = (): null => null;
+
 export async function registerPassthrough(app: FastifyInstance, deps: PassthroughDeps): Promise<void> {
+  const undici = providerRouter(deps.dispatchers);
   await app.register(async (scope) => {
     // Buffer every body here (JSON included, unparsed) so it can be inspected and forwarded as is.
     scope.removeAllContentTypeParsers();
@@ -62,11 +85,11 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
           void reply.header('x-gateway-provider', request.passthrough.provider.name);
         },
         replyOptions: {
-          getUpstream: (request: FastifyRequest) => targetOf(request).provider.origin,
+          getUpstream: (request: FastifyRequest) => providerAddress(targetOf(request).provider.name),
+          retryDelay: noRetry,
           rewriteRequestHeaders: (request: FastifyRequest, headers: Record<string, string | string[] | undefined>) => {
-            // The provider key first: whatever the client sent after it cannot push it out of a
-            // server's header count limit.
-            const out: Record<string, string | string[] | undefined> = { authorization: `Bearer ${targetOf(request).lease.key}` };
+            // The provider key is written first by the policy; the client's never goes.
+            const out: Record<string, string | string[] | undefined> = {};
             // reply-from already removed `connection` from `headers`: the options it listed come from the original.
             for (const [name, value] of Object.entries(withoutHopByHop(headers, request.headers.connection))) {
               if (!DROPPED_REQUEST_HEADERS.has(name) && !name.startsWith('x-openwebui-')) out[name] = value;
@@ -79,50 +102,32 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
             return upstreamId === undefined ? rest : { ...rest, 'x-upstream-request-id': upstreamId };
           },
           onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream }) => {
-            const target = targetOf(request);
-            const pool = deps.pools[target.provider.name];
-            const cooldownMs = res.statusCode === 429 ? cooldownFromResponse(res.headers, undefined, Date.now()) : undefined;
-            if (res.statusCode === 429) pool.rateLimited(target.lease, cooldownMs);
-            request.gw.upstreamStatus = res.statusCode;
-            if (isKeyRefusal(res.statusCode)) {
-              if (res.statusCode !== 429) pool.rejected(target.lease);
-              // The provider refused the GATEWAY's key: its body is never passed on (one mapping
-              // with the cached routes, provider-refusal.ts).
-              res.stream.resume();
-              const error = refusalError(target.provider.name, res.statusCode, pool, cooldownMs);
-              request.gw.error = error;
-              for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'www-authenticate']) reply.removeHeader(name);
-              void reply.code(error.statusCode).headers(error.headers).type('application/json').send(error.toBody());
-              return;
-            }
+            // Never a 401, 403 or 429: the policy answers those with the gateway's own error.
             if (res.statusCode >= 400) {
-              void relayUpstreamError(target.provider.name, res, reply);
+              void relayUpstreamError(targetOf(request).provider.name, res, reply);
               return;
             }
             void reply.send(res.stream);
           },
-          onError: (reply: FastifyReply, { error }: { error: { statusCode?: number } }) => {
+          onError: (reply: FastifyReply, { error }: { error: { statusCode?: number; cause?: unknown } }) => {
             const name = targetOf(reply.request).provider.name;
-            const mapped = error.statusCode === 504 ? errors.upstreamTimeout(name, error) : errors.upstreamUnreachable(name, error);
+            // reply-from wraps what the dispatcher failed with; the policy's own errors (no key
+            // left, every key refused) pass as they are.
+            const mapped = error.cause instanceof GatewayError ? error.cause
+              : error.statusCode === 504 ? errors.upstreamTimeout(name, error) : errors.upstreamUnreachable(name, error);
             reply.request.gw.error = mapped;
             void reply.code(mapped.statusCode).headers(mapped.headers).type('application/json').send(mapped.toBody());
           },
         },
-        // reply-from's own undici Agent, with the same timeouts as the cached routes.
-        undici: {
-          connections: 64,
-          connect: { timeout: deps.config.upstreamConnectTimeoutMs },
-          headersTimeout: deps.config.upstreamHeadersTimeoutMs,
-          bodyTimeout: deps.config.upstreamIdleTimeoutMs,
-        },
+        // The same connections, timeouts and policy as the cached routes.
+        undici,
         handler: (request: FastifyRequest, reply: FastifyReply, dest: string, fromOptions: object) => {
           const target = targetOf(request);
           const path = target.provider.basePath + (dest.startsWith('/') ? dest : `/${dest}`);
-          const retryDelay = passthroughRetryDelay(target, deps.pools[target.provider.name], deps.config.upstreamMaxRetries);
-          if (target.body === undefined) return reply.from(path, { ...fromOptions, retryDelay });
+          if (target.body === undefined) return reply.from(path, fromOptions);
           // Handed over explicitly: left to itself, reply-from JSON.stringify()s a Buffer body
           // sent as application/json and drops the content-type's parameters (the multipart boundary).
-          return reply.from(path, { ...fromOptions, retryDelay, body: target.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
+          return reply.from(path, { ...fromOptions, body: target.body, contentType: request.headers['content-type'] ?? 'application/octet-stream' });
         },
       };
       // The plugin's option types do not model `handler` and typed hooks together; the shape is checked above.
@@ -153,13 +158,7 @@ async function choose(request: FastifyRequest, prefix: string, deps: Passthrough
     name = deps.pools.openai.size > 0 || deps.pools.groq.size === 0 ? 'openai' : 'groq';
   }
   request.gw.model = model;
-  const lease = deps.pools[name].acquire();
-  if (isUnavailable(lease)) {
-    if (lease.unavailable === 'cooling') throw errors.allKeysCooling(name, lease.retryAfterMs);
-    if (lease.unavailable === 'disabled') throw errors.allKeysRejected(name);
-    throw errors.noProviderKeys(name);
-  }
-  return { provider: deps.providers[name], lease, body };
+  return { provider: deps.providers[name], body };
 }
 
 /** The model named by a JSON body, a multipart field or the query, without parsing it all. */

@@ -185,8 +185,9 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   app.addHook('onReady', async () => {
     void lists.all();
   });
-  // isUp() only changes with traffic; a periodic ping keeps gateway_cache_up true to Redis's state when idle.
-  const cachePing = store?.kind === 'redis' ? setInterval(() => void store.ping(), 5_000).unref() : undefined;
+  // isUp() only changes with traffic; a periodic ping keeps gateway_cache_up true to a remote
+  // backend's state when idle (an embedded store's ping answers at once and costs nothing).
+  const cachePing = store ? setInterval(() => void store.ping(), 5_000).unref() : undefined;
   const keyReloading = startKeyReloading(config, pools, keys, log);
   app.addHook('preClose', (done) => {
     closing = true;

@@ -23,16 +23,12 @@ import { startRedis, type RedisServer } from './helpers/redis-server.js';
 /** A store that counts its reads: the embedded backend's count of round trips. */
 class CountingStore implements CacheStore {
   gets = 0;
-  readonly kind = 'memory' as const;
+  readonly label = 'memory';
   constructor(private readonly inner: MemoryStore) {}
-  get(key: string): Promise<Buffer | undefined> {
+  // Synchronous, as the embedded store's read is.
+  get(key: string): Buffer | undefined {
     this.gets++;
     return this.inner.get(key);
-  }
-  // The embedded store's synchronous read, which the fast path uses: counted the same.
-  getNow(key: string): Buffer | undefined {
-    this.gets++;
-    return this.inner.getNow(key);
   }
   set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
     return this.inner.set(key, value, ttlSeconds);
@@ -40,7 +36,7 @@ class CountingStore implements CacheStore {
   delete(key: string): Promise<void> {
     return this.inner.delete(key);
   }
-  ping(): Promise<boolean> {
+  ping(): boolean {
     return this.inner.ping();
   }
   isUp(): boolean {

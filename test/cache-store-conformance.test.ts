@@ -7,12 +7,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../src/cache/memory-store.js';
 import { RedisStore } from '../src/cache/redis-store.js';
-import type { CacheStore } from '../src/cache/store.js';
-import { redisForTests } from './helpers/redis-server.js';
+import { readStore } from '../src/cache/store-read.js';
+import { CacheStoreError, type CacheStore } from '../src/cache/store.js';
+import { until } from './helpers/raw-socket.js';
+import { redisForTests, startRedis } from './helpers/redis-server.js';
+import { ThrowingStore } from './helpers/throwing-store.js';
 
 interface StoreHarness {
   store: CacheStore;
+  /** The backend holds its entries in this process: get() and ping() answer with the value itself. */
+  answersAtOnce: boolean;
   teardown(): Promise<void>;
+}
+
+function isPromise(value: unknown): boolean {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
 }
 
 function describeCacheStore(name: string, open: () => Promise<StoreHarness>): void {
@@ -91,12 +100,40 @@ function describeCacheStore(name: string, open: () => Promise<StoreHarness>): vo
       expect(await store.ping()).toBe(true);
       expect(store.isUp()).toBe(true);
     });
+
+    it('answers a read with the value itself when it holds its entries here, else with a promise', async () => {
+      await store.set(key('form'), Buffer.from('held'), 60);
+      const hit = store.get(key('form'));
+      const miss = store.get(key('form-absent'));
+      const pong = store.ping();
+      expect(isPromise(hit)).toBe(!harness.answersAtOnce);
+      expect(isPromise(miss)).toBe(!harness.answersAtOnce);
+      expect(isPromise(pong)).toBe(!harness.answersAtOnce);
+      if (harness.answersAtOnce) {
+        // No promise to wait for: the hit fast path reads the embedded store in the request's own turn.
+        expect(Buffer.isBuffer(hit) && hit.toString()).toBe('held');
+        expect(miss).toBeUndefined();
+        expect(pong).toBe(true);
+      }
+      expect((await hit)?.toString()).toBe('held');
+      expect(await miss).toBeUndefined();
+    });
+
+    it('is read by readStore in the form it answers: a hit, a miss, never a failure', async () => {
+      await store.set(key('read'), Buffer.from('through'), 60);
+      const hit = readStore(store, key('read'));
+      const miss = readStore(store, key('read-absent'));
+      expect(isPromise(hit)).toBe(!harness.answersAtOnce);
+      expect(isPromise(miss)).toBe(!harness.answersAtOnce);
+      expect(await hit).toEqual({ failed: false, value: Buffer.from('through') });
+      expect(await miss).toEqual({ failed: false, value: undefined });
+    });
   });
 }
 
 describeCacheStore('memory', async () => {
   const store = new MemoryStore({ maxBytes: 64 * 1024 * 1024 });
-  return { store, teardown: () => store.close() };
+  return { store, answersAtOnce: true, teardown: () => store.close() };
 });
 
 describeCacheStore('redis', async () => {
@@ -105,9 +142,37 @@ describeCacheStore('redis', async () => {
   const store = await RedisStore.connect(server.url, { commandTimeoutMs: 5_000 });
   return {
     store,
+    answersAtOnce: false,
     teardown: async () => {
       await store.close();
       await server.stop();
     },
   };
+});
+
+describe('a store that cannot answer: the read fails open', () => {
+  it('a Redis that is down rejects its reads, and readStore resolves to a failure instead', async () => {
+    const redis = await startRedis();
+    const store = await RedisStore.connect(redis.url, { commandTimeoutMs: 1_000, maxReconnectDelayMs: 200 });
+    try {
+      await store.set('k', Buffer.from('v'), 60);
+      expect(await readStore(store, 'k')).toEqual({ failed: false, value: Buffer.from('v') });
+      redis.kill();
+      expect(await until(() => !store.isUp(), 5_000)).toBe(true);
+      await expect(store.get('k')).rejects.toThrow(CacheStoreError);
+      const read = readStore(store, 'k');
+      expect(isPromise(read)).toBe(true);
+      expect(await read).toEqual({ failed: true });
+      expect(await store.ping()).toBe(false);
+    } finally {
+      await store.close();
+      await redis.stop();
+    }
+  });
+
+  it('a read that throws at once comes back as a failure at once, not as a throw', () => {
+    const store = new ThrowingStore();
+    expect(() => store.get()).toThrow('the store is broken');
+    expect(readStore(store, 'k')).toEqual({ failed: true });
+  });
 });

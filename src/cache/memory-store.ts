@@ -14,7 +14,7 @@ export interface MemoryStoreOptions {
 
 /** The embedded cache: an in-process LRU bounded by bytes, with a TTL per entry. */
 export class MemoryStore implements CacheStore {
-  readonly kind = 'memory' as const;
+  readonly label = 'memory';
   readonly maxBytes: number;
   readonly #lru: LRUCache<string, Buffer>;
 
@@ -40,11 +40,8 @@ export class MemoryStore implements CacheStore {
     return this.#lru.size;
   }
 
-  async get(key: string): Promise<Buffer | undefined> {
-    return this.#lru.get(key);
-  }
-
-  getNow(key: string): Buffer | undefined {
+  /** Synchronous: the entries are in this process, and a hit must not wait for a promise. */
+  get(key: string): Buffer | undefined {
     return this.#lru.get(key);
   }
 
@@ -58,7 +55,7 @@ export class MemoryStore implements CacheStore {
     this.#lru.delete(key);
   }
 
-  async ping(): Promise<boolean> {
+  ping(): boolean {
     return true;
   }
 

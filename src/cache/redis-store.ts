@@ -33,7 +33,7 @@ const DEFAULT_MAX_RECONNECT_DELAY_MS = 2_000;
  * away, the client re-dials on its own, and connection errors never reach the process as crashes.
  */
 export class RedisStore implements CacheStore {
-  readonly kind = 'redis' as const;
+  readonly label = 'redis';
   readonly #client: Redis;
   readonly #options: RedisStoreOptions;
   /** False after a command timed out on a seemingly connected socket, until one succeeds again. */

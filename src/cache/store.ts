@@ -1,23 +1,29 @@
 /**
- * The one interface both cache backends implement. Callers treat every failure as a miss
- * (fail-open): a store may reject, and the gateway answers from upstream instead.
+ * The one interface both cache backends implement. A read answers with the value itself when the
+ * backend holds its entries in this process, or with a promise when it must ask a server (as
+ * undici's cache stores do); callers go through readStore (store-read.ts), which treats a throw
+ * or a rejection as "the cache is unavailable" and fails open.
  */
-export type CacheStoreKind = 'memory' | 'redis';
 
 /** The operations a store reports failures for; `connect` covers the backend's connection. */
 export type CacheStoreOp = 'get' | 'set' | 'delete' | 'connect';
 
 export interface CacheStore {
-  readonly kind: CacheStoreKind;
-  /** The stored bytes, or undefined on a miss. Treat the returned Buffer as read-only. */
-  get(key: string): Promise<Buffer | undefined>;
-  /** get() without waiting, for a backend that holds its entries in this process (the embedded store). */
-  getNow?(key: string): Buffer | undefined;
+  /** What /readyz and log lines call the backend. Nothing branches on it. */
+  readonly label: string;
+  /**
+   * The stored bytes, or undefined on a miss; a failure throws or rejects. Treat the returned
+   * Buffer as read-only.
+   */
+  get(key: string): Buffer | undefined | Promise<Buffer | undefined>;
   /** Stores `value`; `ttlSeconds` 0 means no expiry (eviction by LRU only). */
   set(key: string, value: Buffer, ttlSeconds: number): Promise<void>;
   delete(key: string): Promise<void>;
-  /** True when the backend answers right now. Never rejects. */
-  ping(): Promise<boolean>;
+  /**
+   * True when the backend answers right now; a remote backend asks its server (and so keeps
+   * isUp() truthful after a timeout), an embedded one answers true at once. Never throws or rejects.
+   */
+  ping(): boolean | Promise<boolean>;
   /** Whether the backend is connected, without a round trip (for the `gateway_cache_up` gauge). */
   isUp(): boolean;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import { ageSeconds, isFreshEnough, parseCachePolicy, type CachePolicy, type Req
 import type { RegenerationTracker } from '../cache/regeneration.js';
 import type { SingleFlight } from '../cache/single-flight.js';
 import type { CacheStore } from '../cache/store.js';
+import { readStore, type StoreRead } from '../cache/store-read.js';
 import type { Config } from '../config.js';
 import type { CachedEndpoint } from '../endpoints.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -23,7 +24,7 @@ import { cacheOutcomeOf } from '../request-log.js';
 import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type CachedAnswer } from './cache-answers.js';
 import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
-import { takeStoreAnswer, workedOutFor, type StoreAnswer } from './handoff.js';
+import { takeStoreRead, workedOutFor } from './handoff.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import { prepareRequest, type PreparedRequest } from './prepare.js';
 
@@ -81,8 +82,9 @@ export async function handleCachedRoute(
 
   let cacheAvailable = deps.store !== undefined;
   if (policy.lookup && deps.store) {
-    const found = await lookup(deps.store, key, deps, takeStoreAnswer(request.raw, key));
-    if (found === 'error') {
+    const read = await lookup(deps.store, key, deps, takeStoreRead(request.raw, key));
+    const found = read.failed ? undefined : read.value;
+    if (read.failed) {
       cacheAvailable = false;
     } else if (found && isFreshEnough(policy, found.storedAt)) {
       const body = prepared.stream ? entryAsSse(found, prepared.includeUsage) : entryAsJson(found);
@@ -134,20 +136,18 @@ export function cachePolicyFor(headers: RequestHeaders, config: Config): CachePo
   return parseCachePolicy(headers, { ttlSeconds: config.cacheTtlSeconds });
 }
 
-/** `asked`: what the store already answered the hit fast path for this key (no second round trip). */
-async function lookup(store: CacheStore, key: string, deps: CompletionDeps, asked: { answer: StoreAnswer } | undefined): Promise<CachedAnswer | undefined | 'error'> {
-  let raw: StoreAnswer;
-  try {
-    raw = asked ? asked.answer : await store.get(key);
-  } catch {
-    raw = 'error';
-  }
-  // Fail open: the store counted the error; this request goes upstream.
-  if (raw === 'error') return 'error';
-  if (!raw) return undefined;
-  const answer = decodeCachedAnswer(raw, key);
+/**
+ * The stored answer for `key`, decoded; failed when the store could not be read (fail open: the
+ * request goes upstream). `asked`: the read the hit fast path already made for this key (no
+ * second round trip).
+ */
+async function lookup(store: CacheStore, key: string, deps: CompletionDeps, asked: StoreRead | undefined): Promise<StoreRead<CachedAnswer>> {
+  const read = asked ?? (await readStore(store, key));
+  if (read.failed) return read;
+  if (read.value === undefined) return { failed: false, value: undefined };
+  const answer = decodeCachedAnswer(read.value, key);
   if (!answer) deps.log.warn({ key: key.slice(0, 16) }, 'unreadable cache entry ignored');
-  return answer;
+  return { failed: false, value: answer };
 }
 
 function serveHit(

@@ -6,10 +6,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
+import type { StoreRead } from '../cache/store-read.js';
 import type { PreparedRequest } from './prepare.js';
-
-/** What the store answered for `key`: the stored bytes, nothing, or a failure (already counted). */
-export type StoreAnswer = Buffer | undefined | 'error';
 
 export interface Handoff {
   /** The request body, read in full (its length matched content-length). */
@@ -22,7 +20,8 @@ export interface Handoff {
    * history is most of a miss's own CPU (canonical form and hash of every message).
    */
   workedOut?: { prepared: PreparedRequest; key: string };
-  lookup?: { key: string; answer: StoreAnswer };
+  /** What reading the store for `key` came to (a failure already counted by the store). */
+  lookup?: { key: string; read: StoreRead };
 }
 
 const HANDOFF = Symbol('cachegate.handoff');
@@ -43,13 +42,13 @@ export function replayBody(handoff: Handoff): Readable {
   return stream;
 }
 
-/** The store's answer the fast path got for `key`, at most once; undefined when it did not ask. */
-export function takeStoreAnswer(request: IncomingMessage, key: string): { answer: StoreAnswer } | undefined {
+/** The store read the fast path made for `key`, at most once; undefined when it did not read. */
+export function takeStoreRead(request: IncomingMessage, key: string): StoreRead | undefined {
   const handoff = handoffOf(request);
   const lookup = handoff?.lookup;
   if (!lookup || lookup.key !== key) return undefined;
   handoff.lookup = undefined;
-  return { answer: lookup.answer };
+  return lookup.read;
 }
 
 /** What the fast path worked out for this request to this endpoint, if it did. */

@@ -8,12 +8,12 @@ export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | u
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const missing: string[] = [];
-    const cacheUp = store === undefined || store.kind === 'memory' || (await store.ping());
+    const cacheUp = store === undefined || (await store.ping());
     if (!cacheUp) missing.push('the cache backend (Redis) does not answer');
     const keys = Object.fromEntries(PROVIDER_NAMES.map((p) => [p, pools[p].size]));
     const keysMissing = providerKeysMissing(pools);
     if (keysMissing) missing.push(keysMissing);
-    const cache = store === undefined ? 'off' : store.kind;
+    const cache = store === undefined ? 'off' : store.label;
     if (missing.length > 0) {
       // Every error body has OpenAI's shape (clients parse it); probes and operators also get the list.
       const error = { message: `Not ready: ${missing.join('; ')}.`, type: 'server_error', code: 'not_ready' };

@@ -4,15 +4,10 @@
  * the gateway's key (OpenAI's "Incorrect API key provided: sk-…" quotes it), and passing the
  * status on would tell the client that ITS key is wrong. A 429 body names the gateway's
  * organisation and limits, the operator's business; the client only needs when to come back.
- * One mapping for every route that calls a provider (the cached routes and the passthrough).
+ * One mapping for every call to a provider, made by the upstream policy (upstream-policy.ts).
  */
 import { errors, type GatewayError } from '../errors.js';
 import type { KeyPool } from '../keys/pool.js';
-
-/** A provider status that refuses the key rather than the request. */
-export function isKeyRefusal(status: number): boolean {
-  return status === 401 || status === 403 || status === 429;
-}
 
 /**
  * The error for a key refusal (`status` 401, 403 or 429) that ends the request, once `keys` has

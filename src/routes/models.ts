@@ -1,10 +1,11 @@
 /** GET /v1/models (and Groq's layout): the live union of the providers' lists. */
 import type { FastifyInstance } from 'fastify';
+import { API_BASE_PATHS } from '../endpoints.js';
 import { GatewayError } from '../errors.js';
 import type { ModelLists } from '../providers/model-lists.js';
 
 export function registerModelRoutes(app: FastifyInstance, lists: ModelLists): void {
-  for (const prefix of ['/v1', '/openai/v1']) {
+  for (const prefix of API_BASE_PATHS) {
     app.get(`${prefix}/models`, async (request) => {
       request.gw.endpoint = 'models';
       return { object: 'list', data: await lists.all() };

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { Dispatcher } from 'undici';
 import type { Config } from '../config.js';
+import { API_BASE_PATHS } from '../endpoints.js';
 import { errors, GatewayError } from '../errors.js';
 import { withoutHopByHop } from '../http/hop-by-hop.js';
 import type { KeyPools } from '../keys/pools.js';
@@ -71,7 +72,7 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
     // Buffer every body here (JSON included, unparsed) so it can be inspected and forwarded as is.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-    for (const prefix of ['/v1', '/openai/v1']) {
+    for (const prefix of API_BASE_PATHS) {
       const options = {
         upstream: '',
         prefix,

@@ -3,11 +3,16 @@
  * cases over every route — JSON field mutations, raw-byte mutations, HTTP framing and headers,
  * 26 MiB bodies — against the real gateway and a fake upstream. Every answer is a correct one or
  * a 4xx in OpenAI's shape, no 5xx, no hang, /healthz answers throughout, the client's key never
- * goes upstream. The statistics are printed; FUZZ_SEED (default fixed, so CI runs are
+ * goes upstream. Then every request of those cases that names a cached route is sent both ways
+ * into the gateway (the hit fast path and Fastify, test/fuzz/entry-paths.ts) and must get the
+ * same answer. The statistics are printed; FUZZ_SEED (default fixed, so CI runs are
  * repeatable) and FUZZ_CASES change the run, and every failure prints the command to replay it.
  */
+import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
-import { runCampaign, settingsFromEnv } from './fuzz/campaign.js';
+import { runCampaign, runEntryPathCampaign, settingsFromEnv, type CampaignSettings } from './fuzz/campaign.js';
+import { generateCase } from './fuzz/run.js';
+import { TEST_CLIENT_KEY } from './helpers/gateway.js';
 
 const settings = settingsFromEnv(process.env, {
   seed: 20_240_611,
@@ -28,3 +33,46 @@ it(`fuzz: ${settings.cases} seeded cases (seed ${settings.seed}): correct answer
   expect(clientKeyLeaks, text).toBe(0);
   expect(report.violations.length, text).toBe(0);
 }, 180_000);
+
+it(`fuzz ways in: every cached-route request of the ${settings.cases} cases gets the same answer from the hit fast path as from Fastify, and once stored as before`, async () => {
+  const { report, text, clientKeyLeaks } = await runEntryPathCampaign(settings);
+  console.log(text);
+  expect(report.stoppedEarly, text).toBe(false);
+  if (!settings.only) {
+    expect(report.cases).toBe(settings.cases);
+    expect(report.inputs, text).toBeGreaterThanOrEqual(Math.min(1_000, settings.cases / 2));
+    // Not a vacuous comparison: a good share of the pairs were two hits of one stored answer.
+    expect(report.byteCompared, text).toBeGreaterThan(report.inputs / 10);
+  }
+  expect(clientKeyLeaks, text).toBe(0);
+  expect(report.violations.length, text).toBe(0);
+}, 180_000);
+
+/**
+ * A rule only Fastify applies (its hooks run after the fast path has answered), as the fast
+ * path's own copy of Fastify's content-type rule once was: any Content-Type but exactly
+ * `application/json` is refused.
+ */
+function strictMediaTypeOnFastify(app: FastifyInstance): void {
+  app.addHook('onRequest', (request, reply, done) => {
+    const type = request.headers['content-type'];
+    if (type === undefined || type === 'application/json') return done();
+    void reply.code(415).type('application/json').send({ error: { message: 'strict media type', type: 'invalid_request_error', code: 'unsupported_media_type' } });
+  });
+}
+
+it('fuzz ways in: an answer only one way in gives is a disagreement, reported with its case number and the command that replays it', async () => {
+  // The corpus's cases that send a JSON media type spelt otherwise (with parameters, in capitals).
+  const ctx = { port: 0, clientKey: TEST_CLIENT_KEY, seed: settings.seed };
+  const only: number[] = [];
+  for (let index = 0; only.length < 4 && index < 20_000; index++) {
+    if (/^agree: Content-Type "(application\/json;|APPLICATION\/JSON)/.test(generateCase(ctx, index, new Map(), 1_000_000).label)) only.push(index);
+  }
+  const small: CampaignSettings = { seed: settings.seed, cases: 20_000, largeCases: 0, concurrency: 2, answerTimeoutMs: 10_000, healthEvery: 100, maxDurationMs: 60_000, only };
+  const { report, text } = await runEntryPathCampaign(small, {}, { beforeListen: strictMediaTypeOnFastify });
+  const disagreements = report.violations.filter((v) => v.kind === 'disagreement');
+  expect(only.length).toBe(4);
+  expect(new Set(disagreements.map((v) => v.index)), text).toEqual(new Set(only));
+  expect(text).toMatch(/e\.g\. case \d+: way in \(fast path or Fastify\): status: as sent 200 \(X-Cache HIT\) .*; \?x=1 415/);
+  expect(text).toContain(`replay: FUZZ_SEED=${settings.seed} FUZZ_CASES=20000 FUZZ_LARGE=0 FUZZ_ONLY=`);
+}, 60_000);

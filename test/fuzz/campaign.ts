@@ -1,11 +1,13 @@
 /**
  * One fuzz campaign end to end, shared by the test and `npm run fuzz`: a fake upstream, the
  * gateway in-process (embedded cache, client keys on), the cases, the report, and a check that
- * the client's key never reached the upstream. Settings come from FUZZ_* variables so a failure
- * printed by either can be replayed with the same numbers.
+ * the client's key never reached the upstream; then the same cases sent both ways into the
+ * gateway (entry-paths.ts). Settings come from FUZZ_* variables so a failure printed by either
+ * can be replayed with the same numbers.
  */
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
-import { startGateway, TEST_CLIENT_KEY } from '../helpers/gateway.js';
+import { startGateway, TEST_CLIENT_KEY, type StartOptions } from '../helpers/gateway.js';
+import { compareEntryPaths, formatEntryPathReport, type EntryPathReport } from './entry-paths.js';
 import { releaseLargeBodies } from './large.js';
 import { formatReport, runFuzz, type FuzzReport } from './run.js';
 
@@ -80,6 +82,49 @@ export async function runCampaign(settings: CampaignSettings, env: Record<string
     releaseLargeBodies();
     gateway.app.server.closeAllConnections();
     await gateway.close();
+    await fake.close();
+  }
+}
+
+export interface EntryPathResult {
+  report: EntryPathReport;
+  text: string;
+  clientKeyLeaks: number;
+}
+
+/**
+ * The same cases, every cached-route request of them sent as it is (the hit fast path takes it
+ * when it can) and through Fastify, against a gateway per worker (entry-paths.ts says why).
+ */
+export async function runEntryPathCampaign(settings: CampaignSettings, env: Record<string, string> = {}, gatewayOptions: StartOptions = {}): Promise<EntryPathResult> {
+  const fake = await startFakeUpstream();
+  const gateways = await Promise.all(
+    Array.from({ length: settings.concurrency }, () => startGateway(fake, { LOG_LEVEL: 'info', GATEWAY_API_KEYS: TEST_CLIENT_KEY, ...env }, {}, gatewayOptions)),
+  );
+  try {
+    const report = await compareEntryPaths({
+      ports: gateways.map((g) => Number(new URL(g.url).port)),
+      clientKey: TEST_CLIENT_KEY,
+      seed: settings.seed,
+      cases: settings.cases,
+      largeCases: settings.largeCases,
+      bodyLimit: (gateways[0] as (typeof gateways)[number]).config.bodyLimitBytes,
+      answerTimeoutMs: settings.answerTimeoutMs,
+      maxDurationMs: settings.maxDurationMs,
+      ...(settings.only ? { only: settings.only } : {}),
+    });
+    const clientKeyLeaks = fake.requests.filter((r) => r.raw.includes(TEST_CLIENT_KEY) || JSON.stringify(r.headers).includes(TEST_CLIENT_KEY)).length;
+    let text = formatEntryPathReport(report, (indices) => replayCommand(settings, indices));
+    text += `\nfuzz ways in: upstream requests ${fake.requests.length}, carrying the client's key: ${clientKeyLeaks}`;
+    return { report, text, clientKeyLeaks };
+  } finally {
+    releaseLargeBodies();
+    await Promise.all(
+      gateways.map(async (gateway) => {
+        gateway.app.server.closeAllConnections();
+        await gateway.close();
+      }),
+    );
     await fake.close();
   }
 }

@@ -30,6 +30,11 @@ export interface Exchange {
   method: string;
   /** The request target as sent, for the oracle's idea of which route answers. */
   target: string;
+  /**
+   * The body as the client meant it, where the wire carries it otherwise (chunk-encoded, gzip):
+   * the request the cache knows it by. Unset: `body` is that.
+   */
+  plainBody?: Buffer;
   /** The body's JSON.parse result when the body is valid JSON text, else undefined. */
   json?: unknown;
   /** The body is not valid JSON (undefined: no JSON body was meant). */

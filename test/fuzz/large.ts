@@ -62,6 +62,7 @@ export function largeCase(kind: number, ctx: FuzzContext, index: number, limit: 
     return {
       head: requestHead('POST', target, headers),
       body: extra.chunked ? once(`chunked:${body.length}`, () => chunkedWire(body)) : body,
+      ...(extra.chunked ? { plainBody: body } : {}),
       method: 'POST',
       target,
       ...(extra.facts ? { json: { model: 'gpt-4o-mini', messages: [] }, invalidJson: false } : {}),

@@ -47,6 +47,8 @@ export interface RouteOfTarget {
   kind: RouteKind | 'other';
   /** The target is not the route's canonical spelling (dot segments, slashes, a query). */
   odd: boolean;
+  /** The path once normalised (no query): the route's canonical spelling. */
+  path: string;
 }
 
 /** The route a request target names once normalised as a URL resolver would. */
@@ -56,7 +58,7 @@ export function routeOf(target: string, method: string): RouteOfTarget {
     try {
       path = new URL(path).pathname;
     } catch {
-      return { kind: 'other', odd: true };
+      return { kind: 'other', odd: true, path };
     }
   }
   const exact = path;
@@ -69,15 +71,16 @@ export function routeOf(target: string, method: string): RouteOfTarget {
   }
   const normal = `/${segments.join('/')}`;
   const odd = normal !== exact;
-  if (normal === '/healthz' || normal === '/readyz' || normal === '/metrics') return { kind: normal.slice(1) as RouteKind, odd };
+  const of = (kind: RouteOfTarget['kind']): RouteOfTarget => ({ kind, odd, path: normal });
+  if (normal === '/healthz' || normal === '/readyz' || normal === '/metrics') return of(normal.slice(1) as RouteKind);
   const rest = normal.startsWith('/v1/') || normal === '/v1' ? normal.slice(3) : normal.startsWith('/openai/v1/') ? normal.slice(10) : undefined;
-  if (rest === undefined) return { kind: 'other', odd };
+  if (rest === undefined) return of('other');
   const cached = CACHED_ROUTES[rest];
-  if (cached && method === 'POST') return { kind: cached, odd };
-  if (rest === '/models') return { kind: 'models', odd };
-  if (rest.startsWith('/models/')) return { kind: 'model', odd };
-  if (rest === '/audio/transcriptions') return { kind: 'transcription', odd };
-  return { kind: 'passthrough', odd };
+  if (cached && method === 'POST') return of(cached);
+  if (rest === '/models') return of('models');
+  if (rest.startsWith('/models/')) return of('model');
+  if (rest === '/audio/transcriptions') return of('transcription');
+  return of('passthrough');
 }
 
 function parseJson(body: Buffer): unknown {

@@ -59,6 +59,7 @@ export function exchange(built: Built, parts: { method?: string; target?: string
   return {
     head: requestHead(method, target, parts.headers ?? built.headers, parts.version),
     ...(wire && wire.length > 0 ? { body: wire } : {}),
+    ...(built.body && wire !== built.body ? { plainBody: built.body } : {}),
     method,
     target,
     ...jsonFacts(built.body, built.base.json !== undefined),

@@ -84,11 +84,12 @@ export function generateCase(ctx: FuzzContext, index: number, slots: Map<number,
   return framingCase(rng, ctx, index);
 }
 
-function printable(bytes: Buffer, length = 240): string {
+export function printable(bytes: Buffer, length = 240): string {
   return JSON.stringify(bytes.subarray(0, length).toString('latin1')) + (bytes.length > length ? `…(+${bytes.length - length} bytes)` : '');
 }
 
-class Lock {
+/** Runs one piece of work at a time (the large cases: a few 26 MiB bodies at once would be memory, not a test). */
+export class Lock {
   private tail = Promise.resolve();
 
   async run<T>(work: () => Promise<T>): Promise<T> {
@@ -313,31 +314,35 @@ export function formatReport(report: FuzzReport, replay: (indices: number[]) => 
   lines.push(`fuzz: 2xx checked by route ${sorted(report.checked2xx)}`);
   lines.push(`fuzz: 5xx=${byKind.get('5xx') ?? 0} hangs=${byKind.get('hang') ?? 0} shape-violations=${(byKind.get('error-shape') ?? 0) + (byKind.get('bad-2xx') ?? 0)} closed-without-answer=${byKind.get('closed-without-answer') ?? 0} disagreements=${byKind.get('disagreement') ?? 0} other=${VIOLATION_KINDS.filter((k) => !['5xx', 'hang', 'error-shape', 'bad-2xx', 'closed-without-answer', 'disagreement'].includes(k)).reduce((sum, k) => sum + (byKind.get(k) ?? 0), 0)}`);
   lines.push(`fuzz: healthz ${report.healthProbes} probes, ${byKind.get('healthz') ?? 0} failed, slowest ${report.slowestHealthMs} ms; slowest answer ${report.slowestAnswerMs} ms`);
-  if (report.violations.length === 0) {
-    lines.push('fuzz: no violations');
-    return lines.join('\n');
-  }
+  lines.push(...formatViolations('fuzz', report.violations, replay, maxGroups));
+  return lines.join('\n');
+}
+
+/** Violations grouped by what went wrong, each group with where it showed and how to replay it. */
+export function formatViolations(prefix: string, violations: readonly CaseViolation[], replay: (indices: number[]) => string, maxGroups = 40): string[] {
+  const lines: string[] = [];
+  if (violations.length === 0) return [`${prefix}: no violations`];
   // One root cause shows under many labels: group by what went wrong, list where it showed.
   const groups = new Map<string, CaseViolation[]>();
-  for (const v of report.violations) {
+  for (const v of violations) {
     const key = `[${v.kind}] ${v.status} ${signature(v.detail)}`;
     const list = groups.get(key) ?? [];
     list.push(v);
     groups.set(key, list);
   }
   const ordered = [...groups.entries()].sort((a, b) => b[1].length - a[1].length);
-  lines.push(`fuzz: ${report.violations.length} violations in ${groups.size} groups${groups.size > maxGroups ? ` (first ${maxGroups} shown)` : ''}:`);
+  lines.push(`${prefix}: ${violations.length} violations in ${groups.size} groups${groups.size > maxGroups ? ` (first ${maxGroups} shown)` : ''}:`);
   for (const [key, list] of ordered.slice(0, maxGroups)) {
     const first = list[0] as CaseViolation;
     const labels = [...new Set(list.map((v) => `${v.family}: ${v.label}`))];
     const indices = [...new Set(list.map((v) => v.index))].slice(0, 5);
     lines.push(`  ${key} ×${list.length}`);
-    lines.push(`      e.g. ${first.detail.slice(0, 300)}`);
+    lines.push(`      e.g. case ${first.index}: ${first.detail.slice(0, 300)}`);
     lines.push(`      in: ${labels.slice(0, 6).join(' | ')}${labels.length > 6 ? ` | …${labels.length - 6} more` : ''}`);
     if (first.request) lines.push(`      request: ${first.request.slice(0, 300)}`);
     lines.push(`      replay: ${replay(indices)}`);
   }
-  return lines.join('\n');
+  return lines;
 }
 
 /** A violation's detail without what varies from case to case (numbers, quoted excerpts). */

@@ -48,7 +48,7 @@ export interface ServerDeps {
   store?: CacheStore;
 }
 
-const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * A request that arrives on an open connection while the server closes: 503 in OpenAI's shape
@@ -153,7 +153,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     const refusal = targetRefusalOf(request.raw);
     if (refusal) return done(refusal);
     const path = request.url.split('?')[0] ?? '';
-    if (OPEN_ROUTES.has(path)) return done();
+    if (OPEN_PATHS.has(path)) return done();
     request.gw.endpoint = endpointOf(path);
     const { ok, key } = auth.check(request.headers.authorization);
     if (!ok) return done(errors.invalidApiKey());

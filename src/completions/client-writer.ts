@@ -1,32 +1,34 @@
 /**
- * Writes one client's answer: a JSON body or an SSE stream, from a live flight or from a
- * cache entry. It owns the raw response once a stream starts (Fastify is told via hijack),
- * so bytes leave the moment they arrive, without Web stream conversions.
+ * Writes one client's answer on a cached route: a JSON body or an SSE stream, from a live flight
+ * or from a cache entry. It owns the raw response from its first byte (Fastify is told via
+ * hijack): every answer's head comes from answerHead (write-hit.ts), a hit is written by
+ * writeCachedAnswer, and stream bytes leave the moment they arrive, without Web stream conversions.
  */
 import type { FastifyReply } from 'fastify';
-import type { OutgoingHttpHeaders } from 'node:http';
 import type { GatewayError } from '../errors.js';
+import type { RequestContext } from '../request-context.js';
+import { cacheOutcomeOf } from '../request-log.js';
+import type { CachedAnswer } from './cache-answers.js';
 import type { FlightHead } from './flight.js';
-
-export const SSE_HEADERS: OutgoingHttpHeaders = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-  connection: 'keep-alive',
-  // Tells Nginx not to buffer this response (streams must flow chunk by chunk).
-  'x-accel-buffering': 'no',
-};
+import type { HitRequest } from './known-requests.js';
+import { answerHead, writeCachedAnswer, type AnswerBody, type HitDeps } from './write-hit.js';
 
 export const DONE_EVENT = 'data: [DONE]\n\n';
 
 export class ClientWriter {
-  private streaming = false;
+  private headSent = false;
   private firstByteAt: number | undefined;
   bytes = 0;
 
-  constructor(private readonly reply: FastifyReply) {}
+  constructor(
+    private readonly reply: FastifyReply,
+    private readonly requestId: string,
+    private readonly provider: string,
+    private readonly context: RequestContext,
+  ) {}
 
   get started(): boolean {
-    return this.streaming || this.reply.sent;
+    return this.headSent || this.reply.sent;
   }
 
   get timeToFirstByte(): number | undefined {
@@ -35,10 +37,7 @@ export class ClientWriter {
 
   startStream(head: FlightHead | undefined): void {
     if (this.started) return;
-    this.streaming = true;
-    this.reply.hijack();
-    const headers: OutgoingHttpHeaders = { ...(this.reply.getHeaders() as OutgoingHttpHeaders), ...head?.headers, ...SSE_HEADERS };
-    this.reply.raw.writeHead(200, headers);
+    this.writeHead(200, head?.headers, 'sse');
   }
 
   write(text: string | Buffer): void {
@@ -59,15 +58,35 @@ export class ClientWriter {
     this.endStream(`data: ${JSON.stringify(error.toBody())}\n\n`);
   }
 
-  sendJson(statusCode: number, body: Buffer | string, headers: Record<string, string> = {}): void {
+  sendJson(statusCode: number, body: Buffer | string, headers?: Readonly<Record<string, string>>): void {
     if (this.started) return;
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    this.writeHead(statusCode, headers, bytes.byteLength);
     this.markFirstByte();
-    this.bytes += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
-    void this.reply.code(statusCode).headers(headers).type('application/json').send(body);
+    this.bytes += bytes.byteLength;
+    this.reply.raw.end(bytes);
   }
 
   sendError(error: GatewayError): void {
-    this.sendJson(error.statusCode, JSON.stringify(error.toBody()), { ...error.headers });
+    this.sendJson(error.statusCode, JSON.stringify(error.toBody()), error.headers);
+  }
+
+  /** A hit (a stored entry, or the entry of a flight that has answered): `payload` is cachedPayload's. */
+  sendCached(request: HitRequest, entry: CachedAnswer, payload: Buffer, deps: HitDeps): void {
+    if (this.started) return;
+    this.headSent = true;
+    this.reply.hijack();
+    this.markFirstByte();
+    this.bytes += payload.byteLength;
+    writeCachedAnswer(this.reply.raw, this.requestId, request, entry, payload, this.context, deps);
+  }
+
+  /** The outcome in X-Cache is the one the request has reached when its answer starts. */
+  private writeHead(statusCode: number, extra: Readonly<Record<string, string>> | undefined, body: AnswerBody): void {
+    this.headSent = true;
+    this.reply.hijack();
+    const cache = cacheOutcomeOf(this.context);
+    this.reply.raw.writeHead(statusCode, answerHead(this.requestId, this.provider, cache, undefined, extra, body));
   }
 
   private markFirstByte(): void {

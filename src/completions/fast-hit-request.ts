@@ -13,16 +13,16 @@ import { cacheScopeOf } from '../auth.js';
 import { cacheKey } from '../cache/key.js';
 import { readStore, type StoreRead } from '../cache/store-read.js';
 import type { CachedEndpoint } from '../endpoints.js';
-import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js';
+import { isFreshEnough, type CachePolicy } from '../cache/policy.js';
 import { newRequestContext, type RequestContext } from '../request-context.js';
 import { CLIENT_CLOSED_STATUS, recordRequest } from '../request-log.js';
-import { decodeCachedAnswer, entryAsJson, entryAsSse } from './cache-answers.js';
-import { SSE_HEADERS } from './client-writer.js';
+import { decodeCachedAnswer } from './cache-answers.js';
 import { cachePolicyFor, headerValue, type CompletionDeps } from './handler.js';
 import { handOff, type Handoff } from './handoff.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import type { HitRequest, KnownRequests } from './known-requests.js';
 import { prepareRequestNow, type PreparedRequest } from './prepare.js';
+import { cachedPayload, writeCachedAnswer } from './write-hit.js';
 
 export interface HitFastPathDeps extends CompletionDeps {
   auth: ClientAuth;
@@ -47,7 +47,6 @@ export interface FastPathState {
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
 /** Fastify's defaults, which its own JSON parser applies: such bodies are refused there. */
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
-const SSE_HEADER_PAIRS = Object.entries(SSE_HEADERS).flatMap(([name, value]) => [name, String(value)]);
 
 const enum Phase {
   Reading,
@@ -208,36 +207,15 @@ export class FastRequest {
     const { request: prepared, policy, key, chatPair } = lookup;
     const entry = decodeCachedAnswer(raw, key);
     if (!entry || !isFreshEnough(policy, entry.storedAt)) return false;
-    const payload = prepared.stream ? entryAsSse(entry, prepared.includeUsage) : entryAsJson(entry);
+    const payload = cachedPayload(entry, prepared);
     if (!payload) return false;
     if (chatPair !== undefined) deps.regenerations.rememberPair(chatPair);
-
-    const context = this.context;
-    context.provider = prepared.provider;
-    context.model = prepared.model;
-    context.cache = 'HIT';
-    deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
-    deps.accounting.record(prepared.provider, prepared.model, entry.usage, 'hit');
     this.id = requestIdOf(this.request);
-    const head = [
-      'x-request-id',
-      this.id,
-      'x-gateway-provider',
-      prepared.provider,
-      'x-cache',
-      'HIT',
-      'age',
-      String(ageSeconds(entry.storedAt)),
-    ];
-    if (prepared.stream) head.push(...SSE_HEADER_PAIRS);
-    else head.push('content-type', 'application/json', 'content-length', String(payload.byteLength));
     this.phase = Phase.Answered;
     this.response.off('close', this.onClose);
     this.bytes = payload.byteLength;
     this.sentAt = performance.now();
-    this.response.writeHead(200, head);
-    // The whole answer is handed to the socket at once: it is complete from here.
-    this.response.end(payload);
+    writeCachedAnswer(this.response, this.id, prepared, entry, payload, this.context, deps);
     this.record(200);
     return true;
   }

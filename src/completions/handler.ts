@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Accounting } from '../accounting.js';
 import { cacheKey } from '../cache/key.js';
-import { ageSeconds, isFreshEnough, parseCachePolicy, type CachePolicy, type RequestHeaders } from '../cache/policy.js';
+import { isFreshEnough, parseCachePolicy, type CachePolicy, type RequestHeaders } from '../cache/policy.js';
 import type { RegenerationTracker } from '../cache/regeneration.js';
 import type { SingleFlight } from '../cache/single-flight.js';
 import type { CacheStore } from '../cache/store.js';
@@ -18,15 +18,15 @@ import type { ProviderName } from '../providers/provider-name.js';
 import type { RequestContext } from '../request-context.js';
 import type { ModelRouter } from '../routing.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { encodeEntryAsync } from '../cache/entry.js';
+import { encodeEntryAsync, type CacheEntry } from '../cache/entry.js';
 import { errors } from '../errors.js';
-import { cacheOutcomeOf } from '../request-log.js';
-import { decodeCachedAnswer, entryAsJson, entryAsSse, completionAsSse, type CachedAnswer } from './cache-answers.js';
+import { decodeCachedAnswer, completionAsSse, type CachedAnswer } from './cache-answers.js';
 import { ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
 import { takeStoreRead, workedOutFor } from './handoff.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import { prepareRequest, type PreparedRequest } from './prepare.js';
+import { cachedPayload } from './write-hit.js';
 
 export interface CompletionDeps {
   config: Config;
@@ -57,7 +57,7 @@ export async function handleCachedRoute(
   context.provider = prepared.provider;
   context.model = prepared.model;
   reply.header('x-gateway-provider', prepared.provider);
-  const writer = new ClientWriter(reply);
+  const writer = new ClientWriter(reply, request.id, prepared.provider, context);
   context.writer = writer;
 
   const policy = cachePolicyFor(request.headers, deps.config);
@@ -75,10 +75,7 @@ export async function handleCachedRoute(
   // A flight that has answered but whose entry is still being written holds the newest answer
   // for this key (a no-cache refresh may be replacing an older entry): it wins over the store.
   const answered = policy.lookup ? answeredFlight(deps.flights.get(key), policy) : undefined;
-  if (answered) {
-    await followAnswered(answered, prepared, writer, reply, context, deps);
-    return;
-  }
+  if (answered && followAnswered(answered, prepared, writer, deps)) return;
 
   let cacheAvailable = deps.store !== undefined;
   if (policy.lookup && deps.store) {
@@ -87,9 +84,9 @@ export async function handleCachedRoute(
     if (read.failed) {
       cacheAvailable = false;
     } else if (found && isFreshEnough(policy, found.storedAt)) {
-      const body = prepared.stream ? entryAsSse(found, prepared.includeUsage) : entryAsJson(found);
-      if (body) {
-        serveHit(found, body, prepared, writer, reply, context, deps);
+      const payload = cachedPayload(found, prepared);
+      if (payload) {
+        writer.sendCached(prepared, found, payload, deps);
         return;
       }
     }
@@ -106,10 +103,7 @@ export async function handleCachedRoute(
   // The flight may have answered while the lookup ran (not when the cache is down: then every
   // answer is a BYPASS from upstream, or COALESCED with one).
   const answeredMeanwhile = cacheAvailable ? answeredFlight(joinable, policy) : undefined;
-  if (answeredMeanwhile) {
-    await followAnswered(answeredMeanwhile, prepared, writer, reply, context, deps);
-    return;
-  }
+  if (answeredMeanwhile && followAnswered(answeredMeanwhile, prepared, writer, deps)) return;
   // Counted as a miss (request-log.ts, cacheOutcomeOf) only once its upstream call is sent.
   context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
   const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(request), () => {
@@ -150,56 +144,23 @@ async function lookup(store: CacheStore, key: string, deps: CompletionDeps, aske
   return { failed: false, value: answer };
 }
 
-function serveHit(
-  answer: CachedAnswer,
-  body: Buffer,
-  prepared: PreparedRequest,
-  writer: ClientWriter,
-  reply: FastifyReply,
-  context: RequestContext,
-  deps: CompletionDeps,
-): void {
-  context.cache = 'HIT';
-  deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
-  reply.header('x-cache', 'HIT');
-  reply.header('age', String(ageSeconds(answer.storedAt)));
-  deps.accounting.record(prepared.provider, prepared.model, answer.usage, 'hit');
-  if (prepared.stream) {
-    writer.startStream(undefined);
-    writer.endStream(body);
-  } else {
-    writer.sendJson(200, body);
-  }
-}
-
-interface AnsweredFlight {
-  flight: Flight;
-  storedAt: number;
-}
-
 /** A registered flight that has answered with a cacheable entry the policy accepts. */
-function answeredFlight(flight: Flight | undefined, policy: CachePolicy): AnsweredFlight | undefined {
+function answeredFlight(flight: Flight | undefined, policy: CachePolicy): CacheEntry | undefined {
   const outcome = flight?.result;
   if (!flight || outcome?.kind !== 'completed' || !outcome.entry || !isFreshEnough(policy, outcome.entry.storedAt)) return undefined;
-  return { flight, storedAt: outcome.entry.storedAt };
+  return outcome.entry;
 }
 
 /**
  * Answers from a flight that already completed and is being stored: for the client this is a
- * hit on that entry (the store simply has not finished writing it), not an upstream call.
+ * hit on that entry (the store simply has not finished writing it), not an upstream call, and it
+ * is written as one. false when the entry cannot serve this request (as a stored one could not).
  */
-function followAnswered(
-  answered: AnsweredFlight,
-  prepared: PreparedRequest,
-  writer: ClientWriter,
-  reply: FastifyReply,
-  context: RequestContext,
-  deps: CompletionDeps,
-): Promise<void> {
-  context.cache = 'HIT';
-  deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
-  reply.header('age', String(ageSeconds(answered.storedAt)));
-  return follow(answered.flight, prepared, writer, reply, context, deps, 'hit');
+function followAnswered(entry: CacheEntry, prepared: PreparedRequest, writer: ClientWriter, deps: CompletionDeps): boolean {
+  const payload = cachedPayload(entry, prepared);
+  if (!payload) return false;
+  writer.sendCached(prepared, entry, payload, deps);
+  return true;
 }
 
 /** Subscribes this client to a flight and resolves when its answer has been written. */
@@ -212,7 +173,6 @@ function follow(
   deps: CompletionDeps,
   paid: 'hit' | 'miss',
 ): Promise<void> {
-  reply.header('x-cache', context.cache);
   return new Promise<void>((resolve) => {
     const subscriber: FlightSubscriber = {
       onStreamStart: prepared.stream ? (head) => writer.startStream(head) : undefined,
@@ -223,8 +183,8 @@ function follow(
           }
         : undefined,
       onDone: (outcome) => {
-        // A miss refused before any upstream call (no usable key) was no miss: its answer says so.
-        reply.header('x-cache', cacheOutcomeOf(context));
+        // X-Cache is the outcome reached by now (client-writer.ts): a miss refused before any
+        // upstream call (no usable key) was no miss, and its answer says so.
         answerFromOutcome(outcome, prepared, writer, context);
         // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
         if (outcome.kind === 'completed' && paid === 'hit') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'hit');
@@ -243,11 +203,17 @@ function follow(
 
 function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, writer: ClientWriter, context: RequestContext): void {
   switch (outcome.kind) {
-    case 'completed':
+    case 'completed': {
+      // An answer not relayed as the upstream sent it (JSON, or a JSON flight's answer to a stream
+      // request) is its entry's, in the bytes every later hit on that entry receives.
+      const fromEntry = outcome.entry && !writer.started ? cachedPayload(outcome.entry, prepared) : undefined;
       if (!prepared.stream) {
-        writer.sendJson(outcome.head.statusCode, outcome.json ?? JSON.stringify(outcome.completion ?? {}), outcome.head.headers);
+        writer.sendJson(outcome.head.statusCode, fromEntry ?? outcome.json ?? JSON.stringify(outcome.completion ?? {}), outcome.head.headers);
       } else if (writer.started) {
         writer.endStream(DONE_EVENT);
+      } else if (fromEntry) {
+        writer.startStream(outcome.head);
+        writer.endStream(fromEntry);
       } else if (outcome.completion) {
         // A JSON flight answering a stream request: render the completion as a proper stream.
         writer.startStream(outcome.head);
@@ -256,6 +222,7 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
         writer.sendError(errors.upstreamBadResponse(prepared.provider));
       }
       return;
+    }
     case 'upstream-error':
       context.upstreamStatus = outcome.head.statusCode;
       writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);

@@ -5,6 +5,7 @@
  * gateway (entry-paths.ts). Settings come from FUZZ_* variables so a failure printed by either
  * can be replayed with the same numbers.
  */
+import type { FastifyInstance } from 'fastify';
 import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { startGateway, TEST_CLIENT_KEY, type StartOptions } from '../helpers/gateway.js';
 import { compareEntryPaths, formatEntryPathReport, type EntryPathReport } from './entry-paths.js';
@@ -98,12 +99,25 @@ export interface EntryPathResult {
  */
 export async function runEntryPathCampaign(settings: CampaignSettings, env: Record<string, string> = {}, gatewayOptions: StartOptions = {}): Promise<EntryPathResult> {
   const fake = await startFakeUpstream();
+  const seen = new Map<FastifyInstance, number>();
+  const counting: StartOptions = {
+    beforeListen: (app) => {
+      seen.set(app, 0);
+      app.addHook('onRequest', (_request, _reply, done) => {
+        seen.set(app, (seen.get(app) ?? 0) + 1);
+        done();
+      });
+      gatewayOptions.beforeListen?.(app);
+    },
+  };
   const gateways = await Promise.all(
-    Array.from({ length: settings.concurrency }, () => startGateway(fake, { LOG_LEVEL: 'info', GATEWAY_API_KEYS: TEST_CLIENT_KEY, ...env }, {}, gatewayOptions)),
+    Array.from({ length: settings.concurrency }, () => startGateway(fake, { LOG_LEVEL: 'info', GATEWAY_API_KEYS: TEST_CLIENT_KEY, ...env }, {}, counting)),
   );
+  const portOf = (url: string) => Number(new URL(url).port);
   try {
     const report = await compareEntryPaths({
-      ports: gateways.map((g) => Number(new URL(g.url).port)),
+      ports: gateways.map((g) => portOf(g.url)),
+      fastifyRequests: (port) => seen.get(gateways.find((g) => portOf(g.url) === port)?.app as FastifyInstance) ?? 0,
       clientKey: TEST_CLIENT_KEY,
       seed: settings.seed,
       cases: settings.cases,

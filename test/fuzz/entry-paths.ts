@@ -21,7 +21,9 @@
  * refresh or regenerate the entry between 3 and 4, and two hits would then differ rightly).
  *
  * Compared (agreement.ts): 3 with 4 (one input, one stored state, two ways in) and 1 with 3
- * (the answer without the entry and with it). Every answer is also judged by the oracle.
+ * (the answer without the entry and with it). Every answer is also judged by the oracle. The
+ * statistics count the hits of 3 that Fastify's hooks never saw (written by the fast path) and
+ * those of 4 that they did, so a comparison that stopped reaching either way would show.
  */
 import { createHash } from 'node:crypto';
 import { disagreement } from './agreement.js';
@@ -43,6 +45,8 @@ export interface EntryPathOptions {
   /** Only these case indices (a replay). */
   only?: readonly number[];
   maxDurationMs?: number;
+  /** How many requests a gateway's Fastify has seen (its onRequest hook): one that did not see a hit did not write it. */
+  fastifyRequests?: (port: number) => number;
 }
 
 export interface EntryPathReport {
@@ -56,6 +60,9 @@ export interface EntryPathReport {
   twinCache: Map<string, number>;
   /** Pairs of two hits of one stored JSON entry, compared byte for byte. */
   byteCompared: number;
+  /** Hits "as sent" that Fastify never saw (the hit fast path wrote them), and `?x=1` hits it wrote. */
+  hitsBeforeFastify: number;
+  twinHitsByFastify: number;
   violations: CaseViolation[];
   elapsedMs: number;
   stoppedEarly: boolean;
@@ -144,6 +151,8 @@ export async function compareEntryPaths(options: EntryPathOptions): Promise<Entr
     pairs: 0,
     twinCache: new Map(),
     byteCompared: 0,
+    hitsBeforeFastify: 0,
+    twinHitsByFastify: 0,
     violations: [],
     elapsedMs: 0,
     stoppedEarly: false,
@@ -153,48 +162,55 @@ export async function compareEntryPaths(options: EntryPathOptions): Promise<Entr
   let next = 0;
 
   async function compareInput(c: FuzzCase, input: Input, ctx: FuzzContext): Promise<void> {
-    const { port } = ctx;
     const twin = retarget(input.ex, withQuery(input.ex.target));
     const canonical = canonicalOf(input, ctx);
-    const send = (ex: Exchange) => sendAlone(port, ex, options.answerTimeoutMs);
-    let before: JudgedOutcome;
-    let primed: JudgedOutcome | undefined;
-    let asSent: JudgedOutcome;
-    let viaFastify: JudgedOutcome;
-    if (input.ex.halfCloseAfterMs === undefined) {
-      before = await send(twin);
-      primed = canonical ? await send(canonical) : undefined;
-      asSent = await send(input.ex);
-      viaFastify = await send(twin);
-    } else {
-      // A body that never arrives whole can be answered from no entry, stored or not: the three
-      // are sent at once, after the prime, rather than each waiting out its half-close.
-      primed = canonical ? await send(canonical) : undefined;
-      [before, asSent, viaFastify] = await Promise.all([send(twin), send(input.ex), send(twin)]);
-    }
+    const sent = await sendInOrder(ctx.port, input.ex, twin, canonical);
     report.inputs++;
-    const violation = (kind: CaseViolation['kind'], detail: string, ex: Exchange, outcome: JudgedOutcome | undefined, step: string): void => {
-      const status = outcome === undefined ? '-' : outcome.kind === 'response' ? String(outcome.response.status) : outcome.kind;
+    const violation = (kind: CaseViolation['kind'], detail: string, ex: Exchange, outcome: JudgedOutcome, step: string): void => {
+      const status = outcome.kind === 'response' ? String(outcome.response.status) : outcome.kind;
       report.violations.push({ kind, detail, index: c.index, family: c.family, label: `${c.label} [${step}]`, status, request: printable(ex.head) });
     };
-    const judged: Array<[string, Exchange, JudgedOutcome | undefined]> = [
-      ['before', twin, before],
-      ['prime', canonical as Exchange, primed],
-      ['as sent', input.ex, asSent],
-      ['?x=1', twin, viaFastify],
+    const judged: Array<[string, Exchange, JudgedOutcome]> = [
+      ['before', twin, sent.before],
+      ['as sent', input.ex, sent.asSent],
+      ['?x=1', twin, sent.twin],
     ];
+    if (canonical && sent.primed) judged.push(['prime', canonical, sent.primed]);
     for (const [step, ex, outcome] of judged) {
-      if (outcome === undefined) continue;
       for (const v of judge(ex, outcome)) violation(v.kind, v.detail, ex, outcome, step);
     }
-    const cache = (o: JudgedOutcome) => (o.kind === 'response' ? (header(o.response, 'x-cache') ?? `${o.response.status}`) : o.kind);
-    report.twinCache.set(`${cache(asSent)}/${cache(viaFastify)}`, (report.twinCache.get(`${cache(asSent)}/${cache(viaFastify)}`) ?? 0) + 1);
-    const twoWays = disagreement(asSent, viaFastify, ['as sent', '?x=1']);
-    const storedOrNot = disagreement(before, asSent, ['before stored', 'once stored']);
+    const cachePair = `${cacheOf(sent.asSent)}/${cacheOf(sent.twin)}`;
+    report.twinCache.set(cachePair, (report.twinCache.get(cachePair) ?? 0) + 1);
+    if (isHit(sent.asSent) && sent.fastifySaw?.asSent === false) report.hitsBeforeFastify++;
+    if (isHit(sent.twin) && sent.fastifySaw?.twin === true) report.twinHitsByFastify++;
+    if (bothJsonHits(sent.asSent, sent.twin)) report.byteCompared++;
     report.pairs += 2;
-    if (bothJsonHits(asSent, viaFastify)) report.byteCompared++;
-    if (twoWays) violation('disagreement', `way in (fast path or Fastify): ${twoWays}`, input.ex, asSent, 'as sent vs ?x=1');
-    if (storedOrNot) violation('disagreement', `with and without the entry: ${storedOrNot}`, input.ex, asSent, 'before vs as sent');
+    const twoWays = disagreement(sent.asSent, sent.twin, ['as sent', '?x=1']);
+    if (twoWays) violation('disagreement', `way in (fast path or Fastify): ${twoWays}`, input.ex, sent.asSent, 'as sent vs ?x=1');
+    const storedOrNot = disagreement(sent.before, sent.asSent, ['before stored', 'once stored']);
+    if (storedOrNot) violation('disagreement', `with and without the entry: ${storedOrNot}`, input.ex, sent.asSent, 'before vs as sent');
+  }
+
+  /** The four requests of an input, in order, each alone on a new connection. */
+  async function sendInOrder(port: number, asSent: Exchange, twin: Exchange, canonical: Exchange | undefined): Promise<Sent> {
+    const send = (ex: Exchange) => sendAlone(port, ex, options.answerTimeoutMs);
+    const before = await send(twin);
+    const primed = canonical ? await send(canonical) : undefined;
+    if (asSent.halfCloseAfterMs !== undefined) {
+      // A request the client half-closes to end it (a body that may never arrive whole) waits
+      // out the half-close: the last two are sent at once, to wait once, in one stored state.
+      const [first, second] = await Promise.all([send(asSent), send(twin)]);
+      return { before, primed, asSent: first, twin: second };
+    }
+    // Nothing else reaches this gateway meanwhile: a request Fastify saw during a send is that one.
+    const counted = options.fastifyRequests;
+    const seen = () => counted?.(port) ?? 0;
+    const start = seen();
+    const first = await send(asSent);
+    const afterFirst = seen();
+    const second = await send(twin);
+    const fastifySaw = counted ? { asSent: afterFirst > start, twin: seen() > afterFirst } : undefined;
+    return { before, primed, asSent: first, twin: second, ...(fastifySaw ? { fastifySaw } : {}) };
   }
 
   async function worker(port: number): Promise<void> {
@@ -230,6 +246,23 @@ export async function compareEntryPaths(options: EntryPathOptions): Promise<Entr
   return report;
 }
 
+interface Sent {
+  before: JudgedOutcome;
+  primed: JudgedOutcome | undefined;
+  asSent: JudgedOutcome;
+  twin: JudgedOutcome;
+  /** Whether Fastify's hooks saw each of the last two (when the gateways count them). */
+  fastifySaw?: { asSent: boolean; twin: boolean };
+}
+
+function cacheOf(o: JudgedOutcome): string {
+  return o.kind === 'response' ? (header(o.response, 'x-cache') ?? String(o.response.status)) : o.kind;
+}
+
+function isHit(o: JudgedOutcome): boolean {
+  return o.kind === 'response' && header(o.response, 'x-cache') === 'HIT';
+}
+
 function bothJsonHits(a: JudgedOutcome, b: JudgedOutcome): boolean {
   const hit = (o: JudgedOutcome) =>
     o.kind === 'response' && o.response.status === 200 && header(o.response, 'x-cache') === 'HIT' && (header(o.response, 'content-type') ?? '').startsWith('application/json');
@@ -244,6 +277,7 @@ export function formatEntryPathReport(report: EntryPathReport, replay: (indices:
   return [
     `fuzz ways in: seed=${report.seed} cases=${report.cases}, ${report.casesCompared} with a cached-route request; inputs=${report.inputs} compared pairs=${report.pairs} (as sent vs ?x=1, before vs once stored) elapsed=${seconds.toFixed(1)} s${report.stoppedEarly ? ' STOPPED EARLY (time bound)' : ''}`,
     `fuzz ways in: X-Cache as sent/?x=1 ${cache}; two hits of one JSON entry compared byte for byte: ${report.byteCompared}`,
+    `fuzz ways in: hits written before Fastify saw the request: ${report.hitsBeforeFastify} as sent; hits written by Fastify: ${report.twinHitsByFastify} with ?x=1`,
     `fuzz ways in: disagreements=${disagreements} other violations=${report.violations.length - disagreements}`,
     ...formatViolations('fuzz ways in', report.violations, replay),
   ].join('\n');

@@ -18,7 +18,7 @@ import type { HitRequest } from './known-requests.js';
 export type AnswerBody = number | 'sse';
 
 /** Headers a stream goes out with; framing and length are left to Node (chunked). */
-export const SSE_HEADERS: Readonly<Record<string, string>> = {
+const SSE_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
   connection: 'keep-alive',

@@ -5,7 +5,7 @@
  * response headers (X-Cache), and one-shot concurrent storms.
  */
 import autocannon from 'autocannon';
-import { Client, Pool } from 'undici';
+import { Client, type Pool } from 'undici';
 
 export interface LatencySummary {
   count: number;

@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
-import { ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import { PricesFileError } from './pricing/prices.js';
 import { reloadOnHangup } from './reload.js';
 import { buildServer } from './server.js';
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
 
   // A .env in the working directory fills what the environment does not set (the environment wins).
   if (existsSync('.env')) process.loadEnvFile('.env');
-  let config;
+  let config: Config;
   try {
     config = loadConfig(process.env);
   } catch (error) {

@@ -294,7 +294,7 @@ describe('a short answer replayed as a stream', () => {
       return typeof delta?.content === 'string' && delta.content !== '';
     });
     expect(contentDeltas.length).toBeGreaterThanOrEqual(2);
-    expect(contentDeltas.map((e) => (e.chunk?.['choices'] as Array<{ delta: { content: string } }>)[0]?.delta.content).join('')).toBe('Hello there!');
+    expect(contentDeltas.map((e) => (e.chunk?.['choices'] as Array<{ delta: { content: string } }> | undefined)?.[0]?.delta.content).join('')).toBe('Hello there!');
   });
 });
 
@@ -317,7 +317,7 @@ describe('cache entries from streams', () => {
   it('replays a stored stream byte for byte, with a rebuilt usage chunk only when asked', () => {
     const entry = entryFromStream(record(openAiChat), 'openai') as CacheEntry;
     const plain = replayStoredSse(entry, { includeUsage: false }).toString();
-    expect(plain).toBe(entry.body.toString() + 'data: [DONE]\n\n');
+    expect(plain).toBe(`${entry.body.toString()}data: [DONE]\n\n`);
     const withUsage = replayStoredSse(entry, { includeUsage: true }).toString();
     const usageLine = dataLines(withUsage).at(-2) ?? '';
     expect(JSON.parse(usageLine.slice(6))).toEqual({ id: oa.id, object: 'chat.completion.chunk', created: oa.created, model: oa.model, system_fingerprint: oa.system_fingerprint, choices: [], usage: oaUsage });

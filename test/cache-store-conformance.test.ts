@@ -93,7 +93,7 @@ function describeCacheStore(name: string, open: () => Promise<StoreHarness>): vo
       const entries = Array.from({ length: 200 }, (_, i) => [key(`many:${i}`), Buffer.from(`value ${i}`)] as const);
       await Promise.all(entries.map(([k, v]) => store.set(k, v, 60)));
       const got = await Promise.all(entries.map(([k]) => store.get(k)));
-      got.forEach((value, i) => expect(value?.toString()).toBe(`value ${i}`));
+      for (const [i, value] of got.entries()) expect(value?.toString()).toBe(`value ${i}`);
     });
 
     it('answers ping', async () => {

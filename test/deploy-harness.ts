@@ -67,7 +67,7 @@ async function withEnvFile<T>(env: Record<string, string>, use: (envFile: string
   const dir = await mkdtemp(join(tmpdir(), 'cachegate-compose-'));
   try {
     const envFile = join(dir, 'test.env');
-    await writeFile(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+    await writeFile(envFile, `${Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n')}\n`);
     return await use(envFile);
   } finally {
     await rm(dir, { recursive: true, force: true });

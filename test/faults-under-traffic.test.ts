@@ -155,12 +155,12 @@ for (const store of BACKENDS) {
         const repeated = await cachedPrompts(gateway, 3);
         let stopping = false;
         const traffic = startTraffic(gateway, { repeated, clients: CLIENTS, perClient: 200, boundMs: BOUND_MS, stop: () => stopping });
-        const after = (since: number, xCache: string): number => traffic.outcomes.filter((o) => o.startedAt > since && o.xCache === xCache).length;
+        const countSince = (since: number, xCache: string): number => traffic.outcomes.filter((o) => o.startedAt > since && o.xCache === xCache).length;
         try {
           expect(await until(() => traffic.outcomes.length >= 4, 10_000)).toBe(true);
           redis.kill();
           const killedAt = performance.now();
-          expect(await until(() => after(killedAt, 'BYPASS') >= 4, 10_000)).toBe(true);
+          expect(await until(() => countSince(killedAt, 'BYPASS') >= 4, 10_000)).toBe(true);
           const probe = { json: unique('probe-json'), stream: unique('probe-stream') };
           const sdk = sdkFor(gateway);
           const during = [await sendJudged(gateway, sdk, 'json', probe.json, BOUND_MS), await sendJudged(gateway, sdk, 'stream', probe.stream, BOUND_MS)];
@@ -169,7 +169,7 @@ for (const store of BACKENDS) {
           await redis.restart();
           const restartedAt = performance.now();
           // The store re-dials on its own (capped back-off) and the traffic fills it again.
-          expect(await until(() => after(restartedAt, 'HIT') >= 2, 15_000)).toBe(true);
+          expect(await until(() => countSince(restartedAt, 'HIT') >= 2, 15_000)).toBe(true);
           stopping = true;
           const outcomes = await traffic.done;
           const counts = tally(outcomes);

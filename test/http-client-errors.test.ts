@@ -114,7 +114,10 @@ describe('no key from a refused request reaches a log line, at any level', () =>
 
   it("the logger drops an error's rawPacket wherever it is logged (second line of defence)", () => {
     const lines: string[] = [];
-    const log = createLogger('trace', new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(chunk.toString()), done()) }));
+    const log = createLogger('trace', new Writable({ write: (chunk: Buffer, _encoding, done) => {
+          lines.push(chunk.toString());
+          done();
+        } }));
     const parserError = Object.assign(new Error('Parse Error: Invalid header value char'), {
       code: 'HPE_INVALID_HEADER_TOKEN',
       rawPacket: Buffer.from(`GET / HTTP/1.1\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\n`),
@@ -137,7 +140,7 @@ describe('a refused request does not keep its connection', () => {
   /** Sends `head` and a first piece of the body, then keeps dribbling; resolves when the server closed. */
   async function dribbleAfter(head: string): Promise<{ status: number | undefined; connection: string | undefined; closed: boolean }> {
     const connection = await openRaw(gateway.url);
-    connection.socket.write(head + '{"model":');
+    connection.socket.write(`${head}{"model":`);
     const dribble = setInterval(() => connection.socket.write('x'), 50);
     const closed = await until(() => connection.isClosed(), 3_000);
     clearInterval(dribble);

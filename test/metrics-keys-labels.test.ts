@@ -64,7 +64,10 @@ describe('gateway_upstream_keys', () => {
 
 describe('Accounting model labels', () => {
   const lines: string[] = [];
-  const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) }));
+  const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => {
+        lines.push(chunk.toString());
+        done();
+      } }));
   const listed = new Set(['groq/compound', 'gpt-4o-2024-08-06', 'whisper-large-v3', 'openai/gpt-oss-120b']);
   const metrics = new GatewayMetrics(() => []);
   const accounting = new Accounting(metrics, loadPrices(undefined), (model) => listed.has(model), log);

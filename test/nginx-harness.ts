@@ -27,7 +27,7 @@ export function templateVariables(template: string): string[] {
 
 /** envsubst restricted to the given variables; a referenced variable without a value throws. */
 export function renderTemplate(template: string, vars: Readonly<Record<string, string>>): string {
-  return template.replace(TEMPLATE_VARIABLE, (whole, name: string) => {
+  return template.replace(TEMPLATE_VARIABLE, (_whole, name: string) => {
     const value = vars[name];
     if (value === undefined) throw new Error(`template variable ${name} has no value`);
     return value;

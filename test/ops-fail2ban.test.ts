@@ -32,7 +32,7 @@ afterAll(async () => {
 /** The IPs fail2ban-regex reports as failures, one per matched line. */
 async function matchedIps(lines: string[]): Promise<string[]> {
   const log = join(dir, `access-${Math.random().toString(36).slice(2)}.log`);
-  await writeFile(log, lines.join('\n') + '\n');
+  await writeFile(log, `${lines.join('\n')}\n`);
   const { stdout } = await run('fail2ban-regex', ['-o', 'ip', log, FILTER]);
   return stdout.split('\n').map((l) => l.trim()).filter(Boolean);
 }
@@ -89,7 +89,7 @@ describe('fail2ban filter cachegate-nginx-auth', () => {
     const { stdout } = await run('fail2ban-client', ['-c', confDir, '-d']);
     const ours = stdout.split('\n').filter((line) => line.includes("'cachegate-nginx-auth'"));
     expect(ours.some((l) => l.includes("['start', 'cachegate-nginx-auth']"))).toBe(true);
-    expect(ours.some((l) => l.includes("'addlogpath', '" + log + "'"))).toBe(true);
+    expect(ours.some((l) => l.includes(`'addlogpath', '${log}'`))).toBe(true);
     expect(ours.some((l) => l.includes("['chain', 'DOCKER-USER']"))).toBe(true);
     expect(ours.some((l) => l.includes("'maxretry', 10"))).toBe(true);
   });

@@ -30,7 +30,7 @@ describe('before the first byte', () => {
     const answer = await chat(gw.url);
     expect(answer.status).toBe(200);
     expect(answer.content).toBeTruthy();
-    expect((answer.json?.choices as Array<{ message: { content: string } }>)[0]?.message.content).toContain(answer.content);
+    expect((answer.json?.choices as Array<{ message: { content: string } }> | undefined)?.[0]?.message.content).toContain(answer.content);
     const calls = e2e.fake.completionCalls();
     expect(calls).toHaveLength(3);
     // Every retry moved on to another key.
@@ -112,7 +112,7 @@ describe('a 200 whose body breaks before any byte reached the client', () => {
           expect(answer.text).toContain('data: [DONE]');
           expect(answer.text).not.toContain('"error"');
         } else {
-          expect((answer.json?.choices as Array<{ message: { content: string } }>)[0]?.message.content).toBe(answerFor({ messages: [{ content }] }));
+          expect((answer.json?.choices as Array<{ message: { content: string } }> | undefined)?.[0]?.message.content).toBe(answerFor({ messages: [{ content }] }));
         }
         const attempts = limiter.records.filter((record) => record.content === content);
         expect(attempts).toHaveLength(2);

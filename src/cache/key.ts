@@ -80,7 +80,7 @@ function serializeArray(values: unknown[]): string {
     if (i > 0) out += ',';
     out += serialize(values[i]) ?? 'null';
   }
-  return out + ']';
+  return `${out}]`;
 }
 
 function serializeObject(object: Record<string, unknown>, skip: Set<string> | undefined): string {
@@ -91,8 +91,8 @@ function serializeObject(object: Record<string, unknown>, skip: Set<string> | un
     if (skip?.has(key)) continue;
     const serialized = serialize(object[key]);
     if (serialized === undefined) continue;
-    out += (first ? '' : ',') + JSON.stringify(key) + ':' + serialized;
+    out += `${(first ? '' : ',') + JSON.stringify(key)}:${serialized}`;
     first = false;
   }
-  return out + '}';
+  return `${out}}`;
 }

@@ -119,8 +119,12 @@ export class RedisStore implements CacheStore {
       () => this.#client.mgetBuffer(reads.map((read) => read.key)),
       reads.length,
     ).then(
-      (values) => reads.forEach((read, index) => read.resolve(values[index] ?? undefined)),
-      (error: unknown) => reads.forEach((read) => read.reject(error)),
+      (values) => {
+        for (const [index, read] of reads.entries()) read.resolve(values[index] ?? undefined);
+      },
+      (error: unknown) => {
+        for (const read of reads) read.reject(error);
+      },
     );
   }
 

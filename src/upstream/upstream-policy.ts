@@ -157,7 +157,10 @@ class PolicyHandler implements Handler {
   }
 
   onComplete(trailers: string[] | null): void {
-    if (this.passing) return this.handler.onComplete?.(trailers);
+    if (this.passing) {
+      this.handler.onComplete?.(trailers);
+      return;
+    }
     this.afterDrain();
   }
 

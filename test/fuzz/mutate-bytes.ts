@@ -57,9 +57,9 @@ const BYTE_MUTATIONS: ReadonlyArray<readonly [number, ByteMutation]> = [
     out[at(rng, out)] = STRUCTURAL[rng.int(0, STRUCTURAL.length - 1)] ?? 0x7b;
     return [out, 'structural byte replaced'];
   }],
-  [1, (rng, body) => [Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body]), 'leading BOM']],
+  [1, (_rng, body) => [Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body]), 'leading BOM']],
   [1, (rng, body) => [Buffer.concat([body, rng.pick([Buffer.from('garbage'), Buffer.from('\n'), Buffer.from('\u0000'), Buffer.from('}'), Buffer.from(' {"model":"x"}')])]), 'trailing bytes']],
-  [1, (rng, body) => [Buffer.from(body.toString('latin1'), 'utf16le'), 'as utf-16']],
+  [1, (_rng, body) => [Buffer.from(body.toString('latin1'), 'utf16le'), 'as utf-16']],
 ];
 
 export function bytesCase(rng: Rng, ctx: FuzzContext, index: number): FuzzCase {

@@ -30,7 +30,7 @@ export const MODEL_VARIANTS: readonly string[] = [
   'text-embedding-3-small',
   'whisper-1',
   'x'.repeat(5000),
-  'openai/' + 'y'.repeat(300),
+  `openai/${'y'.repeat(300)}`,
 ];
 
 /**

@@ -197,7 +197,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     for (const [i, ex] of c.exchanges.entries()) {
       let outcome: JudgedOutcome | 'aborted' | undefined;
       for (let attempt = 0; attempt < 2 && outcome === undefined; attempt++) {
-        const reused = conn !== undefined && conn.open;
+        const reused = conn?.open;
         if (!reused) {
           conn?.destroy();
           conn = await WireConnection.open(options.port);

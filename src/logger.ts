@@ -51,7 +51,28 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     serializers: { err: serializeError, error: serializeError },
     base: { service: 'gateway' },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? standardOutput());
+}
+
+/** What a write to a standard output that is gone fails with: a closed terminal, a closed pipe. */
+const GONE = new Set(['EIO', 'EPIPE', 'EBADF']);
+
+/**
+ * Standard output, as pino's default destination, except when it goes away. pino silences itself
+ * on EPIPE only; a terminal that was closed fails writes with EIO, which reached the process as
+ * an uncaught error (it stopped serving) and, at exit, sent pino's flush into an endless retry
+ * loop: the process never ended. The gateway goes on serving without logs, as under nohup.
+ */
+function standardOutput(): DestinationStream {
+  // Asynchronous, as pino's own default for standard output: lines are written in batches.
+  const stream = pino.destination({ dest: 1, sync: false });
+  const silence = (error: NodeJS.ErrnoException): void => {
+    if (error.code === undefined || !GONE.has(error.code)) return;
+    const inert = () => undefined;
+    Object.assign(stream, { write: () => true, flushSync: inert, end: inert, flush: inert });
+  };
+  stream.on('error', silence);
+  return stream;
 }
 
 /**

@@ -2,7 +2,6 @@
  * What the gateway learns about a request on its way through, for the one log line and the
  * metrics written when the response ends.
  */
-import type { ClientWriter } from './completions/client-writer.js';
 import type { GatewayError } from './errors.js';
 import type { Endpoint } from './endpoints.js';
 import type { CacheOutcome } from './metrics.js';
@@ -15,7 +14,6 @@ export interface RequestContext {
   cache: CacheOutcome | undefined;
   /** '' for the shared cache, else a hash of the client key (per-user: of the key and the user). */
   cacheScope: string;
-  writer: ClientWriter | undefined;
   /** An upstream call was sent for this request (by the flight it started). */
   upstreamCalled: boolean;
   upstreamStatus: number | undefined;
@@ -33,7 +31,6 @@ export function newRequestContext(): RequestContext {
     model: undefined,
     cache: undefined,
     cacheScope: '',
-    writer: undefined,
     upstreamCalled: false,
     upstreamStatus: undefined,
     error: undefined,

@@ -5,7 +5,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Accounting } from './accounting.js';
-import { handoffOf } from './completions/handoff.js';
 import type { CacheOutcome, GatewayMetrics } from './metrics.js';
 import type { RequestContext } from './request-context.js';
 
@@ -56,11 +55,9 @@ export function observeRequest(
 ): void {
   const context = request.gw;
   if (!context) return;
-  // A request the hit fast path handed on started before Fastify saw it.
-  const handedOffAt = handoffOf(request.raw)?.startedAt;
-  const seconds = handedOffAt === undefined ? reply.elapsedTime / 1000 : (performance.now() - handedOffAt) / 1000;
-  // The first-byte stamps are performance.now(): the first byte is placed by how long before now it left.
-  const firstByte = context.writer?.timeToFirstByte ?? sendingAt;
+  const seconds = reply.elapsedTime / 1000;
+  // The first-byte stamp is performance.now(): the first byte is placed by how long before now it left.
+  const firstByte = sendingAt;
   const ttfb = firstByte === undefined ? seconds : Math.min(seconds, Math.max(0, seconds - (performance.now() - firstByte) / 1000));
   recordRequest(
     {
@@ -71,7 +68,7 @@ export function observeRequest(
       status: clientClosed ? CLIENT_CLOSED_STATUS : reply.raw.statusCode,
       seconds,
       ttfbSeconds: ttfb,
-      bytes: context.writer?.bytes ?? Number(reply.getHeader('content-length') ?? 0),
+      bytes: Number(reply.getHeader('content-length') ?? 0),
     },
     metrics,
     accounting,
@@ -79,7 +76,7 @@ export function observeRequest(
   );
 }
 
-/** One finished request, however it was answered (through Fastify or the hit fast path). */
+/** One finished request, however it was answered (through Fastify or the cached routes' pipeline). */
 export interface FinishedRequest {
   id: string;
   method: string;

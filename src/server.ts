@@ -12,13 +12,12 @@ import { createCacheStore } from './cache/create-store.js';
 import { RegenerationTracker } from './cache/regeneration.js';
 import { SingleFlight } from './cache/single-flight.js';
 import type { CacheStore } from './cache/store.js';
-import type { Flight } from './completions/flight.js';
-import { HitFastPath, requestIdOf } from './completions/hit-fast-path.js';
 import type { Config } from './config.js';
 import { endpointOf } from './endpoints.js';
 import { errors, toGatewayError } from './errors.js';
 import { clientErrorHandler, closesConnection } from './http/client-errors.js';
 import { createGatewayHttpServer } from './http/http-server.js';
+import { requestIdOf } from './http/request-id.js';
 import { normaliseRequestTarget, targetRefusalOf } from './http/request-target.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
@@ -29,10 +28,12 @@ import { loadPrices } from './pricing/prices.js';
 import { providersFromConfig } from './providers/index.js';
 import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js';
 import { ModelLists } from './providers/model-lists.js';
+import { CachedRequests } from './pipeline/cached-requests.js';
+import type { Flight } from './pipeline/flight.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
-import { registerCompletionRoutes } from './routes/completions.js';
+import { registerCachedRouteGuard } from './routes/cached-route-guard.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoute } from './routes/metrics.js';
 import { registerModelRoutes } from './routes/models.js';
@@ -98,8 +99,9 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const router = new ModelRouter(providers, lists);
   const accounting = new Accounting(metrics, prices, (model) => lists.isKnown(model), log);
   const auth = new ClientAuth(config.gatewayApiKeys);
-  const completionDeps = {
+  const cachedRequests = new CachedRequests({
     config,
+    auth,
     router,
     clients,
     store,
@@ -108,8 +110,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     metrics,
     accounting,
     log,
-  };
-  const fastPath = new HitFastPath({ ...completionDeps, auth, requestLog });
+    requestLog,
+  });
   /** Set as the server starts closing: requests still arriving on open connections get a 503. */
   let closing = false;
 
@@ -119,13 +121,13 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'id' }),
     bodyLimit: config.bodyLimitBytes,
     genReqId: requestIdOf,
-    // Cache hits are answered before Fastify's lifecycle (hit-fast-path.ts); everything else,
-    // and every hit the fast path is unsure of, goes through Fastify as usual.
+    // The cached routes' POSTs are served by their own pipeline (pipeline/cached-requests.ts),
+    // hit or miss, without Fastify's lifecycle; every other request goes through Fastify.
     serverFactory: (handler) =>
       createGatewayHttpServer(config, (request, response) => {
         if (closing) return refuseWhileClosing(request, response);
         normaliseRequestTarget(request);
-        if (!fastPath.offer(request, response, handler)) handler(request, response);
+        if (!cachedRequests.offer(request, response)) handler(request, response);
       }),
     // Node's parser errors and request timeouts, in OpenAI's shape; Fastify's own handler logs
     // the raw request bytes (the client's key with them) at trace level.
@@ -178,7 +180,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   registerHealthRoutes(app, store, pools);
   registerMetricsRoute(app, metrics, config.metricsToken);
   registerModelRoutes(app, lists);
-  registerCompletionRoutes(app, completionDeps);
+  registerCachedRouteGuard(app);
   await registerPassthrough(app, { config, providers, dispatchers, pools, router });
 
   // Routing by exact id needs the live lists: fetch them before the first request asks.

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encodeEntry, encodeEntryAsync, decodeEntry, type CacheEntry } from '../src/cache/entry.js';
-import { decodeCachedAnswer, entryAsJson, entryAsSse, hotAnswersBytes } from '../src/completions/cache-answers.js';
+import { decodeCachedAnswer, entryAsJson, entryAsSse, hotAnswersBytes } from '../src/pipeline/cache-answers.js';
 
 const answer = (text: string, storedAt = 1_727_000_000_000): CacheEntry => ({
   storedAt,

@@ -1,12 +1,12 @@
 /**
- * The memo of requests seen before (src/completions/known-requests.ts): it may only ever save
+ * The memo of requests seen before (src/pipeline/known-requests.ts): it may only ever save
  * work, never change an answer. Different bytes, endpoints or scopes never share an entry; a model
  * list replaced since (routing may have changed) or a body too large to remember is worked out
  * again.
  */
 import { describe, expect, it } from 'vitest';
-import { KNOWN_REQUEST_MAX_BODY_BYTES, KnownRequests } from '../src/completions/known-requests.js';
-import type { PreparedRequest } from '../src/completions/prepare.js';
+import { KNOWN_REQUEST_MAX_BODY_BYTES, KnownRequests } from '../src/pipeline/known-requests.js';
+import type { PreparedRequest } from '../src/pipeline/prepare.js';
 
 const prepared: PreparedRequest = {
   endpoint: 'chat.completions',

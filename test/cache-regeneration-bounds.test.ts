@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { PAIR_ENTRY_BYTES, RegenerationTracker } from '../src/cache/regeneration.js';
-import { MAX_OPENWEBUI_ID_BYTES } from '../src/completions/openwebui-headers.js';
+import { MAX_OPENWEBUI_ID_BYTES } from '../src/pipeline/openwebui-headers.js';
 import { chat, chatBody, unique, untilStored, useGateway } from './helpers/cache-e2e.js';
 import { rawRequest } from './helpers/raw-http.js';
 

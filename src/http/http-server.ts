@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Config } from '../config.js';
-import { requestIdOf } from '../completions/hit-fast-path.js';
+import { requestIdOf } from './request-id.js';
 import { EDGE_REFUSALS, refuseConnect, refuseRequest } from './client-errors.js';
 
 /**

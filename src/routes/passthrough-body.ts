@@ -2,7 +2,7 @@
  * Reading and rewriting the `model` of a passthrough body without parsing more than needed:
  * JSON bodies and multipart/form-data uploads (audio), where the model is a plain form field.
  */
-import { refuseDeepNesting } from '../completions/prepare.js';
+import { refuseDeepNesting } from '../pipeline/prepare.js';
 
 // A form field named "model": its headers, the blank line, then the value on one line.
 const MULTIPART_MODEL = /name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]+)\r\n/;

@@ -1,36 +1,34 @@
 /**
- * Writes one client's answer on a cached route: a JSON body or an SSE stream, from a live flight
- * or from a cache entry. It owns the raw response from its first byte (Fastify is told via
- * hijack): every answer's head comes from answerHead (write-hit.ts), a hit is written by
- * writeCachedAnswer, and stream bytes leave the moment they arrive, without Web stream conversions.
+ * Writes one client's answer from a flight on a cached route: a JSON body or an SSE stream,
+ * live or from the flight's entry. Every head comes from answerHead (write-hit.ts), so a miss, a
+ * coalesced follower and an error read like a hit; stream bytes leave the moment they arrive,
+ * without Web stream conversions.
  */
-import type { FastifyReply } from 'fastify';
+import type { ServerResponse } from 'node:http';
 import type { GatewayError } from '../errors.js';
 import type { RequestContext } from '../request-context.js';
 import { cacheOutcomeOf } from '../request-log.js';
-import type { CachedAnswer } from './cache-answers.js';
 import type { FlightHead } from './flight.js';
-import type { HitRequest } from './known-requests.js';
-import { answerHead, writeCachedAnswer, type AnswerBody, type HitDeps } from './write-hit.js';
+import { answerHead, type AnswerBody } from './write-hit.js';
 
 export const DONE_EVENT = 'data: [DONE]\n\n';
 
 export class ClientWriter {
-  private headSent = false;
   private firstByteAt: number | undefined;
   bytes = 0;
 
   constructor(
-    private readonly reply: FastifyReply,
+    private readonly response: ServerResponse,
     private readonly requestId: string,
     private readonly provider: string,
     private readonly context: RequestContext,
   ) {}
 
   get started(): boolean {
-    return this.headSent || this.reply.sent;
+    return this.response.headersSent;
   }
 
+  /** performance.now() when the first byte of the answer left; undefined before. */
   get timeToFirstByte(): number | undefined {
     return this.firstByteAt;
   }
@@ -41,16 +39,16 @@ export class ClientWriter {
   }
 
   write(text: string | Buffer): void {
-    if (this.reply.raw.destroyed) return;
+    if (this.response.destroyed) return;
     this.markFirstByte();
     this.bytes += typeof text === 'string' ? Buffer.byteLength(text) : text.length;
-    this.reply.raw.write(text);
+    this.response.write(text);
   }
 
   endStream(text?: string | Buffer): void {
-    if (this.reply.raw.destroyed) return;
+    if (this.response.destroyed) return;
     if (text) this.write(text);
-    this.reply.raw.end();
+    this.response.end();
   }
 
   /** Ends a started stream with an error event the OpenAI SDKs raise as an APIError. */
@@ -59,34 +57,22 @@ export class ClientWriter {
   }
 
   sendJson(statusCode: number, body: Buffer | string, headers?: Readonly<Record<string, string>>): void {
-    if (this.started) return;
+    if (this.started || this.response.destroyed) return;
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;
     this.writeHead(statusCode, headers, bytes.byteLength);
     this.markFirstByte();
     this.bytes += bytes.byteLength;
-    this.reply.raw.end(bytes);
+    this.response.end(bytes);
   }
 
   sendError(error: GatewayError): void {
     this.sendJson(error.statusCode, JSON.stringify(error.toBody()), error.headers);
   }
 
-  /** A hit (a stored entry, or the entry of a flight that has answered): `payload` is cachedPayload's. */
-  sendCached(request: HitRequest, entry: CachedAnswer, payload: Buffer, deps: HitDeps): void {
-    if (this.started) return;
-    this.headSent = true;
-    this.reply.hijack();
-    this.markFirstByte();
-    this.bytes += payload.byteLength;
-    writeCachedAnswer(this.reply.raw, this.requestId, request, entry, payload, this.context, deps);
-  }
-
   /** The outcome in X-Cache is the one the request has reached when its answer starts. */
   private writeHead(statusCode: number, extra: Readonly<Record<string, string>> | undefined, body: AnswerBody): void {
-    this.headSent = true;
-    this.reply.hijack();
     const cache = cacheOutcomeOf(this.context);
-    this.reply.raw.writeHead(statusCode, answerHead(this.requestId, this.provider, cache, undefined, extra, body));
+    this.response.writeHead(statusCode, answerHead(this.requestId, this.provider, cache, undefined, extra, body));
   }
 
   private markFirstByte(): void {

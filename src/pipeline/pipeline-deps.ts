@@ -1,0 +1,28 @@
+/** What the cached routes' pipeline is built on, made once by buildServer. */
+import type { Logger } from 'pino';
+import type { Accounting } from '../accounting.js';
+import type { ClientAuth } from '../auth.js';
+import type { RegenerationTracker } from '../cache/regeneration.js';
+import type { SingleFlight } from '../cache/single-flight.js';
+import type { CacheStore } from '../cache/store.js';
+import type { Config } from '../config.js';
+import type { GatewayMetrics } from '../metrics.js';
+import type { ProviderName } from '../providers/provider-name.js';
+import type { ModelRouter } from '../routing.js';
+import type { UpstreamClient } from '../upstream/client.js';
+import type { Flight } from './flight.js';
+
+export interface PipelineDeps {
+  config: Config;
+  auth: ClientAuth;
+  router: ModelRouter;
+  clients: Readonly<Record<ProviderName, UpstreamClient>>;
+  store: CacheStore | undefined;
+  flights: SingleFlight<Flight>;
+  regenerations: RegenerationTracker;
+  metrics: GatewayMetrics;
+  accounting: Accounting;
+  log: Logger;
+  /** Where the one line per request goes (logger.ts's requestLineLogger). */
+  requestLog: Logger;
+}

@@ -1,10 +1,11 @@
 /**
- * A cache hit must not cost much more than serving a constant: hits are answered
- * by the fast path at the HTTP server (src/completions/hit-fast-path.ts), before Fastify. These
- * tests pin what that must not change: a hit answered there is the same answer, with the same
- * headers, metrics and log line, as one the handler gives; a miss reads the store once, not
- * twice; everything the fast path cannot judge reaches the ordinary path with its body intact.
- * Embedded store and real Redis.
+ * A cache hit must not cost much more than serving a constant: every POST to a cached route is
+ * served by the cached routes' pipeline at the HTTP server (src/pipeline/cached-requests.ts),
+ * hit or miss, never by Fastify. These tests pin what that must keep: no cached-route request
+ * reaches Fastify's hooks; a hit is the same answer, with the same headers, metrics and log
+ * line, with or without a query string; a miss reads the store once; everything refused is
+ * refused in OpenAI's shape and a miss reaches the provider with its body intact. Embedded
+ * store and real Redis.
  */
 import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -47,7 +48,7 @@ class CountingStore implements CacheStore {
   }
 }
 
-describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
+describe.each(BACKENDS)('the cached routes\' pipeline (%s)', (backend: Backend) => {
   let fake: FakeUpstream;
   let gateway: RunningGateway;
   let redis: RedisServer | undefined;
@@ -103,25 +104,25 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
   }
 
   /**
-   * Until a fresh entry is written, the flight that answered serves it (a HIT through the
-   * handler); waits until the stored entry itself answers, on the fast path.
+   * Until a fresh entry is written, the flight that answered serves it (a HIT without a store
+   * read); waits until the stored entry itself answers.
    */
   async function stored(path: string, body: unknown): Promise<void> {
     const answeredHere = await until(async () => {
-      const seen = seenByFastify.length;
+      const reads = await storeReads();
       const response = await send(path, body);
-      return response.headers['x-cache'] === 'HIT' && seenByFastify.length === seen;
+      return response.headers['x-cache'] === 'HIT' && (await storeReads()) > reads;
     }, 3_000);
     expect(answeredHere).toBe(true);
   }
 
-  it('answers repeated requests without Fastify, in both forms and on both URL layouts', async () => {
+  it('answers every cached-route request without Fastify, hits in both forms and on both URL layouts', async () => {
     const openai = chatBody(unique('fast'));
     const groq = { ...chatBody(unique('fast-groq')), model: 'llama-3.1-8b-instant' };
     expect((await send('/v1/chat/completions', openai)).headers['x-cache']).toBe('MISS');
     expect((await send('/openai/v1/chat/completions', groq)).headers['x-cache']).toBe('MISS');
-    // The misses went to the handler, through Fastify.
-    expect(seenByFastify).toEqual(['/v1/chat/completions', '/openai/v1/chat/completions']);
+    // No cached-route request reaches Fastify's hooks, misses included.
+    expect(seenByFastify).toEqual([]);
     await stored('/v1/chat/completions', openai);
     await stored('/openai/v1/chat/completions', groq);
     seenByFastify.splice(0);
@@ -151,7 +152,7 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
     }
   });
 
-  it('answers the real openai and groq-sdk clients on the fast path, JSON and streams', async () => {
+  it('answers the real openai and groq-sdk clients from the cache, JSON and streams', async () => {
     const openai = openaiClient(gateway);
     const groq = groqClient(gateway);
     const prompt = unique('sdk');
@@ -174,32 +175,30 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
     expect(seenByFastify).toEqual([]);
   });
 
-  it('gives the same answer, headers, metrics and log line as the handler does for the same hit', async () => {
+  it('gives the same hit, headers, metrics and log line with a query string as without', async () => {
     for (const stream of [false, true]) {
       const body = chatBody(unique('parity'), stream ? { stream: true } : {});
       await send('/v1/chat/completions', body);
       await stored('/v1/chat/completions', body);
-      // A query string keeps a request off the fast path: the handler answers this one.
+      // A query string changes nothing: the route is its path, the cache key never holds the URL.
       const before = await scrape(gateway.url);
       const logsBefore = gateway.logs.length;
-      const viaHandler = await send('/v1/chat/completions?via=handler', body, { 'x-request-id': 'parity-handler' });
-      expect(seenByFastify.at(-1)).toBe('/v1/chat/completions?via=handler');
+      const withQuery = await send('/v1/chat/completions?via=query', body, { 'x-request-id': 'parity-query' });
       const between = await scrape(gateway.url);
-      const seen = seenByFastify.length;
-      const viaFastPath = await send('/v1/chat/completions', body, { 'x-request-id': 'parity-fast' });
-      expect(seenByFastify).toHaveLength(seen);
+      const asIs = await send('/v1/chat/completions', body, { 'x-request-id': 'parity-plain' });
+      expect(seenByFastify.filter((url) => url !== '/metrics')).toEqual([]);
       const after = await scrape(gateway.url);
 
-      expect(viaFastPath.status).toBe(viaHandler.status);
-      expect(viaFastPath.body.equals(viaHandler.body)).toBe(true);
+      expect(asIs.status).toBe(withQuery.status);
+      expect(asIs.body.equals(withQuery.body)).toBe(true);
       const comparable = (response: RawResponse): Record<string, unknown> => {
         const { date: _date, age, ...rest } = response.headers;
         expect(Number(age)).toBeGreaterThanOrEqual(0);
         return rest;
       };
-      expect({ ...comparable(viaFastPath), 'x-request-id': 'x' }).toEqual({ ...comparable(viaHandler), 'x-request-id': 'x' });
-      expect([viaHandler.headers['x-request-id'], viaFastPath.headers['x-request-id']]).toEqual(['parity-handler', 'parity-fast']);
-      expect(Object.keys(viaFastPath.headers)).toEqual(Object.keys(viaHandler.headers));
+      expect({ ...comparable(asIs), 'x-request-id': 'x' }).toEqual({ ...comparable(withQuery), 'x-request-id': 'x' });
+      expect([withQuery.headers['x-request-id'], asIs.headers['x-request-id']]).toEqual(['parity-query', 'parity-plain']);
+      expect(Object.keys(asIs.headers)).toEqual(Object.keys(withQuery.headers));
 
       // Every series one request moved, the other moved by the same amount.
       const moved = (from: typeof before, to: typeof before): Map<string, number> => {
@@ -213,9 +212,9 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
         }
         return deltas;
       };
-      const handlerMoved = moved(before, between);
-      expect(handlerMoved.size).toBeGreaterThanOrEqual(4);
-      expect(moved(between, after)).toEqual(handlerMoved);
+      const queryMoved = moved(before, between);
+      expect(queryMoved.size).toBeGreaterThanOrEqual(4);
+      expect(moved(between, after)).toEqual(queryMoved);
       for (const name of ['gateway_request_duration_seconds_count', 'gateway_time_to_first_byte_seconds_count']) {
         const labels = { endpoint: 'chat.completions', cache: 'HIT' };
         expect(after.sum(name, labels) - between.sum(name, labels)).toBe(between.sum(name, labels) - before.sum(name, labels));
@@ -228,16 +227,16 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
           .map((line) => JSON.parse(line) as Record<string, unknown>)
           .filter((line) => line['msg'] === 'request' && line['route'] === '/v1/chat/completions');
       await until(() => lines().length >= 2, 2_000);
-      const [handlerLine, fastLine] = lines() as [Record<string, unknown>, Record<string, unknown>];
-      expect([handlerLine['id'], fastLine['id']]).toEqual(['parity-handler', 'parity-fast']);
-      expect(Object.keys(fastLine)).toEqual(Object.keys(handlerLine));
+      const [queryLine, plainLine] = lines() as [Record<string, unknown>, Record<string, unknown>];
+      expect([queryLine['id'], plainLine['id']]).toEqual(['parity-query', 'parity-plain']);
+      expect(Object.keys(plainLine)).toEqual(Object.keys(queryLine));
       const strip = ({ id: _id, durationMs: _duration, time: _time, ...rest }: Record<string, unknown>): Record<string, unknown> => rest;
-      expect(strip(fastLine)).toEqual(strip(handlerLine));
-      expect(fastLine).toMatchObject({ cache: 'HIT', status: 200, route: '/v1/chat/completions', provider: 'openai' });
+      expect(strip(plainLine)).toEqual(strip(queryLine));
+      expect(plainLine).toMatchObject({ cache: 'HIT', status: 200, route: '/v1/chat/completions', provider: 'openai' });
     }
   });
 
-  it('reads the store once per request: a miss handed to the handler costs no second read', async () => {
+  it('reads the store once per request: a miss costs no second read', async () => {
     const body = chatBody(unique('reads'));
     const before = await storeReads();
     expect((await send('/v1/chat/completions', body)).headers['x-cache']).toBe('MISS');
@@ -253,7 +252,7 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
     expect((await storeReads()) - before).toBe(sent);
   });
 
-  it('hands everything it cannot judge to the ordinary path, body intact', async () => {
+  it('refuses bad bodies in OpenAI\'s shape and sends a miss upstream byte for byte', async () => {
     const invalid = await rawRequest(`${gateway.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -339,7 +338,7 @@ describe.each(BACKENDS)('cache hit fast path (%s)', (backend: Backend) => {
   });
 });
 
-describe('cache hit fast path while the server closes', () => {
+describe('the cached routes\' pipeline while the server closes', () => {
   it('answers a request that arrives during close with an OpenAI-shaped 503 (not a late hit)', async () => {
     const fake = await startFakeUpstream({ latencyMs: 400 });
     const gateway = await startGateway(fake, { LOG_LEVEL: 'warn' });

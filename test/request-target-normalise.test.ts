@@ -2,7 +2,7 @@
  * A request target has one meaning whatever its spelling. `/v1/./chat/completions`,
  * `/v1/chat/completions/`, `//v1/chat/completions`, `/v1/chat/%63ompletions`, absolute-form
  * `POST http://host/v1/chat/completions`… are the cached route they name: validated, cached
- * (the repeat is a HIT, answered by the hit fast path), counted in tokens; never a passthrough
+ * (the repeat is a HIT, answered by the cached routes' pipeline), counted in tokens; never a passthrough
  * request that a provider would answer uncounted. Absolute-form works on every route, the
  * passthrough included. What cannot be normalised safely (an encoded `/`, a `\`) is refused
  * with an OpenAI-shaped 400.
@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { normaliseRequestTarget, targetRefusalOf } from '../src/http/request-target.js';
 import { multipartBody, tinyWav } from './helpers/audio.js';
-import { unique } from './helpers/cache-e2e.js';
+import { unique, until } from './helpers/cache-e2e.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGateway, TEST_CLIENT_KEY, type RunningGateway } from './helpers/gateway.js';
 import { scrape } from './helpers/metrics-scrape.js';
@@ -63,7 +63,7 @@ describe('normaliseRequestTarget', () => {
 
 let fake: FakeUpstream;
 let gw: RunningGateway;
-/** URLs that reached Fastify's lifecycle (its onRequest hook); hits answered before it do not. */
+/** URLs that reached Fastify's lifecycle (its onRequest hook); the cached routes' requests do not. */
 const seenByFastify: string[] = [];
 const auth = { authorization: `Bearer ${TEST_CLIENT_KEY}` };
 
@@ -114,7 +114,7 @@ function post(target: string, body: unknown): Promise<WireResponse> {
 }
 
 describe.each(['/v1', '/openai/v1'])('odd spellings of the cached routes under %s', (prefix) => {
-  it.each(ROUTES)('$path: every spelling is validated, cached (the repeat is a fast-path HIT) and counted in tokens', async (route) => {
+  it.each(ROUTES)('$path: every spelling is validated, cached (the repeat is a HIT) and counted in tokens, by the cached routes\' pipeline', async (route) => {
     const canonical = `${prefix}/${route.path}`;
     for (const target of spellings(prefix, route.path, gw.url)) {
       fake.reset();
@@ -130,8 +130,15 @@ describe.each(['/v1', '/openai/v1'])('odd spellings of the cached routes under %
       expect(second.body.equals(first.body), target).toBe(true);
       // The provider was asked once, on the route's own path.
       expect(fake.completionCalls().map((call) => call.path.replace(/^\/openai/, '')), target).toEqual([`/v1/${route.path}`]);
-      // Fastify saw the miss, under its normal spelling; the hit was answered before Fastify.
-      expect(seenByFastify.filter((url) => url !== '/metrics'), target).toEqual([canonical]);
+      // The cached routes' pipeline served both under the normal spelling (the route of their log
+      // lines); neither reached Fastify (which would have matched an odd one to the passthrough).
+      expect(seenByFastify.filter((url) => url !== '/metrics'), target).toEqual([]);
+      for (const answer of [first, second]) {
+        const id = String(answer.headers['x-request-id']);
+        const line = () => gw.logs.map((text) => JSON.parse(text) as Record<string, unknown>).find((l) => l['msg'] === 'request' && l['id'] === id);
+        expect(await until(() => line() !== undefined, 2_000), target).toBe(true);
+        expect(line()?.['route'], target).toBe(canonical);
+      }
       const after = await scrape(gw.url);
       const tokens = (cache: string) => after.sum('gateway_tokens_total', { cache }) - before.sum('gateway_tokens_total', { cache });
       expect(tokens('miss'), target).toBeGreaterThan(0);

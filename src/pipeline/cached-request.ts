@@ -101,8 +101,11 @@ export class CachedRequest {
     const contentType = headers['content-type'];
     const contentLength = headers['content-length'];
     if (contentType === undefined) {
-      // No body at all: nothing to parse, the validation says what is missing.
-      if (headers['transfer-encoding'] === undefined && (contentLength === undefined || contentLength === '0')) return this.decide(undefined);
+      // No body at all: nothing to parse, the validation says what is missing (once the request
+      // is complete, so its connection is kept).
+      if (headers['transfer-encoding'] === undefined && (contentLength === undefined || contentLength === '0')) {
+        return readBody(this.request, Number(contentLength), deps.config.bodyLimitBytes, this.onNoBody);
+      }
       return this.refuseBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }, Stage.Head);
     }
     if (!isJsonContentType(contentType)) return this.refuseBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }, Stage.Head);
@@ -114,6 +117,12 @@ export class CachedRequest {
     if (error) return this.refuseBody(error, Stage.Body);
     if (body.byteLength === 0) return this.refuseBody({ code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }, Stage.Body);
     this.decide(body);
+  };
+
+  private readonly onNoBody = (error: BodyError | undefined): void => {
+    if (this.recorded) return;
+    if (error) return this.refuseBody(error, Stage.Body);
+    this.decide(undefined);
   };
 
   /** The client left before its answer was complete: a 499, whatever it had reached. */

@@ -2,7 +2,8 @@
  * A real cache store (embedded or Redis, made as the gateway makes it) whose writes a test can
  * hold: while held, set() waits before it reaches the store, so the flight that answered stays
  * "answered, entry still being written" for as long as the test needs, with no timer to race.
- * Passed to the gateway through ServerDeps.store; every other operation goes to the store as is.
+ * Passed to the gateway through ServerDeps.store; every other operation goes to the store as is
+ * (its reads are counted).
  */
 import pino from 'pino';
 import { createCacheStore } from '../../src/cache/create-store.js';
@@ -21,6 +22,8 @@ export interface HeldStoreWrites {
   readonly waiting: number;
   /** Writes that reached the store. */
   readonly written: number;
+  /** Reads asked of the store (a hit answered by a flight whose entry is being written asks none). */
+  readonly reads: number;
   close(): Promise<void>;
 }
 
@@ -31,6 +34,7 @@ export async function heldStoreWrites(config: Config): Promise<HeldStoreWrites> 
   let gates: Array<() => void> = [];
   let inFlight: Array<Promise<void>> = [];
   let written = 0;
+  let reads = 0;
   const set = (key: string, value: Buffer, ttlSeconds: number): Promise<void> => {
     const write = async (): Promise<void> => {
       if (holding) await new Promise<void>((resolve) => gates.push(resolve));
@@ -45,6 +49,7 @@ export async function heldStoreWrites(config: Config): Promise<HeldStoreWrites> 
   const store = new Proxy(inner, {
     get(target, property, receiver) {
       if (property === 'set') return set;
+      if (property === 'get') reads++;
       const value: unknown = Reflect.get(target, property, receiver);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
@@ -69,6 +74,9 @@ export async function heldStoreWrites(config: Config): Promise<HeldStoreWrites> 
     },
     get written() {
       return written;
+    },
+    get reads() {
+      return reads;
     },
     async close() {
       await release();

@@ -1,6 +1,6 @@
 /**
  * Whether two answers to the same input on a cached route are the same answer, whichever way the
- * input entered the gateway (the hit fast path or Fastify) and whether or not its answer was
+ * input's target was spelt (with or without a query string) and whether or not its answer was
  * stored: the same status, error `code` and `type`, Content-Type and, for a 2xx, the same body.
  *
  * Two hits of one stored entry must be byte-identical JSON. Otherwise a 2xx is compared by what

@@ -4,9 +4,8 @@
  * (default: a new one per run, printed), FUZZ_LARGE (26 MiB-class cases, default 1 per 1,000
  * cases, at least 6), FUZZ_CONCURRENCY (8), FUZZ_TIMEOUT_MS (10,000: longer without an answer
  * is a hang), FUZZ_MAX_SECONDS (900, for each of the two runs), FUZZ_ONLY (case indices to
- * replay, comma-separated). Then the same cases' cached-route requests sent both ways into the
- * gateway, through the hit fast path and through Fastify (test/fuzz/entry-paths.ts), every one
- * compared. Prints both statistics blocks; exits 1 when any answer was wrong or two disagreed.
+ * replay, comma-separated). Then the same cases' cached-route requests sent with and without a
+ * query string, before and once stored (test/fuzz/entry-paths.ts), every one compared. Prints both statistics blocks; exits 1 when any answer was wrong or two disagreed.
  */
 import { randomInt } from 'node:crypto';
 import { runCampaign, runEntryPathCampaign, settingsFromEnv } from '../test/fuzz/campaign.js';

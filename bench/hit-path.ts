@@ -1,8 +1,8 @@
 /**
  * `tsx bench/hit-path.ts [requests]`: the CPU cost of one cache hit inside the gateway, without
  * sockets or a load generator competing for the two cores: light-my-request (what Fastify's
- * inject() uses) drives the real buildServer()'s HTTP request listener (embedded cache), hit fast
- * path included, and a bare Fastify route with the same answer; the costs of the hit path's parts
+ * inject() uses) drives the real buildServer()'s HTTP request listener (embedded cache), the cached
+ * routes' pipeline included, and a bare Fastify route with the same answer; the costs of the hit path's parts
  * are timed on their own. Run it under `node --cpu-prof --import tsx` for a
  * profile free of network noise.
  */
@@ -27,7 +27,7 @@ let lastSplit = '';
 /** How each app under test is driven (default: its inject()). */
 const sends = new Map<FastifyInstance, Dispatch>();
 
-/** Sends requests to the server's own request listener, as a socket would (inject() would skip the hit fast path). */
+/** Sends requests to the server's own request listener, as a socket would (inject() would skip the cached routes' pipeline). */
 function viaServer(app: FastifyInstance): Dispatch {
   const listener = app.server.listeners('request')[0] as Dispatch;
   return (options) => injectRequest(listener, options);

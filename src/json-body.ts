@@ -1,6 +1,7 @@
 /**
- * The JSON body parser of every route Fastify parses (the cached routes; the passthrough keeps
- * its own, which forwards bytes). It parses as Fastify's default does, with secure-json-parse
+ * The JSON body parser of every route Fastify parses (the cached routes have their own pipeline,
+ * pipeline/cached-request.ts, with the same rules; the passthrough keeps its own, which forwards
+ * bytes). It parses as Fastify's default does, with secure-json-parse
  * refusing `__proto__` and `constructor.prototype` keys, but keeps the reason a body was refused:
  * Fastify's own parser turns every failure into one "not valid JSON" error, so a client whose
  * JSON was fine but carried such a key was told its JSON was broken. toGatewayError (errors.ts)

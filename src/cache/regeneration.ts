@@ -56,8 +56,8 @@ export class RegenerationTracker {
   }
 
   /**
-   * The pair's fixed-size key, for a caller that checks and later remembers the same pair
-   * (the hit fast path): the digest (~0.8 µs) is then worked out once per request, not twice.
+   * The pair's fixed-size key, for a caller that checks and later remembers the same pair:
+   * the digest (~0.8 µs) is then worked out once per request, not twice.
    */
   pairOf(chatId: string, cacheKey: string): string {
     return pairKey(chatId, cacheKey);

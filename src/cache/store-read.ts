@@ -1,7 +1,7 @@
 /**
  * The one place a cache read fails open: a store that throws or rejects is "the cache is
  * unavailable" (the store has counted the error), and the request goes upstream. Both the hit
- * fast path and the handler read through here, so neither knows which backend it reads.
+ * cached routes' pipeline reads through here, so it never knows which backend it reads.
  */
 import type { CacheStore } from './store.js';
 

@@ -57,7 +57,7 @@ export function createGatewayHttpServer(limits: ClientLimits, onRequest: Request
   server.setTimeout(0);
   if (limits.maxConnections > 0) server.maxConnections = limits.maxConnections;
   // Without a listener Node answers 417 with an empty body. 100-continue is not affected: Node
-  // sends "100 Continue" itself and the request goes on as usual (the hit fast path relies on it).
+  // sends "100 Continue" itself and the request goes on as usual (the cached routes' pipeline relies on it).
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
     refuseRequest(response, EDGE_REFUSALS.expectationFailed, requestIdOf(request));
   });

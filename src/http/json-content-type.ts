@@ -1,13 +1,14 @@
 /**
- * Whether Fastify would read a body with this Content-Type with its JSON parser. The hit fast
- * path answers before Fastify sees the request, so it must accept exactly what Fastify
- * accepts, or a request Fastify refuses (415) could be answered from the cache. Rather than a
+ * Whether Fastify would read a body with this Content-Type with its JSON parser. The cached
+ * routes' pipeline reads its bodies without Fastify, and must accept exactly what Fastify
+ * accepts on every other route (and accepted on the cached routes before). Rather than a
  * second rule that can drift (the first one took `application/json garbage` for JSON), this
  * asks the parser Fastify itself uses on every request (lib/content-type.js, the media type
  * grammar of RFC 9110 section 8.3.1): Fastify then runs its `application/json` parser for a
  * valid header whose media type is application/json, whatever its parameters, and answers 415
- * for an invalid one. `ContentType.from` caches its answers by header value (the same cache
- * Fastify reads a moment later), so a hit pays one Map lookup for it.
+ * for an invalid one (the pipeline answers 415 for any other media type too, text/plain
+ * included). `ContentType.from` caches its answers by header value, so a hit pays one Map
+ * lookup for it.
  */
 import { createRequire } from 'node:module';
 

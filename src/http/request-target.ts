@@ -3,7 +3,7 @@
  * `/v1/./chat/completions`, `/v1/chat/completions/`, `//v1/chat/completions`,
  * `/v1/chat/%63ompletions` or `POST http://host/v1/chat/completions` are the cached route
  * they name (validated, cached, counted in tokens and cost) and not a passthrough request the
- * provider would read as that route anyway. The hit fast path, Fastify's router and the URL
+ * provider would read as that route anyway. The cached routes' pipeline, Fastify's router and the URL
  * the passthrough forwards all see the normalised target.
  *
  * Normalisation (RFC 3986 section 6.2.2, on the path only; the query is left as sent):

@@ -1,5 +1,5 @@
 /**
- * Requests seen before, by their bytes. Everything the hit fast path derives from a request
+ * Requests seen before, by their bytes. Everything the cached routes' pipeline derives from a request
  * body (validation, routing, the canonical cache key) is a pure function of the body's bytes,
  * the endpoint, the cache scope and the model lists. A cache hit is by nature a request repeated
  * byte for byte, so for a body that was already answered from the cache, parsing it, routing

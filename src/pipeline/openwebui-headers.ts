@@ -2,7 +2,7 @@
  * Open WebUI's identity headers on the cached routes: X-OpenWebUI-Chat-Id (regenerations) and
  * X-OpenWebUI-User-Id (the per-user cache scope). Open WebUI sends UUIDs (36 bytes); anything
  * much longer is no id of its, and what a client sends there is hashed or remembered per request,
- * so its length is capped. Both paths (the hit fast path and the handler) refuse the same way.
+ * so its length is capped.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { errors, type GatewayError } from '../errors.js';

@@ -67,7 +67,7 @@ export async function prepareRequest(endpoint: CachedEndpoint, body: unknown, ro
 }
 
 /**
- * prepareRequest without waiting, for the hit fast path: null when routing needs the first
+ * prepareRequest without waiting, for the cached routes' pipeline: null when routing needs the first
  * model list fetch (the caller then takes the ordinary path). Throws the same errors.
  */
 export function prepareRequestNow(endpoint: CachedEndpoint, body: unknown, router: ModelRouter): PreparedRequest | null {

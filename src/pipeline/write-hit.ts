@@ -1,8 +1,7 @@
 /**
- * Every cache hit leaves through writeCachedAnswer, whichever way the request came in (the hit
- * fast path or the handler) and wherever the entry came from (the store, or a flight that has
- * answered while its entry is still being written): one place for the answer's headers and their
- * order, the HIT metric and the cost it saved. The head of every other answer on the cached
+ * Every cache hit leaves through writeCachedAnswer, wherever the entry came from (the store, or a
+ * flight that has answered while its entry is still being written): one place for the answer's
+ * headers and their order, the HIT metric and the cost it saved. The head of every other answer on the cached
  * routes (a miss, a coalesced follower, an error) is made by the same answerHead, so a client
  * sees one header set in one order, whatever answered it.
  */

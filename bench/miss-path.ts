@@ -34,11 +34,16 @@ async function misses(send: Dispatch, count: number): Promise<{ cpu: number; wal
   for (let i = 0; i < count; i++) {
     const payload = JSON.stringify(chatBody({ tag: `miss-${process.pid}-${++unique}`, stream }));
     const response = await send({ method: 'POST', url: '/v1/chat/completions', payload, headers });
-    if (response.statusCode !== 200 || response.headers['x-cache'] !== 'MISS') throw new Error(`status ${response.statusCode} ${String(response.headers['x-cache'])}: ${response.body.slice(0, 200)}`);
+    if (response.statusCode !== 200 || response.headers['x-cache'] !== 'MISS')
+      throw new Error(`status ${response.statusCode} ${String(response.headers['x-cache'])}: ${response.body.slice(0, 200)}`);
   }
   const wall = (performance.now() - started) * 1000;
   const used = process.cpuUsage(cpu);
-  return { cpu: (used.user + used.system) / count, wall: wall / count, split: `user ${(used.user / count).toFixed(1)} µs, system ${(used.system / count).toFixed(1)} µs` };
+  return {
+    cpu: (used.user + used.system) / count,
+    wall: wall / count,
+    split: `user ${(used.user / count).toFixed(1)} µs, system ${(used.system / count).toFixed(1)} µs`,
+  };
 }
 
 try {

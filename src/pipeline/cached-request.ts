@@ -47,7 +47,7 @@ export interface PipelineState {
 const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 
 /** Where a refusal happens, which decides whether its connection is kept. */
-const enum Stage {
+enum Stage {
   /** Before the body is read (bad key, content type): kept only when the body is all in. */
   Head,
   /** Reading or parsing the body: never kept (what the client sends next cannot be trusted). */
@@ -96,7 +96,10 @@ export class CachedRequest {
     const headers = this.request.headers;
     this.response.on('close', this.onClose);
     const { ok, key } = deps.auth.check(headers.authorization);
-    if (!ok) return this.refuse(errors.invalidApiKey(), Stage.Head);
+    if (!ok) {
+      this.refuse(errors.invalidApiKey(), Stage.Head);
+      return;
+    }
     this.scope = cacheScopeOf(deps.config.cacheScope, headers, key);
     const contentType = headers['content-type'];
     const contentLength = headers['content-length'];
@@ -104,24 +107,38 @@ export class CachedRequest {
       // No body at all: nothing to parse, the validation says what is missing (once the request
       // is complete, so its connection is kept).
       if (headers['transfer-encoding'] === undefined && (contentLength === undefined || contentLength === '0')) {
-        return readBody(this.request, Number(contentLength), deps.config.bodyLimitBytes, this.onNoBody);
+        readBody(this.request, Number(contentLength), deps.config.bodyLimitBytes, this.onNoBody);
+        return;
       }
-      return this.refuseBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }, Stage.Head);
+      this.refuseBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }, Stage.Head);
+      return;
     }
-    if (!isJsonContentType(contentType)) return this.refuseBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }, Stage.Head);
+    if (!isJsonContentType(contentType)) {
+      this.refuseBody({ code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE' }, Stage.Head);
+      return;
+    }
     readBody(this.request, Number(contentLength), deps.config.bodyLimitBytes, this.onBody);
   }
 
   private readonly onBody = (error: BodyError | undefined, body: Buffer): void => {
     if (this.recorded) return;
-    if (error) return this.refuseBody(error, Stage.Body);
-    if (body.byteLength === 0) return this.refuseBody({ code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }, Stage.Body);
+    if (error) {
+      this.refuseBody(error, Stage.Body);
+      return;
+    }
+    if (body.byteLength === 0) {
+      this.refuseBody({ code: 'FST_ERR_CTP_EMPTY_JSON_BODY' }, Stage.Body);
+      return;
+    }
     this.decide(body);
   };
 
   private readonly onNoBody = (error: BodyError | undefined): void => {
     if (this.recorded) return;
-    if (error) return this.refuseBody(error, Stage.Body);
+    if (error) {
+      this.refuseBody(error, Stage.Body);
+      return;
+    }
     this.decide(undefined);
   };
 
@@ -142,19 +159,30 @@ export class CachedRequest {
       try {
         parsed = secureJson.parse(body.toString('utf8'), undefined, PARSE_OPTIONS);
       } catch (error) {
-        return this.refuseBody(error, Stage.Body);
+        this.refuseBody(error, Stage.Body);
+        return;
       }
     }
     const overlong = overlongOpenWebUiHeader(this.request.headers);
-    if (overlong) return this.refuse(overlong, Stage.Request);
-    if (known) return this.lookUp({ request: known.request, body, prepared: undefined, knownKey: known.key, memoKey: undefined, generation });
+    if (overlong) {
+      this.refuse(overlong, Stage.Request);
+      return;
+    }
+    if (known) {
+      this.lookUp({ request: known.request, body, prepared: undefined, knownKey: known.key, memoKey: undefined, generation });
+      return;
+    }
     let prepared: PreparedRequest | null;
     try {
       prepared = prepareRequestNow(this.route.endpoint, parsed, deps.router);
     } catch (error) {
-      return this.refuse(toGatewayError(error, deps.config.bodyLimitBytes), Stage.Request);
+      this.refuse(toGatewayError(error, deps.config.bodyLimitBytes), Stage.Request);
+      return;
     }
-    if (prepared) return this.lookUp({ request: prepared, body, prepared, knownKey: undefined, memoKey, generation });
+    if (prepared) {
+      this.lookUp({ request: prepared, body, prepared, knownKey: undefined, memoKey, generation });
+      return;
+    }
     // Routing needs the model lists first (their first fetch).
     prepareRequest(this.route.endpoint, parsed, deps.router).then(
       (ready) => this.lookUp({ request: ready, body, prepared: ready, knownKey: undefined, memoKey, generation }),
@@ -188,7 +216,10 @@ export class CachedRequest {
       policy.lookup = false;
       policy.bypassReason = 'no-cache';
     }
-    if (!policy.lookup || !deps.store) return this.goUpstream(decided, key, policy, deps.store !== undefined);
+    if (!policy.lookup || !deps.store) {
+      this.goUpstream(decided, key, policy, deps.store !== undefined);
+      return;
+    }
     // A flight that has answered but whose entry is still being written holds the newest answer
     // for this key (a no-cache refresh may be replacing an older entry): it wins over the store.
     const answered = answeredEntry(deps.flights.get(key), policy);
@@ -237,7 +268,8 @@ export class CachedRequest {
     this.bytes = payload.byteLength;
     this.sentAt = performance.now();
     writeCachedAnswer(this.response, this.id, decided.request, entry, payload, this.context, deps);
-    if (key !== undefined && decided.prepared && decided.memoKey !== undefined) knownRequests.remember(decided.memoKey, key, decided.prepared, decided.generation);
+    if (key !== undefined && decided.prepared && decided.memoKey !== undefined)
+      knownRequests.remember(decided.memoKey, key, decided.prepared, decided.generation);
     this.record(200);
     return true;
   }
@@ -247,11 +279,17 @@ export class CachedRequest {
    * parsed now, once: the memo holds no parsed bodies, and the flight sends the body upstream.
    */
   private goUpstream(decided: Decided, key: string, policy: CachePolicy, cacheAvailable: boolean): void {
-    if (decided.prepared) return this.joinOrFly(decided, decided.prepared, key, policy, cacheAvailable);
+    if (decided.prepared) {
+      this.joinOrFly(decided, decided.prepared, key, policy, cacheAvailable);
+      return;
+    }
     const { deps } = this.state;
     const parsed: unknown = secureJson.parse(decided.body!.toString('utf8'), undefined, PARSE_OPTIONS);
     const prepared = prepareRequestNow(this.route.endpoint, parsed, deps.router);
-    if (prepared) return this.joinOrFly(decided, prepared, key, policy, cacheAvailable);
+    if (prepared) {
+      this.joinOrFly(decided, prepared, key, policy, cacheAvailable);
+      return;
+    }
     prepareRequest(this.route.endpoint, parsed, deps.router).then(
       (ready) => {
         if (!this.recorded) this.joinOrFly(decided, ready, key, policy, cacheAvailable);

@@ -21,7 +21,10 @@ const EMPTY = Buffer.alloc(0);
 
 /** `length`: the Content-Length as a number (NaN without one). `done` is called exactly once, unless the request ends neither way (the client left: its response's 'close' tells). */
 export function readBody(request: IncomingMessage, length: number, limit: number, done: BodyDone): void {
-  if (length > limit) return done({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }, EMPTY);
+  if (length > limit) {
+    done({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }, EMPTY);
+    return;
+  }
   let chunks: Buffer[] = [];
   let received = 0;
   const stop = (): void => {
@@ -34,19 +37,26 @@ export function readBody(request: IncomingMessage, length: number, limit: number
     if (received > limit) {
       stop();
       chunks = [];
-      return done({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }, EMPTY);
+      done({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' }, EMPTY);
+      return;
     }
     chunks.push(chunk);
   };
   const onEnd = (): void => {
     stop();
-    if (!Number.isNaN(length) && received !== length) return done({ code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }, EMPTY);
+    if (!Number.isNaN(length) && received !== length) {
+      done({ code: 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' }, EMPTY);
+      return;
+    }
     done(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));
   };
   // A stream error while reading (Node's "aborted"): a 400 naming it, as Fastify answered.
   const onError = (error: Error & BodyError): void => {
     stop();
-    done({ code: error.code, statusCode: typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 400, message: error.message }, EMPTY);
+    done(
+      { code: error.code, statusCode: typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 400, message: error.message },
+      EMPTY,
+    );
   };
   request.on('data', onData);
   request.on('end', onEnd);

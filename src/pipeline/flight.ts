@@ -5,7 +5,9 @@
  * as soon as no subscriber is left, so no tokens are burned for nobody.
  */
 import { GatewayError, errors } from '../errors.js';
-import type { UpstreamClient, UpstreamBody } from '../upstream/client.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RetryBudget, UpstreamClient } from '../upstream/client.js';
+import { UpstreamCall, type UpstreamListener } from '../upstream/upstream-call.js';
 import { transportErrorToGatewayError, isAbortError } from '../upstream/failures.js';
 import { clientErrorBody } from '../upstream/error-body.js';
 import { forwardedResponseHeaders, type ForwardedHeaders } from '../upstream/response-headers.js';
@@ -51,14 +53,25 @@ export interface FlightSubscriber {
   onDone(outcome: FlightOutcome): void;
 }
 
-export class Flight {
+export class Flight implements UpstreamListener {
   readonly settled: Promise<FlightOutcome>;
   private resolve!: (outcome: FlightOutcome) => void;
   private readonly subscribers = new Set<FlightSubscriber>();
-  private readonly abort = new AbortController();
   private head: FlightHead | undefined;
   private readonly events: StreamEvent[] = [];
   private outcome: FlightOutcome | undefined;
+  private readonly retries: RetryBudget;
+  /** The attempt under way (a 2xx whose body broke before anything was relayed is asked again). */
+  private call: UpstreamCall | undefined;
+  private aborted = false;
+  /** Set while waiting to ask again: an abort cuts the wait short. */
+  private retryWait: AbortController | undefined;
+  /** The current attempt's answer: its head once it came, then its body as it arrives. */
+  private answer: FlightHead | undefined;
+  private reading: 'error' | 'json' | 'stream' = 'json';
+  private chunks: Buffer[] = [];
+  private recorder: SseRecorder | undefined;
+  private upstreamJson = '';
 
   constructor(
     private readonly client: UpstreamClient,
@@ -68,6 +81,7 @@ export class Flight {
     private readonly onUpstreamCall?: () => void,
   ) {
     this.settled = new Promise((resolve) => (this.resolve = resolve));
+    this.retries = client.retryBudget();
   }
 
   /** How the flight ended; undefined while it is still running. */
@@ -91,53 +105,88 @@ export class Flight {
   /** A subscriber's client went away; with nobody left, the upstream call stops at once. */
   unsubscribe(subscriber: FlightSubscriber): void {
     if (!this.subscribers.delete(subscriber)) return;
-    if (this.subscribers.size === 0 && !this.outcome) this.abort.abort();
+    if (this.subscribers.size === 0 && !this.outcome && !this.aborted) {
+      this.aborted = true;
+      // The reason an AbortController gives: failures.ts's isAbortError knows it.
+      this.call?.abort(new DOMException('This operation was aborted', 'AbortError'));
+      this.retryWait?.abort();
+    }
   }
 
+  /** Sends the upstream call; its outcome reaches the subscribers (who may subscribe before). */
   start(): this {
-    void this.run();
+    this.upstreamJson = JSON.stringify(this.upstreamBody());
+    this.send();
     return this;
   }
 
-  private async run(): Promise<void> {
-    const retries = this.client.retryBudget();
-    const upstreamBody = JSON.stringify(this.upstreamBody());
-    for (;;) {
-      let body: UpstreamBody | undefined;
-      try {
-        const response = await this.client.send({
-          method: 'POST',
-          path: CACHED_ENDPOINT_PATHS[this.request.endpoint],
-          body: upstreamBody,
-          headers: this.forwardHeaders,
-          signal: this.abort.signal,
-          retries,
-          onSend: this.onUpstreamCall,
-        });
-        body = response.body;
-        const head: FlightHead = { statusCode: response.statusCode, headers: forwardedResponseHeaders(response.headers) };
-        if (response.statusCode < 200 || response.statusCode >= 300) {
-          const errorBody = clientErrorBody(this.client.provider.name, response.statusCode, await readAll(response.body));
-          this.finish({ kind: 'upstream-error', head, body: errorBody });
-        } else if (this.request.stream) {
-          await this.relayStream(head, response.body);
-        } else {
-          this.finishJson(head, await readAll(response.body));
-        }
-        return;
-      } catch (error) {
-        body?.destroy();
-        // A 2xx whose body broke before any event was relayed has sent nothing to any client
-        // (a stream's head leaves with its first event; JSON leaves whole): ask again.
-        const untouched = this.head === undefined && !(error instanceof GatewayError);
-        if (body !== undefined && untouched && (await this.client.retryBrokenAnswer(error, retries, this.abort.signal))) continue;
-        const gatewayError = error instanceof GatewayError ? error
-          : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
-          : transportErrorToGatewayError(this.client.provider.name, error);
-        this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
-        return;
-      }
+  private send(): void {
+    this.answer = undefined;
+    this.chunks = [];
+    this.recorder = undefined;
+    this.call = new UpstreamCall(this);
+    this.client.dispatch(
+      { method: 'POST', path: CACHED_ENDPOINT_PATHS[this.request.endpoint], body: this.upstreamJson, headers: this.forwardHeaders, retries: this.retries, onSend: this.onUpstreamCall },
+      this.call,
+    );
+  }
+
+  onHead(statusCode: number, headers: IncomingHttpHeaders): void {
+    this.answer = { statusCode, headers: forwardedResponseHeaders(headers) };
+    if (statusCode < 200 || statusCode >= 300) this.reading = 'error';
+    else if (this.request.stream) {
+      this.reading = 'stream';
+      // The recorder parses (and notices an oversized or broken event, so such a stream is never stored).
+      this.recorder = new SseRecorder(this.request.endpoint === 'completions' ? 'completions' : 'chat.completions');
+    } else this.reading = 'json';
+  }
+
+  onChunk(chunk: Buffer): void {
+    if (this.recorder) this.relay(this.answer!, this.recorder.push(chunk));
+    else this.chunks.push(chunk);
+  }
+
+  onEnd(): void {
+    const head = this.answer!;
+    if (this.reading === 'error') {
+      this.finish({ kind: 'upstream-error', head, body: clientErrorBody(this.client.provider.name, head.statusCode, this.body()) });
+    } else if (this.recorder) {
+      this.endStream(head, this.recorder);
+    } else {
+      this.finishJson(head, this.body());
     }
+  }
+
+  onFail(error: unknown): void {
+    // A 2xx (or an error answer) whose body broke before any event was relayed has sent nothing
+    // to any client (a stream's head leaves with its first event; JSON leaves whole): ask again.
+    const untouched = this.answer !== undefined && this.head === undefined && !(error instanceof GatewayError);
+    if (untouched && !this.aborted) {
+      void this.askAgain(error);
+      return;
+    }
+    this.fail(error);
+  }
+
+  private async askAgain(error: unknown): Promise<void> {
+    this.retryWait = new AbortController();
+    const again = await this.client.retryBrokenAnswer(error, this.retries, this.retryWait.signal);
+    this.retryWait = undefined;
+    if (again && !this.aborted) this.send();
+    else this.fail(error);
+  }
+
+  private fail(error: unknown): void {
+    const gatewayError = error instanceof GatewayError ? error
+      : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
+      : transportErrorToGatewayError(this.client.provider.name, error);
+    this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
+  }
+
+  private body(): Buffer {
+    const chunks = this.chunks;
+    this.chunks = [];
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
   /** Streams always ask for usage (exact token counts); clients that did not ask never see it. */
@@ -148,20 +197,18 @@ export class Flight {
     return { ...this.request.body, stream: true, stream_options: { ...options, include_usage: true } };
   }
 
-  private async relayStream(head: FlightHead, body: UpstreamBody): Promise<void> {
-    // The recorder parses (and notices an oversized or broken event, so such a stream is never stored).
-    const recorder = new SseRecorder(this.request.endpoint === 'completions' ? 'completions' : 'chat.completions');
-    const relay = (events: SseEvent[]) => {
-      for (const event of events) {
-        if (event.done) continue;
-        this.announce(head);
-        const streamEvent: StreamEvent = { data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) };
-        this.events.push(streamEvent);
-        for (const subscriber of this.subscribers) subscriber.onEvent?.(streamEvent);
-      }
-    };
-    for await (const piece of body) relay(recorder.push(piece as Buffer));
-    relay(recorder.end());
+  private relay(head: FlightHead, events: SseEvent[]): void {
+    for (const event of events) {
+      if (event.done) continue;
+      this.announce(head);
+      const streamEvent: StreamEvent = { data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) };
+      this.events.push(streamEvent);
+      for (const subscriber of this.subscribers) subscriber.onEvent?.(streamEvent);
+    }
+  }
+
+  private endStream(head: FlightHead, recorder: SseRecorder): void {
+    this.relay(head, recorder.end());
     if (!recorder.done) {
       this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')), afterHead: this.head !== undefined });
       return;
@@ -213,10 +260,4 @@ export class Flight {
     for (const subscriber of subscribers) subscriber.onDone(outcome);
     this.resolve(outcome);
   }
-}
-
-async function readAll(body: UpstreamBody): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }

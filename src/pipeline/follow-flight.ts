@@ -58,8 +58,10 @@ export function startFlight(follower: Follower, key: string, policy: CachePolicy
   void flight.settled.then((outcome) => {
     if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss');
   });
+  // Followed before it starts: a call refused at once (no usable key) fails synchronously.
+  const writer = follow(flight, follower, deps, 'miss');
   flight.start();
-  return follow(flight, follower, deps, 'miss');
+  return writer;
 }
 
 /** Subscribes this client to a flight; it leaves the flight when its client goes away. */

@@ -11,6 +11,7 @@ import { GatewayError } from '../errors.js';
 import type { Provider } from '../providers/index.js';
 import { RetryBudget, wait } from './backoff.js';
 import { isAbortError, transportErrorToGatewayError } from './failures.js';
+import type { UpstreamCall } from './upstream-call.js';
 import type { PolicyRequestOptions } from './upstream-policy.js';
 
 export type UpstreamBody = Dispatcher.ResponseData['body'];
@@ -42,15 +43,7 @@ export class UpstreamClient {
   ) {}
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    const options: Dispatcher.RequestOptions & PolicyRequestOptions = {
-      method: request.method,
-      path: this.provider.basePath + request.path,
-      headers: request.body === undefined || request.headers?.['content-type'] !== undefined ? request.headers : { ...request.headers, 'content-type': 'application/json' },
-      body: request.body ?? null,
-      signal: request.signal ?? null,
-      retries: request.retries,
-      onSend: request.onSend,
-    };
+    const options: Dispatcher.RequestOptions & PolicyRequestOptions = { ...this.optionsOf(request), signal: request.signal ?? null };
     try {
       const response = await this.dispatcher.request(options);
       return { statusCode: response.statusCode, headers: response.headers, body: response.body };
@@ -58,6 +51,30 @@ export class UpstreamClient {
       if (error instanceof GatewayError || request.signal?.aborted || isAbortError(error)) throw error;
       throw transportErrorToGatewayError(this.provider.name, error);
     }
+  }
+
+  /**
+   * send() for a caller that reads the answer as it arrives (upstream-call.ts): the same request,
+   * through the same policy; its outcome, a failure included, reaches `call`'s listener only.
+   */
+  dispatch(request: Omit<UpstreamRequest, 'signal'>, call: UpstreamCall): void {
+    try {
+      this.dispatcher.dispatch(this.optionsOf(request), call);
+    } catch (error) {
+      // Options undici refuses: request() would have rejected with the same error.
+      call.onError(error as Error);
+    }
+  }
+
+  private optionsOf(request: Omit<UpstreamRequest, 'signal'>): Dispatcher.DispatchOptions & PolicyRequestOptions {
+    return {
+      method: request.method,
+      path: this.provider.basePath + request.path,
+      headers: request.body === undefined || request.headers?.['content-type'] !== undefined ? request.headers : { ...request.headers, 'content-type': 'application/json' },
+      body: request.body ?? null,
+      retries: request.retries,
+      onSend: request.onSend,
+    };
   }
 
   retryBudget(): RetryBudget {

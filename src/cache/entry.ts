@@ -6,10 +6,12 @@
  * Layout: [magic 1][flags 1][header length u32 BE][payload length u32 BE][payload], where the
  * payload is header JSON followed by the body, brotli-compressed as one stream when that pays:
  * the header (usage details, ids) repeats words of the body, so compressing both together saves
- * more than compressing the body alone (see docs/cache-density.md).
+ * more than compressing the body alone (see docs/cache-density.md). The quality is the
+ * encoder's choice and not recorded: any brotli stream decodes the same way, so entries written
+ * at another quality (quality 5, before) read as they always did.
  */
 import { promisify } from 'node:util';
-import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants } from 'node:zlib';
+import { brotliCompressSync, brotliDecompress, brotliDecompressSync, constants, createBrotliCompress } from 'node:zlib';
 import type { ChunkIdentity, Usage } from '../openai/completion-types.js';
 
 export type EntryForm = 'json' | 'sse';
@@ -44,15 +46,30 @@ const MIN_COMPRESS_BYTES = 256;
 const MAX_KEPT_RATIO = 0.9;
 /** The sync encoder leaves larger payloads uncompressed: brotli on megabytes would stall the event loop. */
 export const SYNC_COMPRESS_MAX_BYTES = 256 * 1024;
-/** Above this, quality 1 (much faster, slightly larger); see docs/cache-density.md. */
+/**
+ * Quality 1 for a JSON-filled entry: within 13% of quality 5's size for a chat answer (5% for
+ * an embedding) at a third of its CPU (measured with bench/entry-encoding.ts, see
+ * docs/cache-density.md).
+ */
+const JSON_QUALITY = 1;
+/**
+ * Quality 4 for a stream-filled entry: its per-token chunks are 98% repetition, which quality 1
+ * codes 26% larger than quality 5; quality 4 stays within 15% of quality 5's size for 60% of
+ * its CPU.
+ */
+const SSE_QUALITY = 4;
+/** Above this, quality 1 whatever the form: quality 4 on a 1.3 MB stream is ~3 ms of CPU, quality 1 ~0.45. */
 const HIGH_QUALITY_MAX_BYTES = 1024 * 1024;
 /**
- * encodeEntryAsync compresses payloads up to this size inline: for a typical answer (~1 KB) the
- * thread-pool round trip costs several times the compression itself (measured: ~40 µs inline
- * against ~260 µs of CPU through the pool, see bench/README.md), and 4 KiB at quality 5 blocks the
- * event loop for well under a millisecond.
+ * encodeEntryAsync compresses payloads up to this size inline and larger ones on libuv's thread
+ * pool. Handing work to the pool costs the main thread ~20–35 µs (a zlib stream, the hand-off,
+ * freeing the encoder) and the process ~50–100 µs more CPU than doing it inline; quality 1
+ * compresses 8 KiB of JSON in about that time (~25–30 µs), so below this the pool saves the
+ * event loop nothing (bench/entry-encoding.ts).
  */
-const INLINE_COMPRESS_MAX_BYTES = 4 * 1024;
+export const INLINE_COMPRESS_MAX_BYTES = 8 * 1024;
+/** Bodies up to this size are joined to their header before compression on the pool (compressOnPool). */
+const JOIN_MAX_BYTES = 64 * 1024;
 
 interface Header {
   v: 1;
@@ -67,7 +84,6 @@ interface Header {
   n: number;
 }
 
-const compressAsync = promisify(brotliCompress);
 const decompressAsync = promisify(brotliDecompress);
 
 export interface EncodeOptions {
@@ -77,24 +93,53 @@ export interface EncodeOptions {
 
 /** Encodes with compression done inline; payloads over SYNC_COMPRESS_MAX_BYTES stay uncompressed. */
 export function encodeEntry(entry: CacheEntry, options: EncodeOptions = {}): Buffer {
-  const plain = plainPayload(entry);
-  const size = plain.payload.byteLength;
+  const header = headerBytes(entry);
+  const size = header.byteLength + entry.body.byteLength;
   const compressed =
     options.compress !== false && size >= MIN_COMPRESS_BYTES && size <= SYNC_COMPRESS_MAX_BYTES
-      ? brotliCompressSync(plain.payload, brotliOptions(size))
+      ? brotliCompressSync(Buffer.concat([header, entry.body], size), brotliOptions(entry.form, size))
       : undefined;
-  return frame(plain, compressed);
+  return frame(header, entry.body, compressed);
 }
 
-/** Encodes with compression on libuv's thread pool: for large bodies (embeddings) off the event loop. */
+/**
+ * Encodes for the store, the event loop blocked at most for a small payload's compression:
+ * larger ones are compressed on libuv's thread pool.
+ */
 export async function encodeEntryAsync(entry: CacheEntry, options: EncodeOptions = {}): Promise<Buffer> {
-  const plain = plainPayload(entry);
-  const size = plain.payload.byteLength;
+  const header = headerBytes(entry);
+  const size = header.byteLength + entry.body.byteLength;
   let compressed: Buffer | undefined;
   if (options.compress !== false && size >= MIN_COMPRESS_BYTES) {
-    compressed = size <= INLINE_COMPRESS_MAX_BYTES ? brotliCompressSync(plain.payload, brotliOptions(size)) : await compressAsync(plain.payload, brotliOptions(size));
+    compressed =
+      size <= INLINE_COMPRESS_MAX_BYTES
+        ? brotliCompressSync(Buffer.concat([header, entry.body], size), brotliOptions(entry.form, size))
+        : await compressOnPool(header, entry.body, brotliOptions(entry.form, size));
   }
-  return frame(plain, compressed);
+  return frame(header, entry.body, compressed);
+}
+
+/**
+ * Header and body as one brotli stream on the thread pool. A large body is written after the
+ * header rather than joined to it first: copying it costs the main thread more than a second
+ * hand-off (~30 µs for a 330-token stream's 115 KB, ~400 µs for a 4k-token stream's 1.3 MB).
+ * A small one is joined: the copy is a few µs, and quality 1 codes each write on its own, which
+ * would cost a JSON entry ~1% of its size.
+ */
+function compressOnPool(header: Buffer, body: Buffer, options: ReturnType<typeof brotliOptions>): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const encoder = createBrotliCompress(options);
+    const chunks: Buffer[] = [];
+    encoder.on('data', (chunk: Buffer) => chunks.push(chunk));
+    encoder.once('error', reject);
+    encoder.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
+    if (body.byteLength <= JOIN_MAX_BYTES) {
+      encoder.end(Buffer.concat([header, body]));
+    } else {
+      encoder.write(header);
+      encoder.end(body);
+    }
+  });
 }
 
 /** The entry, or undefined for anything corrupt, truncated, foreign or of another format. Never throws. */
@@ -121,10 +166,15 @@ export async function decodeEntryAsync(data: Buffer): Promise<CacheEntry | undef
   }
 }
 
-function brotliOptions(size: number): { params: Record<number, number> } {
+/** The quality for this entry's form and size; see JSON_QUALITY and SSE_QUALITY. */
+export function compressionQuality(form: EntryForm, size: number): number {
+  return form === 'sse' && size <= HIGH_QUALITY_MAX_BYTES ? SSE_QUALITY : JSON_QUALITY;
+}
+
+function brotliOptions(form: EntryForm, size: number): { params: Record<number, number> } {
   return {
     params: {
-      [constants.BROTLI_PARAM_QUALITY]: size <= HIGH_QUALITY_MAX_BYTES ? 5 : 1,
+      [constants.BROTLI_PARAM_QUALITY]: compressionQuality(form, size),
       [constants.BROTLI_PARAM_SIZE_HINT]: size,
       [constants.BROTLI_PARAM_MODE]: constants.BROTLI_MODE_TEXT,
       // A window just larger than the payload compresses exactly as well as the default 4 MiB
@@ -140,12 +190,7 @@ function windowBits(size: number): number {
   return Math.min(constants.BROTLI_MAX_WINDOW_BITS, Math.max(constants.BROTLI_MIN_WINDOW_BITS, Math.ceil(Math.log2(size + 16))));
 }
 
-interface PlainPayload {
-  headerLength: number;
-  payload: Buffer;
-}
-
-function plainPayload(entry: CacheEntry): PlainPayload {
+function headerBytes(entry: CacheEntry): Buffer {
   const header: Header = {
     v: 1,
     t: entry.storedAt,
@@ -157,18 +202,19 @@ function plainPayload(entry: CacheEntry): PlainPayload {
   };
   if (entry.usage) header.u = entry.usage;
   if (entry.chunkIdentity) header.c = entry.chunkIdentity;
-  const headerBytes = Buffer.from(JSON.stringify(header));
-  return { headerLength: headerBytes.byteLength, payload: Buffer.concat([headerBytes, entry.body]) };
+  return Buffer.from(JSON.stringify(header));
 }
 
-function frame(plain: PlainPayload, compressed: Buffer | undefined): Buffer {
-  const useCompressed = compressed !== undefined && compressed.byteLength <= plain.payload.byteLength * MAX_KEPT_RATIO;
+/** The stored value, with the body copied once (a stream-filled body can be megabytes). */
+function frame(header: Buffer, body: Buffer, compressed: Buffer | undefined): Buffer {
+  const plainLength = header.byteLength + body.byteLength;
+  const useCompressed = compressed !== undefined && compressed.byteLength <= plainLength * MAX_KEPT_RATIO;
   const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
   prefix[0] = MAGIC_V1;
   prefix[1] = useCompressed ? FLAG_BROTLI : 0;
-  prefix.writeUInt32BE(plain.headerLength, 2);
-  prefix.writeUInt32BE(plain.payload.byteLength, 6);
-  return Buffer.concat([prefix, useCompressed ? compressed : plain.payload]);
+  prefix.writeUInt32BE(header.byteLength, 2);
+  prefix.writeUInt32BE(plainLength, 6);
+  return useCompressed ? Buffer.concat([prefix, compressed]) : Buffer.concat([prefix, header, body], PREFIX_BYTES + plainLength);
 }
 
 interface Frame {

@@ -93,7 +93,15 @@ export function chatEntries(answer = ANSWER): Record<'json' | 'sse', CacheEntry>
   if (!sse) throw new Error('fixture stream did not record');
   const completionTokens = tokensOf(answer).length;
   return {
-    json: { storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: IDENTITY.model, usage: usageOf(completionTokens), body: jsonBody(answer, completionTokens) },
+    json: {
+      storedAt: Date.now(),
+      form: 'json',
+      endpoint: 'chat.completions',
+      provider: 'openai',
+      model: IDENTITY.model,
+      usage: usageOf(completionTokens),
+      body: jsonBody(answer, completionTokens),
+    },
     sse,
   };
 }

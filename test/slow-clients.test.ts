@@ -164,7 +164,10 @@ describe('slow and idle clients are cut by the timeouts; a normal client is answ
         `normal client meanwhile: ${timings.length} hits, median ${percentile(timings, 0.5).toFixed(1)} ms, ` +
         `p99 ${percentile(timings, 0.99).toFixed(1)} ms, max ${timings.at(-1)!.toFixed(1)} ms`,
     );
-    expect(timings.at(-1)!).toBeLessThan(200);
+    // A few ms as a rule; the bound on the slowest leaves room for a suite loading both cores
+    // (the moment ~2,000 refusals are written at once, in this same process).
+    expect(percentile(timings, 0.5)).toBeLessThan(20);
+    expect(timings.at(-1)!).toBeLessThan(500);
     // The gateway is still fine afterwards.
     expect((await fetch(`${gateway.url}/healthz`)).status).toBe(200);
   });

@@ -21,7 +21,9 @@ const settings = settingsFromEnv(process.env, {
   maxDurationMs: 900_000,
 });
 
-console.log(`fuzz: seed ${settings.seed}, ${settings.only ? `replaying cases ${settings.only.join(',')} of ` : ''}${settings.cases} cases, ${settings.largeCases} large, concurrency ${settings.concurrency}`);
+console.log(
+  `fuzz: seed ${settings.seed}, ${settings.only ? `replaying cases ${settings.only.join(',')} of ` : ''}${settings.cases} cases, ${settings.largeCases} large, concurrency ${settings.concurrency}`,
+);
 const env = { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' };
 const { report, text, clientKeyLeaks } = await runCampaign(settings, env);
 console.log(text);

@@ -70,7 +70,9 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   if (only === 'gateway' || only === 'miss') {
-    process.stdout.write(`gateway ${only === 'miss' ? 'miss' : 'hit'} alone: ${(await perRequest(gateway, requests)).toFixed(1)} µs CPU per request (this process: ${lastSplit})\n`);
+    process.stdout.write(
+      `gateway ${only === 'miss' ? 'miss' : 'hit'} alone: ${(await perRequest(gateway, requests)).toFixed(1)} µs CPU per request (this process: ${lastSplit})\n`,
+    );
   } else {
     await compareWithBare(gateway, answer);
   }
@@ -93,12 +95,22 @@ async function compareWithBare(gateway: FastifyInstance, answer: string): Promis
     gatewayCost += (await perRequest(gateway, requests / rounds)) / rounds;
     bareCost += (await perRequest(bare, requests / rounds)) / rounds;
   }
-  process.stdout.write(`in process (light-my-request), CPU per request over ${requests}: gateway hit ${gatewayCost.toFixed(1)} µs, bare Fastify ${bareCost.toFixed(1)} µs, difference ${(gatewayCost - bareCost).toFixed(1)} µs\n`);
+  process.stdout.write(
+    `in process (light-my-request), CPU per request over ${requests}: gateway hit ${gatewayCost.toFixed(1)} µs, bare Fastify ${bareCost.toFixed(1)} µs, difference ${(gatewayCost - bareCost).toFixed(1)} µs\n`,
+  );
 
   const parsed = JSON.parse(body) as Record<string, unknown>;
   const { MemoryStore } = await import('../src/cache/memory-store.js');
   const { encodeEntry } = await import('../src/cache/entry.js');
-  const stored = encodeEntry({ storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: 'gpt-4o-mini', body: Buffer.from(answer), usage: { prompt_tokens: 60, completion_tokens: 120, total_tokens: 180 } });
+  const stored = encodeEntry({
+    storedAt: Date.now(),
+    form: 'json',
+    endpoint: 'chat.completions',
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    body: Buffer.from(answer),
+    usage: { prompt_tokens: 60, completion_tokens: 120, total_tokens: 180 },
+  });
   const store = new MemoryStore({ maxBytes: 1 << 20 });
   const key = cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: parsed });
   await store.set(key, stored, 0);

@@ -89,7 +89,13 @@ export async function timedPost(dispatcher: Client | Pool, path: string, body: s
     chunks.push(chunk as Buffer);
   }
   const totalMs = performance.now() - started;
-  return { status: response.statusCode, headers: response.headers, firstByteMs: Math.max(0, firstByteMs), totalMs, body: Buffer.concat(chunks).toString('utf8') };
+  return {
+    status: response.statusCode,
+    headers: response.headers,
+    firstByteMs: Math.max(0, firstByteMs),
+    totalMs,
+    body: Buffer.concat(chunks).toString('utf8'),
+  };
 }
 
 export interface SequentialRun {

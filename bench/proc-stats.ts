@@ -69,7 +69,10 @@ export class UsageMeter {
   private readonly timer: NodeJS.Timeout;
   private readonly hwmReset: boolean;
 
-  constructor(private readonly pids: readonly number[], sampleMs = 50) {
+  constructor(
+    private readonly pids: readonly number[],
+    sampleMs = 50,
+  ) {
     this.hwmReset = pids.every((pid) => {
       try {
         // "5" resets VmHWM to the current RSS (proc(5), clear_refs).

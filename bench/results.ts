@@ -69,7 +69,12 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
     checks.push({ name, measured: `${fixed(value, 2)}${unit}`, required: `≥ ${floor}${unit}`, met: value === undefined ? undefined : value >= floor });
   };
   const atMost = (name: string, value: number | undefined, ceiling: number, unit: string, digits = 2): void => {
-    checks.push({ name, measured: `${fixed(value, digits)} ${unit}`, required: `≤ ${ceiling} ${unit}`, met: value === undefined ? undefined : value <= ceiling });
+    checks.push({
+      name,
+      measured: `${fixed(value, digits)} ${unit}`,
+      required: `≤ ${ceiling} ${unit}`,
+      met: value === undefined ? undefined : value <= ceiling,
+    });
   };
   atLeast('hit (Redis) vs constant-JSON ceiling', ratio(rps('hit-redis'), rps('constant')), 0.9);
   atLeast('hit (embedded) vs constant-JSON ceiling', ratio(rps('hit-memory'), rps('constant')), 0.95);
@@ -82,15 +87,40 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
   atLeast(`miss (Redis) vs direct upstream at ${byId(results, 'direct')?.connections ?? 50} connections`, ratio(rps('miss-redis'), rps('direct')), 0.5);
   atLeast(`miss (embedded) vs direct upstream`, ratio(rps('miss-memory'), rps('direct')), 0.5);
   const naiveAdded = subtract(byId(results, 'naive-proxy-c1')?.p50Ms, byId(results, 'direct-c1')?.p50Ms);
-  if (naiveAdded !== undefined) checks.push({ name: '(calibration) naive undici proxy: latency added at concurrency 1', measured: `${naiveAdded.toFixed(3)} ms`, required: 'reference: 0.34 ms', met: undefined });
+  if (naiveAdded !== undefined)
+    checks.push({
+      name: '(calibration) naive undici proxy: latency added at concurrency 1',
+      measured: `${naiveAdded.toFixed(3)} ms`,
+      required: 'reference: 0.34 ms',
+      met: undefined,
+    });
   const naiveRatio = ratio(rps('naive-proxy'), rps('direct'));
-  if (naiveRatio !== undefined) checks.push({ name: '(calibration) naive undici proxy vs direct upstream', measured: `${naiveRatio.toFixed(2)}×`, required: 'reference: 0.37×', met: undefined });
+  if (naiveRatio !== undefined)
+    checks.push({
+      name: '(calibration) naive undici proxy vs direct upstream',
+      measured: `${naiveRatio.toFixed(2)}×`,
+      required: 'reference: 0.37×',
+      met: undefined,
+    });
   const naiveHit = ratio(rps('naive-redis-hit'), rps('constant'));
-  if (naiveHit !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs constant JSON', measured: `${naiveHit.toFixed(2)}×`, required: 'reference: 0.75×', met: undefined });
+  if (naiveHit !== undefined)
+    checks.push({
+      name: '(calibration) naive Fastify+Redis hit vs constant JSON',
+      measured: `${naiveHit.toFixed(2)}×`,
+      required: 'reference: 0.75×',
+      met: undefined,
+    });
   const naiveNginx = ratio(rps('naive-redis-hit'), rps('nginx'));
-  if (naiveNginx !== undefined) checks.push({ name: '(calibration) naive Fastify+Redis hit vs Nginx', measured: `${naiveNginx.toFixed(2)}×`, required: 'reference: 0.34×', met: undefined });
+  if (naiveNginx !== undefined)
+    checks.push({
+      name: '(calibration) naive Fastify+Redis hit vs Nginx',
+      measured: `${naiveNginx.toFixed(2)}×`,
+      required: 'reference: 0.34×',
+      met: undefined,
+    });
   const naiveTtfb = subtract(byId(results, 'stream-naive')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);
-  if (naiveTtfb !== undefined) checks.push({ name: '(calibration) naive proxy: stream time to first byte added', measured: `${naiveTtfb.toFixed(3)} ms`, required: '', met: undefined });
+  if (naiveTtfb !== undefined)
+    checks.push({ name: '(calibration) naive proxy: stream time to first byte added', measured: `${naiveTtfb.toFixed(3)} ms`, required: '', met: undefined });
   const ttfbAdded = subtract(byId(results, 'stream-miss')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);
   atMost('stream (Redis): time to first byte added at concurrency 1 (p50)', ttfbAdded, 1, 'ms', 3);
   const memoryTtfbAdded = subtract(byId(results, 'stream-miss-memory')?.firstByteP50Ms, byId(results, 'stream-direct')?.firstByteP50Ms);
@@ -171,9 +201,7 @@ function pad(text: string, width: number, right = false): string {
 
 /** A Markdown table (readable in a terminal, pasted as is into bench/README.md). */
 export function formatTables(run: BenchRun): string {
-  const rows: string[][] = [
-    ['#', 'scenario', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'TTFB p50 ms', 'CPU µs/req', 'helpers µs/req', 'peak RSS MB', 'ratio'],
-  ];
+  const rows: string[][] = [['#', 'scenario', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'TTFB p50 ms', 'CPU µs/req', 'helpers µs/req', 'peak RSS MB', 'ratio']];
   for (const r of run.scenarios) {
     const reference = REFERENCE[r.id];
     const referenceRps = reference ? byId(run.scenarios, reference)?.requestsPerSecond : undefined;
@@ -195,11 +223,21 @@ export function formatTables(run: BenchRun): string {
   const scenarioTable = markdown(rows, new Set([2, 3, 4, 5, 6, 7, 8, 9]));
   const targetRows = [
     ['target', 'measured', 'required', 'met'],
-    ...run.targets.map((t) => [t.name, t.measured, t.required, t.name.startsWith('(calibration)') ? '' : t.met === undefined ? 'not run' : t.met ? 'yes' : 'NO']),
+    ...run.targets.map((t) => [
+      t.name,
+      t.measured,
+      t.required,
+      t.name.startsWith('(calibration)') ? '' : t.met === undefined ? 'not run' : t.met ? 'yes' : 'NO',
+    ]),
   ];
   const details = run.scenarios
     .filter((r) => r.details || r.notes?.length)
-    .map((r) => `- ${r.id}: ${Object.entries(r.details ?? {}).map(([k, v]) => `${k}=${typeof v === 'number' ? round(v) : String(v)}`).join(', ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`);
+    .map(
+      (r) =>
+        `- ${r.id}: ${Object.entries(r.details ?? {})
+          .map(([k, v]) => `${k}=${typeof v === 'number' ? round(v) : String(v)}`)
+          .join(', ')}${r.notes?.length ? ` (${r.notes.join('; ')})` : ''}`,
+    );
   return `${scenarioTable}\n${beforeAfter(run.scenarios)}\n${markdown(targetRows, new Set())}\n\n${details.join('\n')}\n`;
 }
 

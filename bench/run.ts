@@ -18,7 +18,19 @@ import { loadOptions, type BenchOptions } from './options.js';
 import { freePort, killAllNow, stopAll, type Managed } from './processes.js';
 import { checkTargets, formatTables, type BenchRun, type Machine, type ScenarioResult } from './results.js';
 import { soak } from './soak.js';
-import { CHAT_PATH, CLIENT_HEADERS, compareSequential, compareThroughput, mixed, storm, upstreamCalls, uniqueChatBody, type Contender, type SliceCheck, type Target } from './scenarios.js';
+import {
+  CHAT_PATH,
+  CLIENT_HEADERS,
+  compareSequential,
+  compareThroughput,
+  mixed,
+  storm,
+  upstreamCalls,
+  uniqueChatBody,
+  type Contender,
+  type SliceCheck,
+  type Target,
+} from './scenarios.js';
 import {
   baselineSource,
   buildGateway,
@@ -63,7 +75,9 @@ async function primeHit(url: string, body: string): Promise<void> {
 }
 
 function report(result: ScenarioResult): void {
-  progress(`${result.id}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.errors} errors`);
+  progress(
+    `${result.id}: ${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms, ${result.errors} errors`,
+  );
   if (result.errors > 0) (result.notes ??= []).push(`${result.errors} failed requests`);
   results.push(result);
 }
@@ -109,7 +123,15 @@ function upstreamCheck(fake: FakeUpstreamProcess): SliceCheck {
 function heldBytesEstimate(answer: string, misses: number): number {
   const body = Buffer.from(answer);
   const parsed = JSON.parse(answer) as { usage?: { prompt_tokens: number; total_tokens: number } };
-  const entry = encodeEntry({ storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: CHAT_MODEL, body, ...(parsed.usage ? { usage: parsed.usage } : {}) });
+  const entry = encodeEntry({
+    storedAt: Date.now(),
+    form: 'json',
+    endpoint: 'chat.completions',
+    provider: 'openai',
+    model: CHAT_MODEL,
+    body,
+    ...(parsed.usage ? { usage: parsed.usage } : {}),
+  });
   const key = cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: {} });
   return misses * memoryStoreEntrySize(key, entry);
 }
@@ -131,7 +153,12 @@ interface Stack {
  * Every server at once (idle ones cost nothing), so each comparison can interleave its contenders.
  * Each gateway scenario gets its own process: the RSS of a row is that scenario's.
  */
-async function startStack(options: BenchOptions, tmp: string, profileDir: string | undefined, answer: (fake: FakeUpstreamProcess) => Promise<string>): Promise<Stack> {
+async function startStack(
+  options: BenchOptions,
+  tmp: string,
+  profileDir: string | undefined,
+  answer: (fake: FakeUpstreamProcess) => Promise<string>,
+): Promise<Stack> {
   const wants = (...ids: string[]): boolean => !options.only || ids.some((id) => options.only!.has(id));
   let compiledMain: string | undefined;
   if (!options.gatewayThroughTsx) {
@@ -140,7 +167,16 @@ async function startStack(options: BenchOptions, tmp: string, profileDir: string
   }
   progress('starting the fake upstream, references, redis-server and gateways');
   const fake = await startFakeUpstream({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0, answerTokens: options.answerTokens });
-  const stack: Stack = { fake, constant: undefined, naiveProxy: undefined, naiveRedisHit: undefined, nginx: undefined, redis: undefined, gateways: new Map(), compiledMain };
+  const stack: Stack = {
+    fake,
+    constant: undefined,
+    naiveProxy: undefined,
+    naiveRedisHit: undefined,
+    nginx: undefined,
+    redis: undefined,
+    gateways: new Map(),
+    compiledMain,
+  };
   if (wants('constant', 'hit-redis', 'hit-memory', 'nginx')) stack.constant = await startConstantServer(tmp, await answer(fake));
   if (wants('naive-proxy', 'naive-proxy-c1', 'stream-naive')) stack.naiveProxy = await startNaive('proxy', { upstreamUrl: fake.url });
   if (wants('nginx')) {
@@ -160,7 +196,15 @@ async function startStack(options: BenchOptions, tmp: string, profileDir: string
     if (baselineMain && name !== 'memory-info') variants.push([`${name}-baseline`, baselineMain]);
     for (const [variant, main] of variants) {
       const url = redisUrl && variant.endsWith('-baseline') ? `${redisUrl}/1` : redisUrl;
-      const started = startGateway({ name: `gateway-${variant}`, upstreamUrl: fake.url, logLevel, cpuProfDir: profileDir, compiledMain: main, nodeFlags: options.gatewayNodeFlags, ...(url ? { redisUrl: url } : {}) });
+      const started = startGateway({
+        name: `gateway-${variant}`,
+        upstreamUrl: fake.url,
+        logLevel,
+        cpuProfDir: profileDir,
+        compiledMain: main,
+        nodeFlags: options.gatewayNodeFlags,
+        ...(url ? { redisUrl: url } : {}),
+      });
       starting.push(started.then((g) => void stack.gateways.set(variant, g)));
     }
   };
@@ -190,8 +234,14 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
   const forThroughput = (): Promise<void> => fake.configure({ delayMs: options.upstreamDelayMs, tokensPerSecond: 0 });
   const forStreams = (): Promise<void> => fake.configure({ delayMs: options.streamDelayMs, tokensPerSecond: options.tokensPerSecond });
   const fakeTarget: Target = { url: fake.url, pids: () => [fake.managed.pid] };
-  const naiveTarget = (naive: { managed: Managed; url: string }): Target => ({ url: naive.url, pids: () => [naive.managed.pid], helperPids: () => [fake.managed.pid] });
-  const helpers = (gateway: string): (() => number[]) => () => [fake.managed.pid, ...(gateway.startsWith('redis') && stack.redis ? [stack.redis.managed.pid] : [])];
+  const naiveTarget = (naive: { managed: Managed; url: string }): Target => ({
+    url: naive.url,
+    pids: () => [naive.managed.pid],
+    helperPids: () => [fake.managed.pid],
+  });
+  const helpers =
+    (gateway: string): (() => number[]) =>
+    () => [fake.managed.pid, ...(gateway.startsWith('redis') && stack.redis ? [stack.redis.managed.pid] : [])];
   const contender = (id: string, title: string, gateway: string, body: Contender['body']): Contender | undefined => {
     const process = gateways.get(gateway);
     if (!process || !wants(id)) return undefined;
@@ -207,9 +257,32 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
 
   // Scenarios 2, 3, 5, 6: the hit against its ceilings, interleaved.
   const hits = present([
-    stack.constant ? { spec: { id: 'constant', title: `2 constant JSON, bare Fastify (${Buffer.byteLength(answer)} B)`, server: 'fastify' }, target: { url: stack.constant.url, pids: () => [stack.constant!.managed.pid] }, body: hitBody } : undefined,
-    stack.nginx ? { spec: { id: 'nginx', title: '3 Nginx proxy_cache POST hit (1 worker)', server: 'nginx' }, target: { url: stack.nginx.url, pids: stack.nginx.pids }, body: hitBody, check: upstreamCheck(fake) } : undefined,
-    stack.naiveRedisHit && wants('naive-redis-hit') ? { spec: { id: 'naive-redis-hit', title: 'naive Fastify + ioredis GET (calibration)', server: 'naive' }, target: { url: stack.naiveRedisHit.url, pids: () => [stack.naiveRedisHit!.managed.pid], helperPids: () => (stack.redis ? [stack.redis.managed.pid] : []) }, body: hitBody } : undefined,
+    stack.constant
+      ? {
+          spec: { id: 'constant', title: `2 constant JSON, bare Fastify (${Buffer.byteLength(answer)} B)`, server: 'fastify' },
+          target: { url: stack.constant.url, pids: () => [stack.constant!.managed.pid] },
+          body: hitBody,
+        }
+      : undefined,
+    stack.nginx
+      ? {
+          spec: { id: 'nginx', title: '3 Nginx proxy_cache POST hit (1 worker)', server: 'nginx' },
+          target: { url: stack.nginx.url, pids: stack.nginx.pids },
+          body: hitBody,
+          check: upstreamCheck(fake),
+        }
+      : undefined,
+    stack.naiveRedisHit && wants('naive-redis-hit')
+      ? {
+          spec: { id: 'naive-redis-hit', title: 'naive Fastify + ioredis GET (calibration)', server: 'naive' },
+          target: {
+            url: stack.naiveRedisHit.url,
+            pids: () => [stack.naiveRedisHit!.managed.pid],
+            helperPids: () => (stack.redis ? [stack.redis.managed.pid] : []),
+          },
+          body: hitBody,
+        }
+      : undefined,
     ...withBaseline('hit-redis', '5 gateway hit, Redis', 'redis', hitBody),
     ...withBaseline('hit-memory', '6 gateway hit, embedded', 'memory', hitBody),
     contender('hit-memory-info', '6 gateway hit, embedded, LOG_LEVEL=info', 'memory-info', hitBody),
@@ -223,8 +296,17 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
 
   // Scenarios 1 and 4: misses against the upstream alone.
   const misses = present([
-    wants('direct', 'miss-redis', 'miss-memory') ? { spec: { id: 'direct', title: '1 upstream direct (floor), unique bodies', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
-    stack.naiveProxy && wants('naive-proxy') ? { spec: { id: 'naive-proxy', title: 'naive Fastify + undici proxy (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody(), check: upstreamCheck(fake) } : undefined,
+    wants('direct', 'miss-redis', 'miss-memory')
+      ? { spec: { id: 'direct', title: '1 upstream direct (floor), unique bodies', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() }
+      : undefined,
+    stack.naiveProxy && wants('naive-proxy')
+      ? {
+          spec: { id: 'naive-proxy', title: 'naive Fastify + undici proxy (calibration)', server: 'naive' },
+          target: naiveTarget(stack.naiveProxy),
+          body: () => uniqueChatBody(),
+          check: upstreamCheck(fake),
+        }
+      : undefined,
     ...withBaseline('miss-redis', '4 gateway miss, Redis, unique bodies', 'redis', () => uniqueChatBody()),
     ...withBaseline('miss-memory', '4 gateway miss, embedded, unique bodies', 'memory-miss', () => uniqueChatBody()),
   ]);
@@ -242,8 +324,16 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
 
   // Latency added at concurrency 1.
   const sequentialMisses = present([
-    wants('direct-c1', 'miss-redis-c1') ? { spec: { id: 'direct-c1', title: '1 upstream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() } : undefined,
-    stack.naiveProxy && wants('naive-proxy-c1') ? { spec: { id: 'naive-proxy-c1', title: 'naive proxy, concurrency 1 (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody() } : undefined,
+    wants('direct-c1', 'miss-redis-c1')
+      ? { spec: { id: 'direct-c1', title: '1 upstream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody() }
+      : undefined,
+    stack.naiveProxy && wants('naive-proxy-c1')
+      ? {
+          spec: { id: 'naive-proxy-c1', title: 'naive proxy, concurrency 1 (calibration)', server: 'naive' },
+          target: naiveTarget(stack.naiveProxy),
+          body: () => uniqueChatBody(),
+        }
+      : undefined,
     ...withBaseline('miss-redis-c1', '4 gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody()),
     contender('miss-memory-c1', '4 gateway miss, embedded, concurrency 1', 'memory', () => uniqueChatBody()),
   ]);
@@ -254,8 +344,20 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
 
   // Scenario 7: streams at concurrency 1, the upstream pacing its tokens.
   const streams = present([
-    wants('stream-direct', 'stream-miss') ? { spec: { id: 'stream-direct', title: '7 stream direct, concurrency 1', server: 'fake upstream' }, target: fakeTarget, body: () => uniqueChatBody(true) } : undefined,
-    stack.naiveProxy && wants('stream-naive') ? { spec: { id: 'stream-naive', title: '7 stream via naive proxy, concurrency 1 (calibration)', server: 'naive' }, target: naiveTarget(stack.naiveProxy), body: () => uniqueChatBody(true) } : undefined,
+    wants('stream-direct', 'stream-miss')
+      ? {
+          spec: { id: 'stream-direct', title: '7 stream direct, concurrency 1', server: 'fake upstream' },
+          target: fakeTarget,
+          body: () => uniqueChatBody(true),
+        }
+      : undefined,
+    stack.naiveProxy && wants('stream-naive')
+      ? {
+          spec: { id: 'stream-naive', title: '7 stream via naive proxy, concurrency 1 (calibration)', server: 'naive' },
+          target: naiveTarget(stack.naiveProxy),
+          body: () => uniqueChatBody(true),
+        }
+      : undefined,
     ...withBaseline('stream-miss', '7 stream gateway miss, Redis, concurrency 1', 'redis', () => uniqueChatBody(true)),
     contender('stream-miss-memory', '7 stream gateway miss, embedded, concurrency 1', 'memory', () => uniqueChatBody(true)),
     contender('stream-hit', '7 stream gateway hit, Redis, concurrency 1', 'redis', hitStreamBody),
@@ -286,7 +388,8 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
     const redisInstalled = version('redis-server', ['--version']) !== undefined;
     const redis = redisInstalled ? (stack.redis ?? (await startRedisServer(join(tmp, 'redis-soak')))) : undefined;
     // Its own database: nothing of the other gateways' entries.
-    for (const result of await soak({ options, fake, compiledMain: stack.compiledMain, redisUrl: redis ? `${redis.url}/3` : undefined, progress })) report(result);
+    for (const result of await soak({ options, fake, compiledMain: stack.compiledMain, redisUrl: redis ? `${redis.url}/3` : undefined, progress }))
+      report(result);
     await forThroughput();
   }
 }
@@ -308,7 +411,10 @@ function machine(loadAtStart: number): Machine {
     node: process.version,
     os: `Linux ${release()}`,
     nginx: nginx ? version(nginx, ['-v'])?.replace(/^nginx version: /, '') : undefined,
-    redis: version('redis-server', ['--version'])?.split(' ').find((part) => part.startsWith('v='))?.slice(2),
+    redis: version('redis-server', ['--version'])
+      ?.split(' ')
+      .find((part) => part.startsWith('v='))
+      ?.slice(2),
   };
 }
 
@@ -366,7 +472,12 @@ async function main(): Promise<void> {
     process.stderr.write(`bench failed: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
     process.exitCode = 1;
   } else if (results.some((result) => result.details?.pass === false)) {
-    process.stderr.write(`soak failed: ${results.filter((r) => r.details?.pass === false).map((r) => `${r.id} (${r.notes?.join('; ')})`).join(', ')}\n`);
+    process.stderr.write(
+      `soak failed: ${results
+        .filter((r) => r.details?.pass === false)
+        .map((r) => `${r.id} (${r.notes?.join('; ')})`)
+        .join(', ')}\n`,
+    );
     process.exitCode = 1;
   }
 }

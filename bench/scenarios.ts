@@ -63,7 +63,17 @@ interface Tally {
   counts: Record<string, number>;
 }
 
-const newTally = (): Tally => ({ latenciesMs: [], firstBytesMs: [], seconds: 0, errors: 0, cpuSeconds: 0, helperCpuSeconds: 0, peakRssBytes: 0, roundRates: [], counts: {} });
+const newTally = (): Tally => ({
+  latenciesMs: [],
+  firstBytesMs: [],
+  seconds: 0,
+  errors: 0,
+  cpuSeconds: 0,
+  helperCpuSeconds: 0,
+  peakRssBytes: 0,
+  roundRates: [],
+  counts: {},
+});
 
 function usagePerRequest(cpuSeconds: number, requests: number): number | undefined {
   return requests > 0 ? (cpuSeconds * 1e6) / requests : undefined;
@@ -77,7 +87,14 @@ type Slice = (contender: Contender, seconds: number) => Promise<{ latenciesMs: n
  * falls on all of them alike and the ratios within a run stay meaningful. Each contender is warmed
  * up first (JIT, connection pools); its share of the time is `seconds` in total.
  */
-async function interleave(contenders: Contender[], connections: number, seconds: number, warmupSeconds: number, rounds: number, slice: Slice): Promise<ScenarioResult[]> {
+async function interleave(
+  contenders: Contender[],
+  connections: number,
+  seconds: number,
+  warmupSeconds: number,
+  rounds: number,
+  slice: Slice,
+): Promise<ScenarioResult[]> {
   const tallies = contenders.map(newTally);
   if (warmupSeconds > 0) for (const contender of contenders) await slice(contender, warmupSeconds);
   for (let round = 0; round < rounds; round++) {
@@ -130,7 +147,14 @@ async function interleave(contenders: Contender[], connections: number, seconds:
 /** Throughput at `options.connections` (autocannon), interleaved. */
 export function compareThroughput(contenders: Contender[], options: BenchOptions): Promise<ScenarioResult[]> {
   return interleave(contenders, options.connections, options.durationSeconds, options.warmupSeconds, options.rounds, async (contender, seconds) => {
-    const run = await runLoad({ url: contender.target.url, path: CHAT_PATH, connections: options.connections, seconds, body: contender.body, headers: CLIENT_HEADERS });
+    const run = await runLoad({
+      url: contender.target.url,
+      path: CHAT_PATH,
+      connections: options.connections,
+      seconds,
+      body: contender.body,
+      headers: CLIENT_HEADERS,
+    });
     return { latenciesMs: run.latenciesMs, seconds: run.seconds, errors: run.errors + run.non2xx };
   });
 }
@@ -172,7 +196,8 @@ export async function storm(gateway: GatewayProcess, fake: FakeUpstreamProcess, 
       const fire = (count: number) => Array.from({ length: count }, () => timedPost(pool, CHAT_PATH, body, CLIENT_HEADERS));
       const firstWave = fire(form === 'json' ? size : Math.ceil(size / 2));
       // Streams: the second wave joins 150 ms into a ~300 ms stream.
-      const secondWave = form === 'json' ? [] : await new Promise<ReturnType<typeof fire>>((resolve) => setTimeout(() => resolve(fire(Math.floor(size / 2))), 250));
+      const secondWave =
+        form === 'json' ? [] : await new Promise<ReturnType<typeof fire>>((resolve) => setTimeout(() => resolve(fire(Math.floor(size / 2))), 250));
       const responses = await Promise.all([...firstWave, ...secondWave]);
       details[`${form}UpstreamCalls`] = (await upstreamCalls(fake)) - before;
       const outcomes: Record<string, number> = {};
@@ -183,7 +208,9 @@ export async function storm(gateway: GatewayProcess, fake: FakeUpstreamProcess, 
         else errors++;
         latencies.push(response.totalMs);
       }
-      details[`${form}XCache`] = Object.entries(outcomes).map(([k, v]) => `${k}:${v}`).join(' ');
+      details[`${form}XCache`] = Object.entries(outcomes)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' ');
       const distinctBodies = new Set(responses.map((response) => response.body)).size;
       details[`${form}DistinctAnswers`] = distinctBodies;
       if (distinctBodies !== 1) notes.push(`${form}: ${distinctBodies} different answers for identical requests`);
@@ -293,7 +320,9 @@ export async function mixed(gateway: GatewayProcess, fake: FakeUpstreamProcess, 
       servedWithoutUpstream: answered ? (hits + coalesced) / answered : 0,
       bestPossible: answered ? repeatsAnswered / answered : 0,
       upstreamCalls: (await upstreamCalls(fake)) - callsBefore,
-      xCache: Object.entries(outcomes).map(([k, v]) => `${k}:${v}`).join(' '),
+      xCache: Object.entries(outcomes)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' '),
       costSpentUsd: spent,
       costSavedUsd: saved,
       bestCostSavedUsd: bestSaved,

@@ -84,7 +84,10 @@ export async function startConstantServer(dir: string, answer: string): Promise<
 }
 
 /** One of the two naive prototypes (bench/servers/naive.ts): `proxy` in front of the upstream, or `redis-hit`. */
-export async function startNaive(mode: 'proxy' | 'redis-hit', env: { upstreamUrl?: string; redisUrl?: string; answer?: string }): Promise<{ managed: Managed; url: string }> {
+export async function startNaive(
+  mode: 'proxy' | 'redis-hit',
+  env: { upstreamUrl?: string; redisUrl?: string; answer?: string },
+): Promise<{ managed: Managed; url: string }> {
   const managed = startProcess(`naive ${mode}`, process.execPath, [...TSX, 'bench/servers/naive.ts'], {
     cwd: REPO_ROOT,
     env: {
@@ -112,8 +115,20 @@ export async function startRedisServer(dir: string): Promise<RedisProcess> {
   mkdirSync(dir, { recursive: true });
   // Like the production deployment: 256 MB, allkeys-lru, no persistence.
   const managed = startProcess('redis-server', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-    '--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru', '--dir', dir,
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--maxmemory',
+    '256mb',
+    '--maxmemory-policy',
+    'allkeys-lru',
+    '--dir',
+    dir,
   ]);
   const command = (...args: string[]): Promise<string> => redisCommand(port, args);
   const deadline = Date.now() + 10_000;
@@ -181,7 +196,10 @@ export function buildGateway(name = 'dist', sourceDir = REPO_ROOT): string {
   rmSync(outDir, { recursive: true, force: true });
   const tsc = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
   try {
-    execFileSync(process.execPath, [tsc, '-p', join(sourceDir, 'tsconfig.build.json'), '--outDir', outDir], { cwd: sourceDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(process.execPath, [tsc, '-p', join(sourceDir, 'tsconfig.build.json'), '--outDir', outDir], {
+      cwd: sourceDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (error) {
     const output = String((error as { stdout?: Buffer }).stdout ?? '');
     if (!existsSync(join(outDir, 'main.js'))) throw new Error(`could not compile the gateway in ${sourceDir}:\n${output}`, { cause: error });
@@ -200,7 +218,10 @@ export function baselineSource(revisionOrDir: string): string {
   const dir = join(tmpdir(), 'cachegate-bench-baseline-src');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const archive = execFileSync('git', ['archive', '--format=tar', revisionOrDir, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], { cwd: REPO_ROOT, maxBuffer: 256 * 2 ** 20 });
+  const archive = execFileSync('git', ['archive', '--format=tar', revisionOrDir, 'src', 'package.json', 'tsconfig.json', 'tsconfig.build.json'], {
+    cwd: REPO_ROOT,
+    maxBuffer: 256 * 2 ** 20,
+  });
   execFileSync('tar', ['-x', '-C', dir], { input: archive });
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir, 'node_modules'));
   return dir;

@@ -185,7 +185,14 @@ async function send(pool: Pool, kind: Kind, next: () => number, tally: Tally): P
 }
 
 /** `CLIENTS` clients sending `choose()`n requests until `deadline` (or `stop()`). */
-async function drive(url: string, seed: number, deadline: number, choose: (roll: number) => Kind, tally: Tally, stop: () => boolean = () => false): Promise<void> {
+async function drive(
+  url: string,
+  seed: number,
+  deadline: number,
+  choose: (roll: number) => Kind,
+  tally: Tally,
+  stop: () => boolean = () => false,
+): Promise<void> {
   const pool = new Pool(url, { connections: CLIENTS, headersTimeout: 10_000, bodyTimeout: 10_000 });
   try {
     await Promise.all(
@@ -220,7 +227,11 @@ const mb = (bytes: number): number => bytes / 2 ** 20;
 
 /** Unique misses enough to fill the embedded cache past its bound (the MemoryStore's own arithmetic). */
 async function fillCount(fake: FakeUpstreamProcess): Promise<number> {
-  const response = await fetch(`${fake.url}${CHAT_PATH}`, { method: 'POST', headers: { ...CLIENT_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify(chatBody({ tag: 'soak-size' })) });
+  const response = await fetch(`${fake.url}${CHAT_PATH}`, {
+    method: 'POST',
+    headers: { ...CLIENT_HEADERS, 'content-type': 'application/json' },
+    body: JSON.stringify(chatBody({ tag: 'soak-size' })),
+  });
   const body = Buffer.from(await response.text());
   const entry = encodeEntry({ storedAt: Date.now(), form: 'json', endpoint: 'chat.completions', provider: 'openai', model: CHAT_MODEL, body });
   const perEntry = memoryStoreEntrySize(cacheKey({ provider: 'openai', endpoint: 'chat.completions', body: {} }), entry);
@@ -297,7 +308,9 @@ function result(soaked: Soaked, windowSeconds: number, soakSeconds: number): Sce
       heapTrendMb: trend(samples, soaked.soakStartedAt, (s) => s.heapUsed),
       heapTotalTrendMb: trend(samples, soaked.soakStartedAt, (s) => s.heapTotal),
       aborted: tally.aborted,
-      xCache: Object.entries(tally.xCache).map(([name, count]) => `${name}:${count}`).join(' '),
+      xCache: Object.entries(tally.xCache)
+        .map(([name, count]) => `${name}:${count}`)
+        .join(' '),
     },
     notes,
   };
@@ -311,7 +324,14 @@ export async function soak(context: SoakContext): Promise<ScenarioResult[]> {
   const gateways: Soaked[] = [];
   const newTally = (): Tally => ({ ok: 0, unexpected: 0, aborted: 0, latenciesMs: [], xCache: {}, firstUnexpected: [] });
   const embedded = await startGateway({ ...common, name: 'gateway-soak-memory', env: { CACHE_MAX_BYTES: String(SOAK_CACHE_MAX_BYTES) } });
-  gateways.push({ name: 'soak-memory', title: `soak, embedded (CACHE_MAX_BYTES ${mb(SOAK_CACHE_MAX_BYTES)} MiB)`, gateway: embedded, samples: [], tally: newTally(), soakStartedAt: 0 });
+  gateways.push({
+    name: 'soak-memory',
+    title: `soak, embedded (CACHE_MAX_BYTES ${mb(SOAK_CACHE_MAX_BYTES)} MiB)`,
+    gateway: embedded,
+    samples: [],
+    tally: newTally(),
+    soakStartedAt: 0,
+  });
   if (context.redisUrl) {
     const redis = await startGateway({ ...common, name: 'gateway-soak-redis', redisUrl: context.redisUrl });
     gateways.push({ name: 'soak-redis', title: 'soak, Redis', gateway: redis, samples: [], tally: newTally(), soakStartedAt: 0 });
@@ -332,8 +352,14 @@ export async function soak(context: SoakContext): Promise<ScenarioResult[]> {
     const warmedUp = gateways.map(() => newTally());
     const embeddedMisses = (): number => warmedUp[0]!.xCache['MISS'] ?? 0;
     const done = (): boolean => performance.now() >= warmupStart + options.soakWarmupSeconds * 1000 && embeddedMisses() >= fill;
-    progress(`soak: warm-up (at least ${options.soakWarmupSeconds} s and ${fill} misses), then ${options.soakSeconds} s measured, ${CLIENTS} clients per gateway`);
-    await Promise.all(gateways.map((soaked, index) => drive(soaked.gateway.url, 2000 + index, warmupStart + options.soakWarmupSeconds * 1000 + WARMUP_CAP_MS, pick, warmedUp[index]!, done)));
+    progress(
+      `soak: warm-up (at least ${options.soakWarmupSeconds} s and ${fill} misses), then ${options.soakSeconds} s measured, ${CLIENTS} clients per gateway`,
+    );
+    await Promise.all(
+      gateways.map((soaked, index) =>
+        drive(soaked.gateway.url, 2000 + index, warmupStart + options.soakWarmupSeconds * 1000 + WARMUP_CAP_MS, pick, warmedUp[index]!, done),
+      ),
+    );
     progress(`soak: warmed up in ${((performance.now() - warmupStart) / 1000).toFixed(0)} s (${embeddedMisses()} misses to the embedded gateway)`);
     const soakStart = performance.now();
     for (const soaked of gateways) soaked.soakStartedAt = soakStart;

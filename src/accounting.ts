@@ -91,10 +91,7 @@ export class Accounting {
     const id = `${provider}/${label}`;
     if (this.unpricedLogged.has(id) || this.unpricedLogged.size >= MAX_UNPRICED_LOGGED) return;
     this.unpricedLogged.add(id);
-    this.log.warn(
-      { provider, model: label },
-      'no price for this model: its tokens are counted, its cost is not (add it to PRICES_FILE to count it)',
-    );
+    this.log.warn({ provider, model: label }, 'no price for this model: its tokens are counted, its cost is not (add it to PRICES_FILE to count it)');
   }
 }
 

@@ -10,9 +10,7 @@ import type { CacheScope } from './config.js';
 
 /** On every request: the one-shot crypto.hash (Node >= 20.12) where it exists, as for cache keys. */
 const digest: (value: string) => Buffer =
-  typeof crypto.hash === 'function'
-    ? (value) => crypto.hash('sha256', value, 'buffer')
-    : (value) => createHash('sha256').update(value).digest();
+  typeof crypto.hash === 'function' ? (value) => crypto.hash('sha256', value, 'buffer') : (value) => createHash('sha256').update(value).digest();
 
 export class ClientAuth {
   private readonly digests: readonly Buffer[];
@@ -59,7 +57,14 @@ export function cacheScopeOf(scope: CacheScope, headers: IncomingHttpHeaders, cl
     const user = headers['x-openwebui-user-id'];
     const id = Array.isArray(user) ? user[0] : user;
     // NUL cannot appear in a header value: no key and user can run into another pair.
-    if (id) return `user:${createHash('sha256').update(clientKey ?? '').update('\u0000').update(id).digest('base64url')}`;
+    if (id)
+      return `user:${createHash('sha256')
+        .update(clientKey ?? '')
+        .update('\u0000')
+        .update(id)
+        .digest('base64url')}`;
   }
-  return `key:${createHash('sha256').update(clientKey ?? '').digest('base64url')}`;
+  return `key:${createHash('sha256')
+    .update(clientKey ?? '')
+    .digest('base64url')}`;
 }

@@ -60,7 +60,14 @@ function text(env: Env, name: string): string | undefined {
 function list(env: Env, name: string): string[] {
   const value = text(env, name);
   if (value === undefined) return [];
-  return [...new Set(value.split(',').map((item) => item.trim()).filter((item) => item !== ''))];
+  return [
+    ...new Set(
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== ''),
+    ),
+  ];
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {

@@ -30,16 +30,28 @@ export class GatewayError extends Error {
 const NO_RETRY = { 'x-should-retry': 'false' } as const;
 
 export const errors = {
-  invalidJson: (cause?: unknown) =>
-    new GatewayError(400, 'invalid_request_error', 'invalid_json', 'The request body is not valid JSON.', NO_RETRY, { cause }),
+  invalidJson: (cause?: unknown) => new GatewayError(400, 'invalid_request_error', 'invalid_json', 'The request body is not valid JSON.', NO_RETRY, { cause }),
   invalidRequest: (message: string, param?: string) =>
     new GatewayError(400, 'invalid_request_error', param ? `missing_${param}` : 'invalid_request', message, NO_RETRY),
   headerTooLong: (name: string, limit: number) =>
     new GatewayError(400, 'invalid_request_error', 'header_too_long', `The ${name} header is longer than ${limit} bytes.`, NO_RETRY),
   forbiddenJsonKey: (cause?: unknown) =>
-    new GatewayError(400, 'invalid_request_error', 'forbidden_json_key', 'The request body has a "__proto__" or "constructor.prototype" key, which is not allowed.', NO_RETRY, { cause }),
+    new GatewayError(
+      400,
+      'invalid_request_error',
+      'forbidden_json_key',
+      'The request body has a "__proto__" or "constructor.prototype" key, which is not allowed.',
+      NO_RETRY,
+      { cause },
+    ),
   unsupportedContentEncoding: (encoding: string) =>
-    new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Encoding "${encoding}": send the body uncompressed.`, NO_RETRY),
+    new GatewayError(
+      415,
+      'invalid_request_error',
+      'unsupported_media_type',
+      `Unsupported Content-Encoding "${encoding}": send the body uncompressed.`,
+      NO_RETRY,
+    ),
   unsupportedMediaType: (contentType: string) =>
     new GatewayError(415, 'invalid_request_error', 'unsupported_media_type', `Unsupported Content-Type "${contentType}": send application/json.`, NO_RETRY),
   bodyTooLarge: (limit: number) =>
@@ -47,18 +59,41 @@ export const errors = {
   invalidApiKey: () =>
     new GatewayError(401, 'invalid_request_error', 'invalid_api_key', 'Incorrect or missing API key: send "Authorization: Bearer <gateway key>".', NO_RETRY),
   modelNotFound: (model: string) =>
-    new GatewayError(404, 'invalid_request_error', 'model_not_found', `The model "${model}" does not exist or no provider serving it is configured. Prefix it with "openai/" or "groq/" to choose the provider.`, NO_RETRY),
+    new GatewayError(
+      404,
+      'invalid_request_error',
+      'model_not_found',
+      `The model "${model}" does not exist or no provider serving it is configured. Prefix it with "openai/" or "groq/" to choose the provider.`,
+      NO_RETRY,
+    ),
   routeNotFound: (method: string, url: string) =>
     new GatewayError(404, 'invalid_request_error', 'not_found', `Unknown route ${method} ${url.split('?')[0]}.`, NO_RETRY),
   noProviderKeys: (provider: string) =>
     new GatewayError(503, 'server_error', 'no_provider_keys', `No API key is configured for provider ${provider}.`, NO_RETRY),
   allKeysRejected: (provider: string) =>
-    new GatewayError(503, 'server_error', 'provider_keys_rejected', `Every API key of provider ${provider} was rejected (401/403) by the provider; reload valid keys.`, NO_RETRY),
+    new GatewayError(
+      503,
+      'server_error',
+      'provider_keys_rejected',
+      `Every API key of provider ${provider} was rejected (401/403) by the provider; reload valid keys.`,
+      NO_RETRY,
+    ),
   // Retryable (no x-should-retry: false): the key is disabled now, a retry gets another one.
   providerKeyRejected: (provider: string) =>
-    new GatewayError(503, 'server_error', 'provider_key_rejected', `Provider ${provider} rejected the gateway's API key (401/403); it is disabled, retry to use another key.`),
+    new GatewayError(
+      503,
+      'server_error',
+      'provider_key_rejected',
+      `Provider ${provider} rejected the gateway's API key (401/403); it is disabled, retry to use another key.`,
+    ),
   allKeysCooling: (provider: string, retryAfterMs: number) =>
-    new GatewayError(429, 'rate_limit_error', 'rate_limit_exceeded', `Every API key of provider ${provider} is rate limited; retry in ${Math.ceil(retryAfterMs / 1000)} s.`, retryAfterHeaders(retryAfterMs)),
+    new GatewayError(
+      429,
+      'rate_limit_error',
+      'rate_limit_exceeded',
+      `Every API key of provider ${provider} is rate limited; retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
+      retryAfterHeaders(retryAfterMs),
+    ),
   upstreamUnreachable: (provider: string, cause?: unknown) =>
     new GatewayError(502, 'server_error', 'upstream_unreachable', `Could not reach provider ${provider}.`, {}, { cause }),
   upstreamTimeout: (provider: string, cause?: unknown) =>
@@ -69,8 +104,7 @@ export const errors = {
     new GatewayError(401, 'invalid_request_error', 'invalid_api_key', 'The metrics endpoint requires "Authorization: Bearer <METRICS_TOKEN>".', NO_RETRY),
   shuttingDown: () =>
     new GatewayError(503, 'server_error', 'gateway_shutting_down', 'The gateway is shutting down; retry the request.', retryAfterHeaders(1_000)),
-  internal: (cause?: unknown) =>
-    new GatewayError(500, 'server_error', 'internal_error', 'The gateway failed to handle the request.', {}, { cause }),
+  internal: (cause?: unknown) => new GatewayError(500, 'server_error', 'internal_error', 'The gateway failed to handle the request.', {}, { cause }),
 };
 
 interface FastifyLikeError {
@@ -90,7 +124,8 @@ export function toGatewayError(error: unknown, bodyLimit: number, contentType?: 
   const e = (error ?? {}) as FastifyLikeError;
   // Valid JSON, refused for what it holds: say so, not "invalid JSON".
   if (error instanceof SyntaxError && error.message === FORBIDDEN_KEY_MESSAGE) return errors.forbiddenJsonKey(error);
-  const unreadable = error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof GatewayError && error.code === 'invalid_json');
+  const unreadable =
+    error instanceof SyntaxError || e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (error instanceof GatewayError && error.code === 'invalid_json');
   // A compressed body is not broken JSON: the gateway does not decode Content-Encoding (a body
   // merely labelled so but readable as it is, is read).
   if (unreadable && contentEncoding !== undefined && contentEncoding !== '' && contentEncoding.toLowerCase() !== 'identity') {

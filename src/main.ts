@@ -57,21 +57,18 @@ async function main(): Promise<void> {
     throw error;
   }
   const server = app;
-  closeWithGrace(
-    { delay: config.shutdownGraceMs, skip: Object.keys(NOT_A_STOP) as closeWithGrace.Signals[] },
-    async ({ signal, err }) => {
-      if (err) server.log.error({ err }, 'fatal error: closing');
-      else server.log.info({ signal }, 'shutting down: finishing requests in flight');
-      // A keep-alive connection whose last response ended after close() began would hold the exit
-      // until the client drops it: close such connections as soon as they fall idle.
-      const closeIdle = setInterval(() => server.server.closeIdleConnections(), 100);
-      try {
-        await server.close();
-      } finally {
-        clearInterval(closeIdle);
-      }
-    },
-  );
+  closeWithGrace({ delay: config.shutdownGraceMs, skip: Object.keys(NOT_A_STOP) as closeWithGrace.Signals[] }, async ({ signal, err }) => {
+    if (err) server.log.error({ err }, 'fatal error: closing');
+    else server.log.info({ signal }, 'shutting down: finishing requests in flight');
+    // A keep-alive connection whose last response ended after close() began would hold the exit
+    // until the client drops it: close such connections as soon as they fall idle.
+    const closeIdle = setInterval(() => server.server.closeIdleConnections(), 100);
+    try {
+      await server.close();
+    } finally {
+      clearInterval(closeIdle);
+    }
+  });
   await server.listen({ host: config.host, port: config.port });
   // The pid to signal: under `npm start` the gateway is not the process npm started, and pino's
   // lines carry no pid otherwise.

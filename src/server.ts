@@ -143,7 +143,11 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
       // No hook runs for it either: write its one log line here.
       reply.raw.once('finish', () => observeRequest(request, reply as FastifyReply, metrics, accounting, requestLog));
       if (closesConnection(mapped.statusCode, request.raw)) void reply.header('connection', 'close');
-      void (reply as FastifyReply).code(mapped.statusCode).headers({ ...mapped.headers, 'x-request-id': request.id }).type('application/json').send(mapped.toBody());
+      void (reply as FastifyReply)
+        .code(mapped.statusCode)
+        .headers({ ...mapped.headers, 'x-request-id': request.id })
+        .type('application/json')
+        .send(mapped.toBody());
     },
   });
 

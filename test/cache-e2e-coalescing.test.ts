@@ -69,9 +69,7 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
     expect(leader.first).toMatch(/^data: /); // the first event already went out
 
     const joiners = Promise.all(
-      Array.from({ length: 49 }, (_, i) =>
-        i % 2 === 0 ? chat(setup.gateway, { ...body, stream: true }) : chat(setup.gateway, body),
-      ),
+      Array.from({ length: 49 }, (_, i) => (i % 2 === 0 ? chat(setup.gateway, { ...body, stream: true }) : chat(setup.gateway, body))),
     );
     expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 49, 10_000)).toBe(true);
     gate.release();
@@ -90,7 +88,11 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
         expect(stream.done).toBe(true);
         expect(streamText(stream)).toBe(text);
       } else {
-        const completion = JSON.parse(joiner.text) as { object: string; choices: Array<{ message: { content: string }; finish_reason: string }>; usage: { total_tokens: number } };
+        const completion = JSON.parse(joiner.text) as {
+          object: string;
+          choices: Array<{ message: { content: string }; finish_reason: string }>;
+          usage: { total_tokens: number };
+        };
         expect(completion.object).toBe('chat.completion');
         expect(completion.choices[0]?.message.content).toBe(text);
         expect(completion.choices[0]?.finish_reason).toBe('stop');
@@ -109,9 +111,7 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
     const coalescedBefore = await coalescedCount(setup.gateway);
     const leaderPromise = chat(setup.gateway, body);
     expect(await until(() => gate.waiting === 1, 5_000, 10)).toBe(true);
-    const joiners = Promise.all(
-      Array.from({ length: 10 }, (_, i) => chat(setup.gateway, i % 2 === 0 ? { ...body, stream: true } : body)),
-    );
+    const joiners = Promise.all(Array.from({ length: 10 }, (_, i) => chat(setup.gateway, i % 2 === 0 ? { ...body, stream: true } : body)));
     expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 10, 10_000)).toBe(true);
     gate.release();
     const [leader, answers] = await Promise.all([leaderPromise, joiners]);
@@ -138,11 +138,7 @@ describe.each(BACKENDS)('coalescing end to end (%s backend)', (backend) => {
     gate.hold();
     const coalescedBefore = await coalescedCount(setup.gateway);
     const leader = await openStream(setup.gateway, body, abort.signal);
-    const followers = Promise.all([
-      chat(setup.gateway, body),
-      chat(setup.gateway, { ...body, stream: true }),
-      chat(setup.gateway, body),
-    ]);
+    const followers = Promise.all([chat(setup.gateway, body), chat(setup.gateway, { ...body, stream: true }), chat(setup.gateway, body)]);
     // The followers have joined before the leader leaves.
     expect(await until(async () => (await coalescedCount(setup.gateway)) >= coalescedBefore + 3, 10_000)).toBe(true);
     abort.abort();

@@ -6,7 +6,19 @@
  */
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { BACKENDS, chat, chatBody, parseStream, post, streamText, unique, untilStored, useGateway, type Chunk, type ParsedStream } from './helpers/cache-e2e.js';
+import {
+  BACKENDS,
+  chat,
+  chatBody,
+  parseStream,
+  post,
+  streamText,
+  unique,
+  untilStored,
+  useGateway,
+  type Chunk,
+  type ParsedStream,
+} from './helpers/cache-e2e.js';
 import { answerFor } from './helpers/fake-upstream.js';
 
 /** A prompt long enough that the echoed answer needs several content chunks on replay. */
@@ -60,7 +72,9 @@ describe.each(BACKENDS)('cache entries answer both forms (%s backend)', (backend
 
   it('JSON fill → SSE hit: the openai SDK reads the same text; the stream is well formed', async () => {
     const prompt = longPrompt();
-    const { data: filled, response: fillResponse } = await sdk().chat.completions.create(chatBody(prompt) as never as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    const { data: filled, response: fillResponse } = await sdk()
+      .chat.completions.create(chatBody(prompt) as never as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
     expect(fillResponse.headers.get('x-cache')).toBe('MISS');
     const text = filled.choices[0]?.message.content ?? '';
     expect(text).toBe(answerFor({ messages: [{ content: prompt }] }));
@@ -177,15 +191,25 @@ describe.each(BACKENDS)('cache entries answer both forms (%s backend)', (backend
   it('JSON fill with tool calls → SSE hit the SDK assembles into the same tool calls', async () => {
     const prompt = unique('tools');
     const toolCalls = [
-      { id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: JSON.stringify({ city: 'Paris', unit: 'celsius', note: 'x'.repeat(300) }) } },
+      {
+        id: 'call_1',
+        type: 'function',
+        function: { name: 'get_weather', arguments: JSON.stringify({ city: 'Paris', unit: 'celsius', note: 'x'.repeat(300) }) },
+      },
       { id: 'call_2', type: 'function', function: { name: 'get_time', arguments: '{"zone":"Europe/Paris"}' } },
     ];
     const usage = { prompt_tokens: 40, completion_tokens: 30, total_tokens: 70 };
     setup.fake.queue.push({
       status: 200,
       body: {
-        id: 'chatcmpl-tools', object: 'chat.completion', created: 1_700_000_123, model: 'gpt-4o-mini', system_fingerprint: 'fp_tools',
-        choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: toolCalls, refusal: null }, logprobs: null, finish_reason: 'tool_calls' }],
+        id: 'chatcmpl-tools',
+        object: 'chat.completion',
+        created: 1_700_000_123,
+        model: 'gpt-4o-mini',
+        system_fingerprint: 'fp_tools',
+        choices: [
+          { index: 0, message: { role: 'assistant', content: null, tool_calls: toolCalls, refusal: null }, logprobs: null, finish_reason: 'tool_calls' },
+        ],
         usage,
       },
     });
@@ -219,7 +243,10 @@ describe.each(BACKENDS)('cache entries answer both forms (%s backend)', (backend
     setup.fake.queue.push({
       status: 200,
       body: {
-        id: 'chatcmpl-huge', object: 'chat.completion', created: 1_700_000_321, model: 'gpt-4o-mini',
+        id: 'chatcmpl-huge',
+        object: 'chat.completion',
+        created: 1_700_000_321,
+        model: 'gpt-4o-mini',
         choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'length' }],
         usage: { prompt_tokens: 5, completion_tokens: 60_000, total_tokens: 60_005 },
       },

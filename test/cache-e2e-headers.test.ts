@@ -64,8 +64,17 @@ describe.each(BACKENDS)('cache control headers end to end (%s backend)', (backen
     const largeCompletion = (id: string) => ({
       status: 200,
       body: {
-        id, object: 'chat.completion', created: 1_700_000_777, model: 'gpt-4o-mini',
-        choices: [{ index: 0, message: { role: 'assistant', content: Array.from({ length: 40_000 }, (_, i) => `${id}${(i * 7919) % 100_003}`).join(' ') }, finish_reason: 'stop' }],
+        id,
+        object: 'chat.completion',
+        created: 1_700_000_777,
+        model: 'gpt-4o-mini',
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: Array.from({ length: 40_000 }, (_, i) => `${id}${(i * 7919) % 100_003}`).join(' ') },
+            finish_reason: 'stop',
+          },
+        ],
         usage: { prompt_tokens: 3, completion_tokens: 40_000, total_tokens: 40_003 },
       },
     });
@@ -144,10 +153,14 @@ describe.each(BACKENDS)('cache control headers end to end (%s backend)', (backen
     expect((await chat(setup.gateway, body)).xCache).toBe('HIT');
     // The default TTL is a day: only the header can make the entry go within seconds.
     let last: GatewayResponse | undefined;
-    const expired = await until(async () => {
-      last = await chat(setup.gateway, body);
-      return last.xCache === 'MISS';
-    }, 5_000, 200);
+    const expired = await until(
+      async () => {
+        last = await chat(setup.gateway, body);
+        return last.xCache === 'MISS';
+      },
+      5_000,
+      200,
+    );
     expect(expired).toBe(true);
     expect(setup.fake.completionCalls()).toHaveLength(2);
     // A neighbour stored without the header is still there.

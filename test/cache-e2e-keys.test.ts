@@ -29,7 +29,10 @@ describe.each(BACKENDS)('cache keys end to end (%s backend)', (backend) => {
     setup.fake.queue.push({
       status: 200,
       body: {
-        id: 'chatcmpl-large', object: 'chat.completion', created: 1_700_000_999, model: 'gpt-4o-mini',
+        id: 'chatcmpl-large',
+        object: 'chat.completion',
+        created: 1_700_000_999,
+        model: 'gpt-4o-mini',
         choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
         usage: { prompt_tokens: 3, completion_tokens: 40_000, total_tokens: 40_003 },
       },
@@ -49,7 +52,13 @@ describe.each(BACKENDS)('cache keys end to end (%s backend)', (backend) => {
     expect(first.xCache).toBe('MISS');
     const reordered = await chat(setup.gateway, { messages: [{ content: prompt, role: 'user' }], temperature: 0.5, model: 'gpt-4o-mini' });
     const withUser = await chat(setup.gateway, { model: 'gpt-4o-mini', temperature: 0.5, messages: [{ role: 'user', content: prompt }], user: 'alice' });
-    const streamed = await chat(setup.gateway, { model: 'gpt-4o-mini', temperature: 0.5, messages: [{ role: 'user', content: prompt }], stream: true, user: 'bob' });
+    const streamed = await chat(setup.gateway, {
+      model: 'gpt-4o-mini',
+      temperature: 0.5,
+      messages: [{ role: 'user', content: prompt }],
+      stream: true,
+      user: 'bob',
+    });
     const streamFalse = await chat(setup.gateway, { stream: false, model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }], temperature: 0.5 });
     for (const response of [reordered, withUser, streamed, streamFalse]) {
       expect(response.status).toBe(200);

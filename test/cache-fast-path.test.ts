@@ -48,7 +48,7 @@ class CountingStore implements CacheStore {
   }
 }
 
-describe.each(BACKENDS)('the cached routes\' pipeline (%s)', (backend: Backend) => {
+describe.each(BACKENDS)("the cached routes' pipeline (%s)", (backend: Backend) => {
   let fake: FakeUpstream;
   let gateway: RunningGateway;
   let redis: RedisServer | undefined;
@@ -140,7 +140,10 @@ describe.each(BACKENDS)('the cached routes\' pipeline (%s)', (backend: Backend) 
     // The other two cached routes too.
     const embedding = { model: 'text-embedding-3-small', input: unique('fast-embedding') };
     const completion = { model: 'gpt-3.5-turbo-instruct', prompt: unique('fast-completion') };
-    for (const [path, body] of [['/v1/embeddings', embedding], ['/v1/completions', completion]] as const) {
+    for (const [path, body] of [
+      ['/v1/embeddings', embedding],
+      ['/v1/completions', completion],
+    ] as const) {
       const miss = await send(path, body);
       expect([miss.status, miss.headers['x-cache']]).toEqual([200, 'MISS']);
       await stored(path, body);
@@ -252,7 +255,7 @@ describe.each(BACKENDS)('the cached routes\' pipeline (%s)', (backend: Backend) 
     expect((await storeReads()) - before).toBe(sent);
   });
 
-  it('refuses bad bodies in OpenAI\'s shape and sends a miss upstream byte for byte', async () => {
+  it("refuses bad bodies in OpenAI's shape and sends a miss upstream byte for byte", async () => {
     const invalid = await rawRequest(`${gateway.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -306,7 +309,9 @@ describe.each(BACKENDS)('the cached routes\' pipeline (%s)', (backend: Backend) 
     // A client that waits for 100 Continue before sending its body (curl does for large bodies).
     received = '';
     const json = JSON.stringify(hit);
-    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nExpect: 100-continue\r\n\r\n`);
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nExpect: 100-continue\r\n\r\n`,
+    );
     expect(await until(() => received.startsWith('HTTP/1.1 100 Continue'), 2_000)).toBe(true);
     socket.write(json);
     expect(await until(() => caches().length === 1, 2_000)).toBe(true);
@@ -338,7 +343,7 @@ describe.each(BACKENDS)('the cached routes\' pipeline (%s)', (backend: Backend) 
   });
 });
 
-describe('the cached routes\' pipeline while the server closes', () => {
+describe("the cached routes' pipeline while the server closes", () => {
   it('answers a request that arrives during close with an OpenAI-shaped 503 (not a late hit)', async () => {
     const fake = await startFakeUpstream({ latencyMs: 400 });
     const gateway = await startGateway(fake, { LOG_LEVEL: 'warn' });

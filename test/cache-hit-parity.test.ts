@@ -183,7 +183,11 @@ describe.each(BACKENDS)('every kind of cache hit is written alike (%s)', (backen
 
   describe.each(LAYOUTS)('$prefix', (layout) => {
     const path = `${layout.prefix}/chat/completions`;
-    const chatOf = (prompt: string, extra: object = {}): Record<string, unknown> => ({ model: layout.model, messages: [{ role: 'user', content: prompt }], ...extra });
+    const chatOf = (prompt: string, extra: object = {}): Record<string, unknown> => ({
+      model: layout.model,
+      messages: [{ role: 'user', content: prompt }],
+      ...extra,
+    });
 
     it.each(FILLS)('a stored entry filled as $name answers every form alike, sent as is, with a query string or chunked', async (fill) => {
       const prompt = unique('parity-stored');
@@ -266,7 +270,10 @@ describe.each(BACKENDS)('every kind of cache hit is written alike (%s)', (backen
             expect(await until(() => gate.waiting === 1, 5_000)).toBe(true);
             const before = await scrape(gateway.url);
             const response = sendNow(path, chatOf(prompt, form.extra), way);
-            const joined = await until(async () => (await scrape(gateway.url)).sum('gateway_cache_coalesced_total') > before.sum('gateway_cache_coalesced_total'), 5_000);
+            const joined = await until(
+              async () => (await scrape(gateway.url)).sum('gateway_cache_coalesced_total') > before.sum('gateway_cache_coalesced_total'),
+              5_000,
+            );
             expect(joined).toBe(true);
             gate.release();
             expect((await leader).headers['x-cache']).toBe('MISS');
@@ -274,7 +281,14 @@ describe.each(BACKENDS)('every kind of cache hit is written alike (%s)', (backen
             const id = String(answer.headers['x-request-id']);
             const line = await lineOf(id);
             const after = await scrape(gateway.url);
-            follower = { response: answer, names: headerNames(answer), id, viaFastify: seenByFastify.has(id), line, moved: withoutLeader(movements(before, after)) };
+            follower = {
+              response: answer,
+              names: headerNames(answer),
+              id,
+              viaFastify: seenByFastify.has(id),
+              line,
+              moved: withoutLeader(movements(before, after)),
+            };
           } finally {
             gate.release();
           }

@@ -114,8 +114,20 @@ describe('decodeCachedAnswer', () => {
   it('assembles a stream-filled entry into JSON once', () => {
     const key = freshKey();
     const events = [
-      { id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 5, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] },
-      { id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 5, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: 'streamed text' }, finish_reason: null }] },
+      {
+        id: 'chatcmpl-9',
+        object: 'chat.completion.chunk',
+        created: 5,
+        model: 'gpt-4o-mini',
+        choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }],
+      },
+      {
+        id: 'chatcmpl-9',
+        object: 'chat.completion.chunk',
+        created: 5,
+        model: 'gpt-4o-mini',
+        choices: [{ index: 0, delta: { content: 'streamed text' }, finish_reason: null }],
+      },
       { id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 5, model: 'gpt-4o-mini', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] },
     ];
     const entry: CacheEntry = {
@@ -130,7 +142,11 @@ describe('decodeCachedAnswer', () => {
     };
     const decoded = decodeCachedAnswer(encodeEntry(entry), key)!;
     const json = entryAsJson(decoded)!;
-    expect(JSON.parse(json.toString())).toMatchObject({ object: 'chat.completion', choices: [{ message: { content: 'streamed text' } }], usage: { total_tokens: 3 } });
+    expect(JSON.parse(json.toString())).toMatchObject({
+      object: 'chat.completion',
+      choices: [{ message: { content: 'streamed text' } }],
+      usage: { total_tokens: 3 },
+    });
     expect(entryAsJson(decoded)).toBe(json);
   });
 });

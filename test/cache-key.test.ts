@@ -15,15 +15,11 @@ const key = (body: unknown, extra: Partial<Parameters<typeof cacheKey>[0]> = {})
 
 describe('canonicalize', () => {
   it('sorts object keys at every depth and keeps array order', () => {
-    expect(canonicalize({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe(
-      '{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}',
-    );
+    expect(canonicalize({ b: 1, a: { d: [3, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[3,{"y":2,"z":1}]},"b":1}');
   });
 
   it('drops stream, stream_options and user at the top level only', () => {
-    expect(canonicalize({ model: 'm', stream: true, stream_options: { include_usage: true }, user: 'u' })).toBe(
-      '{"model":"m"}',
-    );
+    expect(canonicalize({ model: 'm', stream: true, stream_options: { include_usage: true }, user: 'u' })).toBe('{"model":"m"}');
     expect(canonicalize({ metadata: { user: 'u', stream: true } })).toBe('{"metadata":{"stream":true,"user":"u"}}');
   });
 

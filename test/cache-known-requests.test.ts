@@ -23,7 +23,10 @@ describe('known requests', () => {
     const body = Buffer.from('{"model":"gpt-4o-mini","messages":[{"role":"user","content":"żółć"}]}');
     const memoKey = known.memoKeyOf('chat.completions', '', body)!;
     known.remember(memoKey, 'gw:v1:key', prepared, 3);
-    expect(known.get(known.memoKeyOf('chat.completions', '', Buffer.from(body))!, 3)).toMatchObject({ key: 'gw:v1:key', request: { provider: 'openai', stream: false } });
+    expect(known.get(known.memoKeyOf('chat.completions', '', Buffer.from(body))!, 3)).toMatchObject({
+      key: 'gw:v1:key',
+      request: { provider: 'openai', stream: false },
+    });
     // The parsed body is not kept.
     expect(known.get(memoKey, 3)?.request).not.toHaveProperty('body');
     expect(known.get(known.memoKeyOf('completions', '', body)!, 3)).toBeUndefined();

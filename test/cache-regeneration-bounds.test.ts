@@ -71,13 +71,25 @@ describe('over-long Open WebUI id headers', () => {
   const longest = 'y'.repeat(MAX_OPENWEBUI_ID_BYTES);
 
   /** The same request framed for the hit fast path (Content-Length) and for Fastify only (chunked). */
-  async function bothPaths(body: unknown, headers: Record<string, string>): Promise<Array<{ status: number; contentType: unknown; body: unknown; xCache: unknown }>> {
+  async function bothPaths(
+    body: unknown,
+    headers: Record<string, string>,
+  ): Promise<Array<{ status: number; contentType: unknown; body: unknown; xCache: unknown }>> {
     const text = JSON.stringify(body);
     const answers = [];
     const framings: Array<Record<string, string>> = [{ 'content-length': String(Buffer.byteLength(text)) }, { 'transfer-encoding': 'chunked' }];
     for (const framing of framings) {
-      const response = await rawRequest(`${setup.gateway.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...framing, ...headers }, body: text });
-      answers.push({ status: response.status, contentType: response.headers['content-type'], body: JSON.parse(response.body.toString('utf8')) as unknown, xCache: response.headers['x-cache'] });
+      const response = await rawRequest(`${setup.gateway.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...framing, ...headers },
+        body: text,
+      });
+      answers.push({
+        status: response.status,
+        contentType: response.headers['content-type'],
+        body: JSON.parse(response.body.toString('utf8')) as unknown,
+        xCache: response.headers['x-cache'],
+      });
     }
     return answers;
   }
@@ -95,7 +107,9 @@ describe('over-long Open WebUI id headers', () => {
     const refusal = {
       status: 400,
       contentType: expect.stringMatching(/^application\/json/),
-      body: { error: { message: `The ${name} header is longer than ${MAX_OPENWEBUI_ID_BYTES} bytes.`, type: 'invalid_request_error', code: 'header_too_long' } },
+      body: {
+        error: { message: `The ${name} header is longer than ${MAX_OPENWEBUI_ID_BYTES} bytes.`, type: 'invalid_request_error', code: 'header_too_long' },
+      },
       xCache: undefined,
     };
     expect(fast).toEqual(refusal);

@@ -15,8 +15,21 @@ import { SseRecorder } from '../src/openai/stream-recorder.js';
 import { renderSse, splitText } from '../src/openai/stream-renderer.js';
 
 /* Upstream streams as OpenAI and Groq send them (shapes taken from real responses). */
-const oa = { id: 'chatcmpl-Bx1', object: 'chat.completion.chunk', created: 1_727_000_000, model: 'gpt-4o-mini-2024-07-18', service_tier: 'default', system_fingerprint: 'fp_a1b2c3' };
-const oaUsage = { prompt_tokens: 12, completion_tokens: 9, total_tokens: 21, prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 } };
+const oa = {
+  id: 'chatcmpl-Bx1',
+  object: 'chat.completion.chunk',
+  created: 1_727_000_000,
+  model: 'gpt-4o-mini-2024-07-18',
+  service_tier: 'default',
+  system_fingerprint: 'fp_a1b2c3',
+};
+const oaUsage = {
+  prompt_tokens: 12,
+  completion_tokens: 9,
+  total_tokens: 21,
+  prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+  completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+};
 const sse = (chunks: unknown[], done = true): string => chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`).join('') + (done ? 'data: [DONE]\n\n' : '');
 const ch = (choices: unknown[], extra: JsonObject = {}): JsonObject => ({ ...oa, choices, usage: null, obfuscation: 'x7Q', ...extra });
 const delta = (d: JsonObject, index = 0, finish: string | null = null): JsonObject => ({ index, delta: d, logprobs: null, finish_reason: finish });
@@ -31,7 +44,14 @@ const openAiChat = sse([
 ]);
 
 const openAiTools = sse([
-  ch([delta({ role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '' } }], refusal: null })]),
+  ch([
+    delta({
+      role: 'assistant',
+      content: null,
+      tool_calls: [{ index: 0, id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '' } }],
+      refusal: null,
+    }),
+  ]),
   ch([delta({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] })]),
   ch([delta({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] })]),
   ch([delta({ tool_calls: [{ index: 1, id: 'call_B', type: 'function', function: { name: 'get_time', arguments: '' } }] })]),
@@ -51,7 +71,15 @@ const openAiTwoChoices = sse([
 ]);
 
 const gq = { id: 'chatcmpl-g77', object: 'chat.completion.chunk', created: 1_727_000_100, model: 'llama-3.1-8b-instant', system_fingerprint: 'fp_g1' };
-const groqUsage = { queue_time: 0.02, prompt_tokens: 18, prompt_time: 0.001, completion_tokens: 4, completion_time: 0.003, total_tokens: 22, total_time: 0.004 };
+const groqUsage = {
+  queue_time: 0.02,
+  prompt_tokens: 18,
+  prompt_time: 0.001,
+  completion_tokens: 4,
+  completion_time: 0.003,
+  total_tokens: 22,
+  total_time: 0.004,
+};
 const groqChat = sse([
   { ...gq, choices: [delta({ role: 'assistant', content: '' })], x_groq: { id: 'req_01abc' } },
   { ...gq, choices: [delta({ content: 'Hi there' })] },
@@ -69,7 +97,11 @@ const openAiText = sse([
 
 const chunksOf = (text: string): JsonObject[] => parseSse(text).flatMap((e) => (e.chunk ? [e.chunk] : []));
 const assemble = (text: string, endpoint: CompletionEndpoint = 'chat.completions'): Completion => assembleCompletion(chunksOf(text), endpoint);
-const dataLines = (buf: Buffer | string): string[] => buf.toString().split('\n').filter((l) => l.startsWith('data: '));
+const dataLines = (buf: Buffer | string): string[] =>
+  buf
+    .toString()
+    .split('\n')
+    .filter((l) => l.startsWith('data: '));
 
 describe('SseStreamParser', () => {
   it('gives the same events whether bytes arrive whole or one at a time (multi-byte chars split)', () => {
@@ -121,7 +153,9 @@ describe('assembleCompletion', () => {
       object: 'chat.completion',
       created: 1_727_000_000,
       model: 'gpt-4o-mini-2024-07-18',
-      choices: [{ index: 0, message: { role: 'assistant', content: 'Hello! Héllo wörld 😀 How can I help?', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+      choices: [
+        { index: 0, message: { role: 'assistant', content: 'Hello! Héllo wörld 😀 How can I help?', refusal: null }, logprobs: null, finish_reason: 'stop' },
+      ],
       usage: oaUsage,
       service_tier: 'default',
       system_fingerprint: 'fp_a1b2c3',
@@ -181,10 +215,18 @@ describe('assembleCompletion', () => {
 
 describe('renderSse', () => {
   const roundTrip = (completion: Completion, provider?: 'openai' | 'groq'): Completion =>
-    assemble(renderSse(completion, { includeUsage: true, ...(provider ? { provider } : {}) }).toString(), completion.object === 'text_completion' ? 'completions' : 'chat.completions');
+    assemble(
+      renderSse(completion, { includeUsage: true, ...(provider ? { provider } : {}) }).toString(),
+      completion.object === 'text_completion' ? 'completions' : 'chat.completions',
+    );
 
   it('round-trips every fixture: render, parse, assemble gives the same object', () => {
-    for (const [text, endpoint] of [[openAiChat, 'chat.completions'], [openAiTools, 'chat.completions'], [openAiTwoChoices, 'chat.completions'], [openAiText, 'completions']] as const) {
+    for (const [text, endpoint] of [
+      [openAiChat, 'chat.completions'],
+      [openAiTools, 'chat.completions'],
+      [openAiTwoChoices, 'chat.completions'],
+      [openAiText, 'completions'],
+    ] as const) {
       const completion = assemble(text, endpoint);
       expect(roundTrip(completion)).toEqual(completion);
     }
@@ -193,10 +235,34 @@ describe('renderSse', () => {
   });
 
   it('round-trips logprobs for chat and text completions', () => {
-    const content = Array.from({ length: 400 }, (_, i) => ({ token: `t${i}`, logprob: -(i + 1) / 100, bytes: [116], top_logprobs: [{ token: 'x', logprob: -9, bytes: [120] }] }));
-    const chat: ChatCompletion = { id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, logprobs: { content, refusal: null }, finish_reason: 'stop' }] };
+    const content = Array.from({ length: 400 }, (_, i) => ({
+      token: `t${i}`,
+      logprob: -(i + 1) / 100,
+      bytes: [116],
+      top_logprobs: [{ token: 'x', logprob: -9, bytes: [120] }],
+    }));
+    const chat: ChatCompletion = {
+      id: 'c',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, logprobs: { content, refusal: null }, finish_reason: 'stop' }],
+    };
     expect(roundTrip(chat)).toEqual(chat);
-    const text: TextCompletion = { id: 't', object: 'text_completion', created: 1, model: 'm', choices: [{ text: 'ab', index: 0, logprobs: { tokens: ['a', 'b'], token_logprobs: [-1, -2], top_logprobs: [null, null], text_offset: [0, 1] }, finish_reason: 'stop' }] };
+    const text: TextCompletion = {
+      id: 't',
+      object: 'text_completion',
+      created: 1,
+      model: 'm',
+      choices: [
+        {
+          text: 'ab',
+          index: 0,
+          logprobs: { tokens: ['a', 'b'], token_logprobs: [-1, -2], top_logprobs: [null, null], text_offset: [0, 1] },
+          finish_reason: 'stop',
+        },
+      ],
+    };
     expect(roundTrip(text)).toEqual(text);
   });
 
@@ -211,7 +277,13 @@ describe('renderSse', () => {
     expect(chunks.at(-2)?.['choices']).toEqual([delta({}, 0, 'stop')]);
     expect(chunks.at(-1)).toMatchObject({ choices: [], usage: oaUsage });
     for (const chunk of chunks) {
-      expect(chunk).toMatchObject({ id: oa.id, object: 'chat.completion.chunk', created: oa.created, model: oa.model, system_fingerprint: oa.system_fingerprint });
+      expect(chunk).toMatchObject({
+        id: oa.id,
+        object: 'chat.completion.chunk',
+        created: oa.created,
+        model: oa.model,
+        system_fingerprint: oa.system_fingerprint,
+      });
     }
   });
 
@@ -231,10 +303,21 @@ describe('renderSse', () => {
   });
 
   it('never writes a data line over 64 KiB, even for a 200 KB answer, and keeps every character', () => {
-    const content = ('Ünïcödé 😀 text with "quotes" and \\ backslashes\n').repeat(4_400).slice(0, 200_000);
+    const content = 'Ünïcödé 😀 text with "quotes" and \\ backslashes\n'.repeat(4_400).slice(0, 200_000);
     const args = JSON.stringify({ blob: 'é'.repeat(150_000) });
     const completion: ChatCompletion = {
-      id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content, tool_calls: [{ id: 'call', type: 'function', function: { name: 'f', arguments: args } }] }, finish_reason: 'stop', logprobs: null }],
+      id: 'c',
+      object: 'chat.completion',
+      created: 1,
+      model: 'm',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content, tool_calls: [{ id: 'call', type: 'function', function: { name: 'f', arguments: args } }] },
+          finish_reason: 'stop',
+          logprobs: null,
+        },
+      ],
     };
     // The default piece size, and a caller asking for absurdly large pieces: both stay bounded.
     for (const buf of [renderSse(completion, { includeUsage: false }), renderSse(completion, { includeUsage: false, pieceChars: 1_000_000 })]) {
@@ -294,7 +377,9 @@ describe('a short answer replayed as a stream', () => {
       return typeof delta?.content === 'string' && delta.content !== '';
     });
     expect(contentDeltas.length).toBeGreaterThanOrEqual(2);
-    expect(contentDeltas.map((e) => (e.chunk?.['choices'] as Array<{ delta: { content: string } }> | undefined)?.[0]?.delta.content).join('')).toBe('Hello there!');
+    expect(contentDeltas.map((e) => (e.chunk?.['choices'] as Array<{ delta: { content: string } }> | undefined)?.[0]?.delta.content).join('')).toBe(
+      'Hello there!',
+    );
   });
 });
 
@@ -308,10 +393,20 @@ describe('cache entries from streams', () => {
   it('stores the upstream events without the usage chunk and [DONE], keeping usage in the header', () => {
     const entry = entryFromStream(record(openAiChat), 'openai', 1000);
     expect(entry).toBeDefined();
-    const expectedBody = openAiChat.split('\n\n').filter((e) => e && !e.includes('"choices":[]') && !e.includes('[DONE]')).map((e) => `${e}\n\n`).join('');
+    const expectedBody = openAiChat
+      .split('\n\n')
+      .filter((e) => e && !e.includes('"choices":[]') && !e.includes('[DONE]'))
+      .map((e) => `${e}\n\n`)
+      .join('');
     expect(entry?.body.toString()).toBe(expectedBody);
     expect(entry).toMatchObject({ form: 'sse', endpoint: 'chat.completions', provider: 'openai', model: oa.model, storedAt: 1000, usage: oaUsage });
-    expect(entry?.chunkIdentity).toEqual({ id: oa.id, object: 'chat.completion.chunk', created: oa.created, model: oa.model, system_fingerprint: oa.system_fingerprint });
+    expect(entry?.chunkIdentity).toEqual({
+      id: oa.id,
+      object: 'chat.completion.chunk',
+      created: oa.created,
+      model: oa.model,
+      system_fingerprint: oa.system_fingerprint,
+    });
   });
 
   it('replays a stored stream byte for byte, with a rebuilt usage chunk only when asked', () => {
@@ -320,7 +415,15 @@ describe('cache entries from streams', () => {
     expect(plain).toBe(`${entry.body.toString()}data: [DONE]\n\n`);
     const withUsage = replayStoredSse(entry, { includeUsage: true }).toString();
     const usageLine = dataLines(withUsage).at(-2) ?? '';
-    expect(JSON.parse(usageLine.slice(6))).toEqual({ id: oa.id, object: 'chat.completion.chunk', created: oa.created, model: oa.model, system_fingerprint: oa.system_fingerprint, choices: [], usage: oaUsage });
+    expect(JSON.parse(usageLine.slice(6))).toEqual({
+      id: oa.id,
+      object: 'chat.completion.chunk',
+      created: oa.created,
+      model: oa.model,
+      system_fingerprint: oa.system_fingerprint,
+      choices: [],
+      usage: oaUsage,
+    });
     expect(assemble(withUsage)).toEqual(assemble(openAiChat));
   });
 
@@ -328,7 +431,14 @@ describe('cache entries from streams', () => {
     const streamed = entryFromStream(record(openAiChat), 'openai') as CacheEntry;
     const json = JSON.parse(completionJsonFromEntry(streamed)?.toString() ?? 'null') as Completion;
     expect(json).toEqual(assemble(openAiChat)); // usage restored from the header
-    const jsonEntry: CacheEntry = { storedAt: 1, form: 'json', endpoint: 'chat.completions', provider: 'openai', model: oa.model, body: Buffer.from(JSON.stringify(json)) };
+    const jsonEntry: CacheEntry = {
+      storedAt: 1,
+      form: 'json',
+      endpoint: 'chat.completions',
+      provider: 'openai',
+      model: oa.model,
+      body: Buffer.from(JSON.stringify(json)),
+    };
     expect(completionJsonFromEntry(jsonEntry)).toBe(jsonEntry.body);
     const asStream = sseFromEntry(jsonEntry, { includeUsage: true })?.toString() ?? '';
     expect(assemble(asStream)).toEqual(json);
@@ -346,7 +456,12 @@ describe('cache entries from streams', () => {
     const recorder = new SseRecorder('chat.completions');
     const bytes = Buffer.from(openAiChat);
     const forwarded = [...recorder.push(bytes.subarray(0, 333)), ...recorder.push(bytes.subarray(333)), ...recorder.end()];
-    expect(forwarded.filter((e) => !isUsageOnlyChunk(e.chunk)).map((e) => e.raw).join('')).toBe(openAiChat.replace(/data: \{[^\n]*"choices":\[\],"usage"[^\n]*\n\n/, ''));
+    expect(
+      forwarded
+        .filter((e) => !isUsageOnlyChunk(e.chunk))
+        .map((e) => e.raw)
+        .join(''),
+    ).toBe(openAiChat.replace(/data: \{[^\n]*"choices":\[\],"usage"[^\n]*\n\n/, ''));
     expect(entryFromStream(recorder, 'openai')?.body.toString()).toBe(entryFromStream(record(openAiChat), 'openai')?.body.toString());
   });
 

@@ -87,7 +87,6 @@ describe('Content-Type: the hit fast path and Fastify agree', () => {
       expect(hit.headers['x-cache']).toBe('HIT');
       // Every JSON spelling Fastify accepts is still a fast-path hit.
       expect(seenByFastify.has(String(hit.headers['x-request-id']))).toBe(false);
-    }
-    else expect(JSON.parse(hit.body.toString())).toMatchObject({ error: { type: 'invalid_request_error' } });
+    } else expect(JSON.parse(hit.body.toString())).toMatchObject({ error: { type: 'invalid_request_error' } });
   });
 });

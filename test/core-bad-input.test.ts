@@ -46,7 +46,10 @@ async function errorOf(path: string, init: RequestInit): Promise<ErrorAnswer> {
   return { status: response.status, type: body.error?.type as string, code: body.error?.code as string | null, message: body.error?.message as string };
 }
 
-const json = (body: string, path = '/v1/chat/completions'): [string, RequestInit] => [path, { method: 'POST', headers: { 'content-type': 'application/json' }, body }];
+const json = (body: string, path = '/v1/chat/completions'): [string, RequestInit] => [
+  path,
+  { method: 'POST', headers: { 'content-type': 'application/json' }, body },
+];
 
 describe('malformed JSON', () => {
   it.each([
@@ -126,7 +129,13 @@ describe('missing or mistyped fields → 400', () => {
 });
 
 describe('a body that is not a JSON object → 400', () => {
-  it.each([['array', '[{"model":"gpt-4o"}]'], ['string', '"hello"'], ['number', '42'], ['null', 'null'], ['boolean', 'true']])('%s', async (_name, body) => {
+  it.each([
+    ['array', '[{"model":"gpt-4o"}]'],
+    ['string', '"hello"'],
+    ['number', '42'],
+    ['null', 'null'],
+    ['boolean', 'true'],
+  ])('%s', async (_name, body) => {
     const error = await errorOf(...json(body));
     expect(error.status).toBe(400);
     expect(error.type).toBe('invalid_request_error');
@@ -167,7 +176,11 @@ describe('wrong content-type', () => {
   });
 
   it('text/plain → a 4xx error, not an attempt upstream', async () => {
-    const error = await errorOf('/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"model":"gpt-4o","messages":[]}' });
+    const error = await errorOf('/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: '{"model":"gpt-4o","messages":[]}',
+    });
     expect([400, 415]).toContain(error.status);
   });
 

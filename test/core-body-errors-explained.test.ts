@@ -34,20 +34,35 @@ async function bothFramings(body: Buffer, headers: Record<string, string> = {}, 
 const forbiddenKey: Answer = {
   status: 400,
   contentType: expect.stringMatching(/^application\/json/),
-  body: { error: { message: 'The request body has a "__proto__" or "constructor.prototype" key, which is not allowed.', type: 'invalid_request_error', code: 'forbidden_json_key' } },
+  body: {
+    error: {
+      message: 'The request body has a "__proto__" or "constructor.prototype" key, which is not allowed.',
+      type: 'invalid_request_error',
+      code: 'forbidden_json_key',
+    },
+  },
 };
 
 const encoded = (encoding: string): Answer => ({
   status: 415,
   contentType: expect.stringMatching(/^application\/json/),
-  body: { error: { message: `Unsupported Content-Encoding "${encoding}": send the body uncompressed.`, type: 'invalid_request_error', code: 'unsupported_media_type' } },
+  body: {
+    error: {
+      message: `Unsupported Content-Encoding "${encoding}": send the body uncompressed.`,
+      type: 'invalid_request_error',
+      code: 'unsupported_media_type',
+    },
+  },
 });
 
 describe('keys that JSON allows but the gateway refuses', () => {
   it.each([
     ['__proto__ at the top', (prompt: string) => `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${prompt}"}],"__proto__":{"polluted":true}}`],
     ['__proto__ in a message', (prompt: string) => `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${prompt}","__proto__":{"polluted":true}}]}`],
-    ['constructor.prototype', (prompt: string) => `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${prompt}"}],"constructor":{"prototype":{"polluted":true}}}`],
+    [
+      'constructor.prototype',
+      (prompt: string) => `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"${prompt}"}],"constructor":{"prototype":{"polluted":true}}}`,
+    ],
   ])('%s: 400 forbidden_json_key on both paths, nothing sent upstream', async (_name, body) => {
     const answers = await bothFramings(Buffer.from(body(unique())));
     expect(answers).toEqual([forbiddenKey, forbiddenKey]);

@@ -43,8 +43,16 @@ async function expectInvalidApiKey(response: Response): Promise<void> {
 const protectedRequests: Array<[string, string, RequestInit]> = [
   ['chat', '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('auth') }],
   ['chat, Groq layout', '/openai/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody('auth') }],
-  ['completions', '/v1/completions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-3.5-turbo-instruct', prompt: 'p' }) }],
-  ['embeddings', '/v1/embeddings', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'text-embedding-3-small', input: 'p' }) }],
+  [
+    'completions',
+    '/v1/completions',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-3.5-turbo-instruct', prompt: 'p' }) },
+  ],
+  [
+    'embeddings',
+    '/v1/embeddings',
+    { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'text-embedding-3-small', input: 'p' }) },
+  ],
   ['models', '/v1/models', { method: 'GET' }],
   ['passthrough GET', '/v1/files', { method: 'GET' }],
   ['passthrough POST', '/v1/moderations', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: 'x' }) }],
@@ -58,7 +66,9 @@ describe('missing or wrong client key', () => {
   });
 
   it.each(protectedRequests)('%s: wrong key → 401 invalid_api_key, nothing sent upstream', async (_name, path, init) => {
-    await expectInvalidApiKey(await fetch(gw.url + path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${WRONG_KEY}` } }));
+    await expectInvalidApiKey(
+      await fetch(gw.url + path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${WRONG_KEY}` } }),
+    );
     expect(forwarded()).toHaveLength(0);
   });
 
@@ -73,10 +83,14 @@ describe('missing or wrong client key', () => {
   });
 
   it('the openai SDK raises AuthenticationError for a wrong key; groq-sdk too', async () => {
-    const openaiError = await openaiClient(gw, WRONG_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e: unknown) => e);
+    const openaiError = await openaiClient(gw, WRONG_KEY)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] })
+      .catch((e: unknown) => e);
     expect(openaiError).toBeInstanceOf(OpenAI.AuthenticationError);
     expect((openaiError as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
-    const groqError = await groqClient(gw, WRONG_KEY).models.list().catch((e: unknown) => e);
+    const groqError = await groqClient(gw, WRONG_KEY)
+      .models.list()
+      .catch((e: unknown) => e);
     expect((groqError as { status?: number }).status).toBe(401);
   });
 });
@@ -97,7 +111,12 @@ describe('the right client key', () => {
     const client = openaiClient(gw);
     await client.models.list();
     await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'keys json' }] });
-    for await (const chunk of await client.chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'keys stream' }], stream: true })) void chunk;
+    for await (const chunk of await client.chat.completions.create({
+      model: 'llama-3.1-8b-instant',
+      messages: [{ role: 'user', content: 'keys stream' }],
+      stream: true,
+    }))
+      void chunk;
     await client.embeddings.create({ model: 'text-embedding-3-small', input: 'keys embed' });
     await client.audio.transcriptions.create({ model: 'whisper-1', file: await OpenAI.toFile(tinyWav(), 'a.wav', { type: 'audio/wav' }) });
     await groqClient(gw).audio.transcriptions.create({ model: 'whisper-large-v3', file: await OpenAI.toFile(tinyWav(), 'b.wav', { type: 'audio/wav' }) });

@@ -11,7 +11,15 @@ import { groqClient, openaiClient } from './helpers/sdk-clients.js';
 
 // Ids in no live list: only a prefix rule can place them.
 const UNLISTED_OPENAI = ['gpt-4.1-nano', 'o1-mini', 'o3-mini', 'o4-mini', 'text-embedding-ada-002', 'chatgpt-4o-latest', 'dall-e-3', 'whisper-1', 'tts-1'];
-const UNLISTED_GROQ = ['llama-guard-4-12b', 'mixtral-8x7b-32768', 'gemma2-9b-it', 'qwen-qwq-32b', 'deepseek-r1-distill-llama-70b', 'moonshotai/kimi-k2-instruct', 'meta-llama/llama-4-scout-17b-16e-instruct'];
+const UNLISTED_GROQ = [
+  'llama-guard-4-12b',
+  'mixtral-8x7b-32768',
+  'gemma2-9b-it',
+  'qwen-qwq-32b',
+  'deepseek-r1-distill-llama-70b',
+  'moonshotai/kimi-k2-instruct',
+  'meta-llama/llama-4-scout-17b-16e-instruct',
+];
 
 let fake: FakeUpstream;
 let gw: RunningGateway;
@@ -133,8 +141,16 @@ describe('unroutable models', () => {
   });
 
   it('embeddings and completions route the same way', async () => {
-    const embeddings = await fetch(`${gw.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mystery-embedder', input: 'x' }) });
-    const completions = await fetch(`${gw.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'mystery-writer', prompt: 'x' }) });
+    const embeddings = await fetch(`${gw.url}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mystery-embedder', input: 'x' }),
+    });
+    const completions = await fetch(`${gw.url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mystery-writer', prompt: 'x' }),
+    });
     expect([embeddings.status, completions.status]).toEqual([404, 404]);
     expect(((await embeddings.json()) as { error: { code: string } }).error.code).toBe('model_not_found');
     expect(fake.completionCalls()).toHaveLength(0);

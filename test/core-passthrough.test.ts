@@ -59,7 +59,11 @@ describe('multipart audio upload', () => {
 
   it('model=whisper-large-v3 (listed by Groq) reaches Groq, under /v1 too', async () => {
     const { body, contentType } = multipartBody({ model: 'whisper-large-v3' }, { name: 'file', filename: 'hola.wav', type: 'audio/wav', data: wav });
-    const response = await fetch(`${gw.url}/v1/audio/transcriptions`, { method: 'POST', headers: { ...auth, 'content-type': contentType }, body: new Uint8Array(body) });
+    const response = await fetch(`${gw.url}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': contentType },
+      body: new Uint8Array(body),
+    });
     expect(response.status).toBe(200);
     const upstream = forwardedRequest();
     expect(upstream.flavour).toBe('groq');
@@ -74,7 +78,10 @@ describe('multipart audio upload', () => {
   });
 
   it('the openai SDK audio.transcriptions.create with a generated WAV (toFile)', async () => {
-    const result = await openaiClient(gw).audio.transcriptions.create({ model: 'whisper-1', file: await OpenAI.toFile(wav, 'speech.wav', { type: 'audio/wav' }) });
+    const result = await openaiClient(gw).audio.transcriptions.create({
+      model: 'whisper-1',
+      file: await OpenAI.toFile(wav, 'speech.wav', { type: 'audio/wav' }),
+    });
     expect(result.text).toMatch(/^transcribed \d+ bytes \(multipart\/form-data\)$/);
     const upstream = forwardedRequest();
     expect(upstream.flavour).toBe('openai');
@@ -84,7 +91,10 @@ describe('multipart audio upload', () => {
   });
 
   it('groq-sdk audio.transcriptions.create goes to Groq', async () => {
-    const result = await groqClient(gw).audio.transcriptions.create({ model: 'whisper-large-v3', file: await Groq.toFile(wav, 'speech.wav', { type: 'audio/wav' }) });
+    const result = await groqClient(gw).audio.transcriptions.create({
+      model: 'whisper-large-v3',
+      file: await Groq.toFile(wav, 'speech.wav', { type: 'audio/wav' }),
+    });
     expect(result.text).toContain('transcribed');
     const upstream = forwardedRequest();
     expect(upstream.flavour).toBe('groq');
@@ -96,9 +106,15 @@ describe('multipart audio upload', () => {
     const { body, contentType } = multipartBody({}, { name: 'file', filename: 'late.wav', type: 'audio/wav', data: wav });
     const withModelLast = Buffer.concat([
       body.subarray(0, body.length - Buffer.byteLength(`--${contentType.split('boundary=')[1]}--\r\n`)),
-      Buffer.from(`--${contentType.split('boundary=')[1]}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${contentType.split('boundary=')[1]}--\r\n`),
+      Buffer.from(
+        `--${contentType.split('boundary=')[1]}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-large-v3\r\n--${contentType.split('boundary=')[1]}--\r\n`,
+      ),
     ]);
-    const response = await fetch(`${gw.url}/v1/audio/transcriptions`, { method: 'POST', headers: { ...auth, 'content-type': contentType }, body: new Uint8Array(withModelLast) });
+    const response = await fetch(`${gw.url}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': contentType },
+      body: new Uint8Array(withModelLast),
+    });
     expect(response.status).toBe(200);
     expect(forwardedRequest().flavour).toBe('groq');
   });
@@ -106,7 +122,11 @@ describe('multipart audio upload', () => {
 
 describe('other passthrough requests', () => {
   it('GET /v1/files with a query string: forwarded unchanged, answer and headers back', async () => {
-    fake.queue.push({ status: 200, headers: { 'x-request-id': 'req_files_1', 'x-ratelimit-remaining-requests': '42' }, body: { object: 'list', data: [{ id: 'file-1', object: 'file' }] } });
+    fake.queue.push({
+      status: 200,
+      headers: { 'x-request-id': 'req_files_1', 'x-ratelimit-remaining-requests': '42' },
+      body: { object: 'list', data: [{ id: 'file-1', object: 'file' }] },
+    });
     const response = await fetch(`${gw.url}/v1/files?purpose=batch&limit=2`, { headers: auth });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ object: 'list', data: [{ id: 'file-1', object: 'file' }] });
@@ -141,7 +161,11 @@ describe('other passthrough requests', () => {
 
   it('a forced groq/ prefix is stripped from a JSON body before forwarding', async () => {
     fake.queue.push({ status: 200, body: { ok: true } });
-    const response = await fetch(`${gw.url}/v1/audio/speech`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'groq/playai-tts', input: 'hi', voice: 'Fritz-PlayAI' }) });
+    const response = await fetch(`${gw.url}/v1/audio/speech`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'groq/playai-tts', input: 'hi', voice: 'Fritz-PlayAI' }),
+    });
     expect(response.status).toBe(200);
     const upstream = forwardedRequest();
     expect(upstream.flavour).toBe('groq');
@@ -151,7 +175,11 @@ describe('other passthrough requests', () => {
   it('a forced prefix is stripped from a multipart model field, every other byte intact', async () => {
     const file = { name: 'file', filename: 'forced.wav', type: 'audio/wav', data: tinyWav() };
     const sent = multipartBody({ model: 'groq/whisper-large-v3-turbo', language: 'de' }, file);
-    const response = await fetch(`${gw.url}/v1/audio/transcriptions`, { method: 'POST', headers: { ...auth, 'content-type': sent.contentType }, body: new Uint8Array(sent.body) });
+    const response = await fetch(`${gw.url}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': sent.contentType },
+      body: new Uint8Array(sent.body),
+    });
     expect(response.status).toBe(200);
     const upstream = forwardedRequest();
     expect(upstream.flavour).toBe('groq');
@@ -172,7 +200,11 @@ describe('other passthrough requests', () => {
   });
 
   it('an unroutable model on a passthrough route → 404 model_not_found, nothing forwarded', async () => {
-    const response = await fetch(`${gw.url}/v1/images/generations`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'stable-diffusion-xl', prompt: 'cat' }) });
+    const response = await fetch(`${gw.url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'stable-diffusion-xl', prompt: 'cat' }),
+    });
     expect(response.status).toBe(404);
     expect(((await response.json()) as { error: { code: string } }).error.code).toBe('model_not_found');
     expect(fake.requests.filter((r) => !r.path.endsWith('/models'))).toHaveLength(0);
@@ -181,7 +213,14 @@ describe('other passthrough requests', () => {
   it('client identity headers stay home; provider headers go on', async () => {
     fake.queue.push({ status: 200, body: { object: 'list', data: [] } });
     await fetch(`${gw.url}/v1/files`, {
-      headers: { ...auth, cookie: 'owui=session', 'x-openwebui-user-id': 'user-42', 'x-openwebui-user-email': 'a@b.c', 'x-forwarded-for': '203.0.113.9', 'openai-beta': 'assistants=v2' },
+      headers: {
+        ...auth,
+        cookie: 'owui=session',
+        'x-openwebui-user-id': 'user-42',
+        'x-openwebui-user-email': 'a@b.c',
+        'x-forwarded-for': '203.0.113.9',
+        'openai-beta': 'assistants=v2',
+      },
     });
     const upstream = forwardedRequest();
     expect(upstream.headers.cookie).toBeUndefined();
@@ -205,7 +244,12 @@ describe("a provider rejecting the gateway's key on a passthrough route", () => 
       await openaiClient(rejecting).models.list();
       fake.reset();
       for (const key of TEST_OPENAI_KEYS) {
-        fake.keyResponses.set(key, { status: 401, body: { error: { message: `Incorrect API key provided: ${key.slice(0, 7)}***${key.slice(-4)}.`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
+        fake.keyResponses.set(key, {
+          status: 401,
+          body: {
+            error: { message: `Incorrect API key provided: ${key.slice(0, 7)}***${key.slice(-4)}.`, type: 'invalid_request_error', code: 'invalid_api_key' },
+          },
+        });
       }
       const response = await fetch(`${rejecting.url}/v1/files`, { headers: auth });
       const text = await response.text();
@@ -238,7 +282,9 @@ describe("a provider rejecting the gateway's key on a passthrough route", () => 
       await openaiClient(rejecting).models.list();
       fake.reset();
       for (const key of TEST_OPENAI_KEYS) fake.keyResponses.set(key, { status: 401 });
-      const error = await openaiClient(rejecting).audio.transcriptions.create({ model: 'whisper-1', file: await OpenAI.toFile(tinyWav(), 'a.wav') }).catch((e: unknown) => e);
+      const error = await openaiClient(rejecting)
+        .audio.transcriptions.create({ model: 'whisper-1', file: await OpenAI.toFile(tinyWav(), 'a.wav') })
+        .catch((e: unknown) => e);
       expect(error).not.toBeInstanceOf(OpenAI.AuthenticationError);
       expect(error).toBeInstanceOf(OpenAI.InternalServerError);
     } finally {

@@ -84,14 +84,43 @@ describe('one line per request', () => {
   });
 
   it.each([
-    ['passthrough upload', 'log-pass-1', () => {
-      const { body, contentType } = multipartBody({ model: 'whisper-1' }, { name: 'file', filename: 'a.wav', type: 'audio/wav', data: tinyWav() });
-      return fetch(`${gw.url}/v1/audio/transcriptions`, { method: 'POST', headers: { ...auth, 'content-type': contentType, 'x-request-id': 'log-pass-1' }, body: new Uint8Array(body) });
-    }, { provider: 'openai', status: 200 }],
-    ['passthrough GET', 'log-pass-2', () => fetch(`${gw.url}/v1/files`, { headers: { ...auth, 'x-request-id': 'log-pass-2' } }), { provider: 'openai', status: 404 }],
-    ['wrong client key', 'log-401-1', () => fetch(`${gw.url}/v1/models`, { headers: { authorization: 'Bearer nope', 'x-request-id': 'log-401-1' } }), { status: 401 }],
+    [
+      'passthrough upload',
+      'log-pass-1',
+      () => {
+        const { body, contentType } = multipartBody({ model: 'whisper-1' }, { name: 'file', filename: 'a.wav', type: 'audio/wav', data: tinyWav() });
+        return fetch(`${gw.url}/v1/audio/transcriptions`, {
+          method: 'POST',
+          headers: { ...auth, 'content-type': contentType, 'x-request-id': 'log-pass-1' },
+          body: new Uint8Array(body),
+        });
+      },
+      { provider: 'openai', status: 200 },
+    ],
+    [
+      'passthrough GET',
+      'log-pass-2',
+      () => fetch(`${gw.url}/v1/files`, { headers: { ...auth, 'x-request-id': 'log-pass-2' } }),
+      { provider: 'openai', status: 404 },
+    ],
+    [
+      'wrong client key',
+      'log-401-1',
+      () => fetch(`${gw.url}/v1/models`, { headers: { authorization: 'Bearer nope', 'x-request-id': 'log-401-1' } }),
+      { status: 401 },
+    ],
     ['unknown route', 'log-404-1', () => fetch(`${gw.url}/nowhere`, { headers: { ...auth, 'x-request-id': 'log-404-1' } }), { status: 404 }],
-    ['malformed JSON', 'log-400-1', () => fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'x-request-id': 'log-400-1' }, body: '{' }), { status: 400 }],
+    [
+      'malformed JSON',
+      'log-400-1',
+      () =>
+        fetch(`${gw.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { ...auth, 'content-type': 'application/json', 'x-request-id': 'log-400-1' },
+          body: '{',
+        }),
+      { status: 400 },
+    ],
     ['malformed URL', 'log-400-2', () => fetch(`${gw.url}/v1/%E0%A4%A`, { headers: { ...auth, 'x-request-id': 'log-400-2' } }), { status: 400 }],
     ['models', 'log-models-1', () => fetch(`${gw.url}/v1/models`, { headers: { ...auth, 'x-request-id': 'log-models-1' } }), { status: 200 }],
     ['health', 'log-health-1', () => fetch(`${gw.url}/healthz`, { headers: { 'x-request-id': 'log-health-1' } }), { status: 200 }],
@@ -109,20 +138,47 @@ describe('one line per request', () => {
 /** Every request shape that could carry a key or prompt into a log line. */
 async function exercise(gw: RunningGateway): Promise<void> {
   const client = openaiClient(gw);
-  const ok = (p: Promise<unknown>) => p.then(() => undefined, () => undefined);
+  const ok = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      () => undefined,
+    );
   const json = { 'content-type': 'application/json' };
   const rightAuth = { authorization: `Bearer ${TEST_CLIENT_KEY}` };
 
   // Successful traffic with the prompt marker everywhere a client can put text.
-  await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: `${PROMPT_MARKER} system` }, { role: 'user', content: `${PROMPT_MARKER} user` }] });
-  for await (const chunk of await client.chat.completions.create({ model: 'llama-3.1-8b-instant', stream: true, messages: [{ role: 'user', content: `${PROMPT_MARKER} stream` }] })) void chunk;
+  await client.chat.completions.create({
+    model: 'gpt-4o-mini',
+    messages: [
+      { role: 'system', content: `${PROMPT_MARKER} system` },
+      { role: 'user', content: `${PROMPT_MARKER} user` },
+    ],
+  });
+  for await (const chunk of await client.chat.completions.create({
+    model: 'llama-3.1-8b-instant',
+    stream: true,
+    messages: [{ role: 'user', content: `${PROMPT_MARKER} stream` }],
+  }))
+    void chunk;
   await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: `${PROMPT_MARKER} legacy` });
   await client.embeddings.create({ model: 'text-embedding-3-small', input: `${PROMPT_MARKER} embed` });
-  await client.audio.transcriptions.create({ model: 'whisper-1', file: await OpenAI.toFile(tinyWav(), `${PROMPT_MARKER}.wav`), prompt: `${PROMPT_MARKER} whisper` });
+  await client.audio.transcriptions.create({
+    model: 'whisper-1',
+    file: await OpenAI.toFile(tinyWav(), `${PROMPT_MARKER}.wav`),
+    prompt: `${PROMPT_MARKER} whisper`,
+  });
   await ok(client.moderations.create({ model: 'omni-moderation-latest', input: `${PROMPT_MARKER} moderation` }));
   await fetch(`${gw.url}/v1/files?purpose=${PROMPT_MARKER}`, { headers: rightAuth });
-  await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...rightAuth, ...json }, body: `{"model":"gpt-4o-mini","messages":[{"content":"${PROMPT_MARKER} broken` });
-  await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { ...rightAuth, ...json }, body: JSON.stringify({ model: `${PROMPT_MARKER}-model`, messages: [] }) });
+  await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { ...rightAuth, ...json },
+    body: `{"model":"gpt-4o-mini","messages":[{"content":"${PROMPT_MARKER} broken`,
+  });
+  await fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { ...rightAuth, ...json },
+    body: JSON.stringify({ model: `${PROMPT_MARKER}-model`, messages: [] }),
+  });
 
   // Wrong client keys, in every place a key can be sent.
   for (const wrong of WRONG_KEYS) {
@@ -137,14 +193,21 @@ async function exercise(gw: RunningGateway): Promise<void> {
 
   // Provider 429 on every key, then a provider that echoes the whole key in its 401 body.
   for (const key of [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]) {
-    fake.keyResponses.set(key, { status: 429, headers: { 'retry-after-ms': '100' }, body: { error: { message: `Rate limit reached for key ${key}`, type: 'requests', code: 'rate_limit_exceeded' } } });
+    fake.keyResponses.set(key, {
+      status: 429,
+      headers: { 'retry-after-ms': '100' },
+      body: { error: { message: `Rate limit reached for key ${key}`, type: 'requests', code: 'rate_limit_exceeded' } },
+    });
   }
   await ok(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'limited' }] }));
   await ok(client.chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'limited' }] }));
   await fetch(`${gw.url}/openai/v1/batches`, { headers: rightAuth });
   await new Promise((resolve) => setTimeout(resolve, 200)); // the keys cool down
   for (const key of [...TEST_OPENAI_KEYS, ...TEST_GROQ_KEYS]) {
-    fake.keyResponses.set(key, { status: 401, body: { error: { message: `Incorrect API key provided: ${key}.`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
+    fake.keyResponses.set(key, {
+      status: 401,
+      body: { error: { message: `Incorrect API key provided: ${key}.`, type: 'invalid_request_error', code: 'invalid_api_key' } },
+    });
   }
   await fetch(`${gw.url}/v1/files`, { headers: rightAuth });
   await ok(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'rejected' }] }));

@@ -27,7 +27,8 @@ afterAll(async () => {
 });
 
 let unique = 0;
-const chat = (extra: Record<string, unknown> = {}) => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `headers ${++unique}` }], ...extra });
+const chat = (extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `headers ${++unique}` }], ...extra });
 const post = (path: string, body: string, headers: Record<string, string> = {}): Promise<Response> =>
   fetch(gw.url + path, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', ...headers }, body });
 
@@ -48,7 +49,10 @@ describe('X-Request-Id on every response', () => {
     ['400 malformed JSON', (h) => post('/v1/chat/completions', '{', h)],
     ['400 malformed URL', (h) => fetch(`${gw.url}/v1/%E0%A4%A`, { headers: { ...auth, ...h } })],
     ['413 too large', (h) => post('/v1/chat/completions', chat({ padding: 'x'.repeat(8192) }), h)],
-    ['upstream error passed on', (h) => post('/v1/chat/completions', JSON.stringify({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'unknown to the fake' }] }), h)],
+    [
+      'upstream error passed on',
+      (h) => post('/v1/chat/completions', JSON.stringify({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'unknown to the fake' }] }), h),
+    ],
   ];
 
   it.each(cases)('%s: generated when the client sent none', async (_name, send) => {
@@ -92,7 +96,10 @@ describe('upstream ids, provider and rate-limit headers', () => {
   });
 
   it('chat stream: the same headers on the SSE response', async () => {
-    const response = await post('/v1/chat/completions', JSON.stringify({ model: 'llama-3.1-8b-instant', stream: true, messages: [{ role: 'user', content: `stream headers ${++unique}` }] }));
+    const response = await post(
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'llama-3.1-8b-instant', stream: true, messages: [{ role: 'user', content: `stream headers ${++unique}` }] }),
+    );
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(response.headers.get('x-upstream-request-id')).toMatch(/^req_fake_\d+$/);
     expect(response.headers.get('x-gateway-provider')).toBe('groq');
@@ -102,14 +109,27 @@ describe('upstream ids, provider and rate-limit headers', () => {
   });
 
   it('the upstream error answer keeps the upstream id and the provider', async () => {
-    const response = await post('/v1/chat/completions', JSON.stringify({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'not served by the fake' }] }));
+    const response = await post(
+      '/v1/chat/completions',
+      JSON.stringify({ model: 'gpt-4.1-nano', messages: [{ role: 'user', content: 'not served by the fake' }] }),
+    );
     expect(response.status).toBe(404);
     expect(response.headers.get('x-gateway-provider')).toBe('openai');
     expect(response.headers.get('x-upstream-request-id')).toMatch(/^req_fake_\d+$/);
   });
 
   it('provider headers that are not meant for clients do not pass', async () => {
-    fake.queue.push({ status: 200, headers: { 'set-cookie': '__cf_bm=abc; path=/', 'openai-organization': 'org-x', 'x-ratelimit-remaining-tokens': '5' }, body: { id: 'c', object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: 'x' }, finish_reason: 'stop' }] } });
+    fake.queue.push({
+      status: 200,
+      headers: { 'set-cookie': '__cf_bm=abc; path=/', 'openai-organization': 'org-x', 'x-ratelimit-remaining-tokens': '5' },
+      body: {
+        id: 'c',
+        object: 'chat.completion',
+        created: 1,
+        model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'x' }, finish_reason: 'stop' }],
+      },
+    });
     const response = await post('/v1/chat/completions', chat());
     expect(response.status).toBe(200);
     expect(response.headers.get('set-cookie')).toBeNull();

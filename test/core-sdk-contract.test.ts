@@ -149,10 +149,18 @@ describe('legacy completions and embeddings through the openai SDK', () => {
 describe('upstream failures as the SDKs raise them', () => {
   it('429 on every key: RateLimitError with the gateway retry-after, after trying the other key', async () => {
     const gw = await warmedGateway();
-    for (const key of TEST_OPENAI_KEYS) fixture.fake.keyResponses.set(key, { status: 429, headers: { 'retry-after': '7' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } });
+    for (const key of TEST_OPENAI_KEYS)
+      fixture.fake.keyResponses.set(key, {
+        status: 429,
+        headers: { 'retry-after': '7' },
+        body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } },
+      });
     const error = await openaiClient(gw)
       .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'limited' }] })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
     const rateLimited = error as InstanceType<typeof OpenAI.RateLimitError>;
     expect(rateLimited.status).toBe(429);
@@ -169,7 +177,10 @@ describe('upstream failures as the SDKs raise them', () => {
     fixture.fake.keyResponses.set(TEST_GROQ_KEYS[0]!, { status: 429, headers: { 'retry-after': '3' } });
     const error = await groqClient(gw)
       .chat.completions.create({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'limited groq' }] })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(Groq.RateLimitError);
   });
 
@@ -177,11 +188,19 @@ describe('upstream failures as the SDKs raise them', () => {
     const gw = await warmedGateway();
     // OpenAI's real 401 echoes a masked fragment of the key it was given.
     for (const key of TEST_OPENAI_KEYS) {
-      fixture.fake.keyResponses.set(key, { status: 401, body: { error: { message: `Incorrect API key provided: ${key.slice(0, 7)}***${key.slice(-4)}.`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
+      fixture.fake.keyResponses.set(key, {
+        status: 401,
+        body: {
+          error: { message: `Incorrect API key provided: ${key.slice(0, 7)}***${key.slice(-4)}.`, type: 'invalid_request_error', code: 'invalid_api_key' },
+        },
+      });
     }
     const error = await openaiClient(gw)
       .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'rejected' }] })
-      .then(() => undefined, (e: unknown) => e);
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     // Not AuthenticationError: the client's key is fine, the gateway's keys are not.
     expect(error).not.toBeInstanceOf(OpenAI.AuthenticationError);
     expect(error).toBeInstanceOf(OpenAI.InternalServerError);

@@ -99,9 +99,7 @@ describe('services', () => {
       if (name === 'nginx') continue;
       expect(svc.ports ?? [], `${name} publishes a port`).toEqual([]);
     }
-    const published = (service(config, 'nginx').ports ?? []).map((p) =>
-      typeof p === 'string' ? p.split(':').at(-2) : String(p.published),
-    );
+    const published = (service(config, 'nginx').ports ?? []).map((p) => (typeof p === 'string' ? p.split(':').at(-2) : String(p.published)));
     expect(published.sort()).toEqual(['443', '80']);
   });
 
@@ -112,9 +110,7 @@ describe('services', () => {
     expect(webui.OPENAI_API_BASE_URL).toBe(`http://gateway:${gateway.PORT}/v1`);
     expect(gateway.GATEWAY_API_KEYS?.split(',')).toContain(webui.OPENAI_API_KEY);
     expect(webui.ENABLE_FORWARD_USER_INFO_HEADERS).toBe('true');
-    const dataVolume = (service(config, 'open-webui').volumes ?? []).find(
-      (v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === '/app/backend/data',
-    );
+    const dataVolume = (service(config, 'open-webui').volumes ?? []).find((v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === '/app/backend/data');
     const source = typeof dataVolume === 'string' ? dataVolume.split(':')[0] : dataVolume?.source;
     expect(Object.keys(config.volumes ?? {})).toContain(source);
   });
@@ -140,8 +136,7 @@ describe('services', () => {
     const gatewayEnv = Object.keys(service(config, 'gateway').environment ?? {});
     expect(names.length).toBeGreaterThan(10);
     for (const name of names) {
-      const used =
-        gatewayEnv.includes(name) || composeText.includes(`\${${name}`) || bootstrap.includes(`env_value ${name}`);
+      const used = gatewayEnv.includes(name) || composeText.includes(`\${${name}`) || bootstrap.includes(`env_value ${name}`);
       expect(used, `${name} from .env.example never reaches a container`).toBe(true);
     }
   });

@@ -81,7 +81,11 @@ describe('Dockerfile', () => {
     const sourceStage = /--from=(\S+)/.exec(modulesFrom ?? '')?.[1];
     const deps = stages.find((s) => s.name === sourceStage);
     expect(deps, 'node_modules must come from a stage').toBeDefined();
-    expect(only(deps as Stage, 'RUN').map((r) => r.args).join(' ')).toMatch(/npm ci [^&]*--omit=dev/);
+    expect(
+      only(deps as Stage, 'RUN')
+        .map((r) => r.args)
+        .join(' '),
+    ).toMatch(/npm ci [^&]*--omit=dev/);
     expect(copies.some((c) => /--from=\S+ \/app\/dist/.test(c))).toBe(true);
     // No source, tests or dev tooling in the runtime image.
     expect(copies.some((c) => /\bsrc\b|\btest\b/.test(c))).toBe(false);
@@ -91,7 +95,11 @@ describe('Dockerfile', () => {
     const user = only(runtime, 'USER').at(-1)?.args;
     expect(user).toBeDefined();
     expect(['root', '0', '0:0']).not.toContain(user);
-    expect(only(runtime, 'ENV').map((e) => e.args).join(' ')).toMatch(/HOST=0\.0\.0\.0/);
+    expect(
+      only(runtime, 'ENV')
+        .map((e) => e.args)
+        .join(' '),
+    ).toMatch(/HOST=0\.0\.0\.0/);
     const healthcheck = only(runtime, 'HEALTHCHECK').at(-1)?.args ?? '';
     expect(healthcheck).toMatch(/\/healthz/);
     const stopSignal = only(runtime, 'STOPSIGNAL').at(-1)?.args ?? 'SIGTERM';
@@ -180,7 +188,10 @@ describe('the runtime stage, reproduced without Docker', () => {
     try {
       let healthy = false;
       for (let i = 0; i < 100 && !healthy && child.exitCode === null; i++) {
-        healthy = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+        healthy = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (!healthy) await new Promise((r) => setTimeout(r, 100));
       }
       expect(healthy, output).toBe(true);

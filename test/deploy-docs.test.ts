@@ -50,7 +50,9 @@ describe('docs/deploy.md', () => {
   });
 
   it('uses the compose services it talks about', () => {
-    for (const [, service] of guide.matchAll(/docker compose (?:[\w-]+ )*?(?:kill -s \w+|logs(?: --since \w+)?|exec(?: -T)?|ps|build|stop|start|pull(?: [\w-]+)*?|up -d) ([a-z][\w-]*)/g)) {
+    for (const [, service] of guide.matchAll(
+      /docker compose (?:[\w-]+ )*?(?:kill -s \w+|logs(?: --since \w+)?|exec(?: -T)?|ps|build|stop|start|pull(?: [\w-]+)*?|up -d) ([a-z][\w-]*)/g,
+    )) {
       if (service === 'gateway' || Object.keys(config.services).includes(service ?? '')) continue;
       expect.fail(`docs/deploy.md uses an unknown service: ${service}`);
     }

@@ -67,7 +67,12 @@ async function withEnvFile<T>(env: Record<string, string>, use: (envFile: string
   const dir = await mkdtemp(join(tmpdir(), 'cachegate-compose-'));
   try {
     const envFile = join(dir, 'test.env');
-    await writeFile(envFile, `${Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n')}\n`);
+    await writeFile(
+      envFile,
+      `${Object.entries(env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n')}\n`,
+    );
     return await use(envFile);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -134,10 +139,9 @@ async function parseComposeConfig(opts: ComposeRun): Promise<ComposeConfig> {
 
 /** YAML → JSON with the system Python's yaml (a dependency of Debian's docker-compose). */
 export async function yamlToJson(yamlText: string): Promise<unknown> {
-  const child = execFile('/usr/bin/python3', [
-    '-c',
-    'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)',
-  ], { maxBuffer: 8 * 1024 * 1024 });
+  const child = execFile('/usr/bin/python3', ['-c', 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+    maxBuffer: 8 * 1024 * 1024,
+  });
   const output = new Promise<string>((resolve, reject) => {
     let out = '';
     let err = '';
@@ -161,7 +165,5 @@ export function memoryBytes(limit: string | number): number {
 
 /** Services that `docker compose up` starts with the given profiles active. */
 export function activeServices(config: ComposeConfig, profiles: string[]): Array<[string, ComposeService]> {
-  return Object.entries(config.services).filter(
-    ([, service]) => !service.profiles || service.profiles.some((p) => profiles.includes(p)),
-  );
+  return Object.entries(config.services).filter(([, service]) => !service.profiles || service.profiles.some((p) => profiles.includes(p)));
 }

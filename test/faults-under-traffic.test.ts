@@ -80,7 +80,9 @@ async function expectMissThenHit(gateway: RunningGateway, jsonPrompt: string, st
   const fresh = await chat(gateway, chatBody(jsonPrompt));
   expect(fresh.status).toBe(200);
   expect(fresh.xCache).toBe('MISS');
-  expect((JSON.parse(fresh.text) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content).toBe(answerFor({ messages: [{ content: jsonPrompt }] }));
+  expect((JSON.parse(fresh.text) as { choices: Array<{ message: { content: string } }> }).choices[0]?.message.content).toBe(
+    answerFor({ messages: [{ content: jsonPrompt }] }),
+  );
   const hit = await untilStored(() => chat(gateway, chatBody(jsonPrompt)));
   expect(hit.xCache).toBe('HIT');
   expect(hit.text).toBe(fresh.text);
@@ -164,7 +166,10 @@ for (const store of BACKENDS) {
           const probe = { json: unique('probe-json'), stream: unique('probe-stream') };
           const sdk = sdkFor(gateway);
           const during = [await sendJudged(gateway, sdk, 'json', probe.json, BOUND_MS), await sendJudged(gateway, sdk, 'stream', probe.stream, BOUND_MS)];
-          expect(during.map((o) => [o.verdict, o.xCache])).toEqual([['correct', 'BYPASS'], ['correct', 'BYPASS']]);
+          expect(during.map((o) => [o.verdict, o.xCache])).toEqual([
+            ['correct', 'BYPASS'],
+            ['correct', 'BYPASS'],
+          ]);
 
           await redis.restart();
           const restartedAt = performance.now();

@@ -17,9 +17,22 @@ function answer(status: number, contentType: string, body: string | object, cach
   return { kind: 'response', response };
 }
 
-const chat = (id: string, content: string) => ({ id, object: 'chat.completion', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+const chat = (id: string, content: string) => ({
+  id,
+  object: 'chat.completion',
+  created: 1,
+  model: 'gpt-4o-mini',
+  choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+});
 const sse = (...chunks: object[]) => `${chunks.map((c) => `data: ${JSON.stringify(c)}\n\n`).join('')}data: [DONE]\n\n`;
-const chunk = (id: string, delta: object, finish: string | null = null) => ({ id, object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta, finish_reason: finish }] });
+const chunk = (id: string, delta: object, finish: string | null = null) => ({
+  id,
+  object: 'chat.completion.chunk',
+  created: 1,
+  model: 'gpt-4o-mini',
+  choices: [{ index: 0, delta, finish_reason: finish }],
+});
 const NAMES = ['a', 'b'] as const;
 const JSON_TYPE = 'application/json';
 const SSE_TYPE = 'text/event-stream; charset=utf-8';
@@ -28,7 +41,9 @@ describe('fuzz agreement', () => {
   it('an upstream answer and a stored one agree when they say the same, whatever their ids; two hits must be the same bytes', () => {
     expect(disagreement(answer(200, JSON_TYPE, chat('x1', 'hi'), 'MISS'), answer(200, JSON_TYPE, chat('x2', 'hi'), 'HIT'), NAMES)).toBeUndefined();
     expect(disagreement(answer(200, JSON_TYPE, chat('x1', 'hi'), 'MISS'), answer(200, JSON_TYPE, chat('x1', 'ho'), 'HIT'), NAMES)).toMatch(/2xx content/);
-    expect(disagreement(answer(200, JSON_TYPE, chat('x1', 'hi'), 'HIT'), answer(200, JSON_TYPE, chat('x2', 'hi'), 'HIT'), NAMES)).toMatch(/two hits of one entry/);
+    expect(disagreement(answer(200, JSON_TYPE, chat('x1', 'hi'), 'HIT'), answer(200, JSON_TYPE, chat('x2', 'hi'), 'HIT'), NAMES)).toMatch(
+      /two hits of one entry/,
+    );
   });
 
   it('streams agree on their text, roles, finish reasons and usage, however they are chunked', () => {
@@ -43,11 +58,23 @@ describe('fuzz agreement', () => {
 
   it('status, Content-Type and the error code and type must match; a 5xx or no answer in time is the oracle’s to report', () => {
     const error = (code: string, type = 'invalid_request_error') => ({ error: { message: 'm', type, code } });
-    expect(disagreement(answer(200, JSON_TYPE, chat('x', 'hi'), 'HIT'), answer(415, JSON_TYPE, error('unsupported_media_type')), NAMES)).toMatch(/^status: a 200 \(X-Cache HIT\)/);
-    expect(disagreement(answer(200, JSON_TYPE, chat('x', 'hi'), 'HIT'), answer(200, 'application/json; charset=utf-8', chat('x', 'hi'), 'HIT'), NAMES)).toMatch(/^Content-Type/);
-    expect(disagreement(answer(400, JSON_TYPE, error('invalid_json')), answer(400, JSON_TYPE, error('invalid_request')), NAMES)).toMatch(/^error \(status 400\)/);
+    expect(disagreement(answer(200, JSON_TYPE, chat('x', 'hi'), 'HIT'), answer(415, JSON_TYPE, error('unsupported_media_type')), NAMES)).toMatch(
+      /^status: a 200 \(X-Cache HIT\)/,
+    );
+    expect(disagreement(answer(200, JSON_TYPE, chat('x', 'hi'), 'HIT'), answer(200, 'application/json; charset=utf-8', chat('x', 'hi'), 'HIT'), NAMES)).toMatch(
+      /^Content-Type/,
+    );
+    expect(disagreement(answer(400, JSON_TYPE, error('invalid_json')), answer(400, JSON_TYPE, error('invalid_request')), NAMES)).toMatch(
+      /^error \(status 400\)/,
+    );
     expect(disagreement(answer(400, JSON_TYPE, error('x', 'a')), answer(400, JSON_TYPE, error('x', 'b')), NAMES)).toMatch(/type "a".*type "b"/);
-    expect(disagreement(answer(400, JSON_TYPE, { error: { message: 'one', type: 't', code: 'c' } }), answer(400, JSON_TYPE, { error: { message: 'two', type: 't', code: 'c' } }), NAMES)).toBeUndefined();
+    expect(
+      disagreement(
+        answer(400, JSON_TYPE, { error: { message: 'one', type: 't', code: 'c' } }),
+        answer(400, JSON_TYPE, { error: { message: 'two', type: 't', code: 'c' } }),
+        NAMES,
+      ),
+    ).toBeUndefined();
     expect(disagreement(answer(200, JSON_TYPE, chat('x', 'hi'), 'HIT'), answer(502, JSON_TYPE, error('upstream_error')), NAMES)).toBeUndefined();
     expect(disagreement(answer(200, JSON_TYPE, chat('x', 'hi'), 'HIT'), { kind: 'timeout', partial: 0 }, NAMES)).toBeUndefined();
     expect(disagreement(answer(400, JSON_TYPE, error('x')), { kind: 'closed', partial: 0 }, NAMES)).toMatch(/a: answered 400; b: closed without an answer/);
@@ -58,7 +85,15 @@ describe('fuzz agreement', () => {
     expect(withQuery('/v1/chat/completions?a=b')).toBe('/v1/chat/completions?x=1&a=b');
     expect(withQuery('/v1/chat/completions#frag')).toBe('/v1/chat/completions?x=1#frag');
     expect(withQuery('http://127.0.0.1:1/v1/./embeddings')).toBe('http://127.0.0.1:1/v1/./embeddings?x=1');
-    const head = requestHead('POST', '/v1/\u00fcchat', [['Host', 'h'], ['X-Target', '/v1/\u00fcchat']], 'HTTP/1.0');
+    const head = requestHead(
+      'POST',
+      '/v1/\u00fcchat',
+      [
+        ['Host', 'h'],
+        ['X-Target', '/v1/\u00fcchat'],
+      ],
+      'HTTP/1.0',
+    );
     const twin = retarget({ head, method: 'POST', target: '/v1/\u00fcchat' }, '/v1/\u00fcchat?x=1');
     expect(twin.head.toString('latin1')).toBe('POST /v1/\u00fcchat?x=1 HTTP/1.0\r\nHost: h\r\nX-Target: /v1/\u00fcchat\r\n\r\n');
   });

@@ -86,7 +86,16 @@ it('fuzz ways in: an answer only one way in gives is a disagreement, reported wi
   for (let index = 0; only.length < 4 && index < 20_000; index++) {
     if (/^agree: Content-Type "(application\/json;|APPLICATION\/JSON)/.test(generateCase(ctx, index, new Map(), 1_000_000).label)) only.push(index);
   }
-  const small: CampaignSettings = { seed: settings.seed, cases: 20_000, largeCases: 0, concurrency: 2, answerTimeoutMs: 10_000, healthEvery: 100, maxDurationMs: 60_000, only };
+  const small: CampaignSettings = {
+    seed: settings.seed,
+    cases: 20_000,
+    largeCases: 0,
+    concurrency: 2,
+    answerTimeoutMs: 10_000,
+    healthEvery: 100,
+    maxDurationMs: 60_000,
+    only,
+  };
   const { report, text } = await runEntryPathCampaign(small, {}, { beforeListen: strictMediaTypeWithQuery });
   const disagreements = report.violations.filter((v) => v.kind === 'disagreement');
   expect(only.length).toBe(4);

@@ -37,7 +37,12 @@ const REFUSED: Array<[string, string | Buffer, number, string]> = [
     400,
     'invalid_transfer_encoding',
   ],
-  ['two Content-Lengths', `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello`, 400, 'invalid_content_length'],
+  [
+    'two Content-Lengths',
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello`,
+    400,
+    'invalid_content_length',
+  ],
   ['a NUL byte in a header', `GET /v1/models HTTP/1.1\r\nHost: x\r\n${auth}X-Bad: a\0b\r\n\r\n`, 400, 'invalid_header'],
   ['headers over 16 KiB', `GET /v1/models HTTP/1.1\r\nHost: x\r\n${auth}X-Big: ${'b'.repeat(20_000)}\r\n\r\n`, 431, 'request_headers_too_large'],
   ['a 20 KB URL', `GET /v1/${'u'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 414, 'request_url_too_long'],
@@ -49,7 +54,12 @@ const REFUSED: Array<[string, string | Buffer, number, string]> = [
     400,
     'invalid_chunked_body',
   ],
-  ['an unsupported Expect', `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n{}`, 417, 'expectation_failed'],
+  [
+    'an unsupported Expect',
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 2\r\nExpect: 200-ok\r\n\r\n{}`,
+    417,
+    'expectation_failed',
+  ],
   ['an HTTP/1.1 request without Host', `GET /v1/models HTTP/1.1\r\n${auth}\r\n`, 400, 'missing_host'],
   ['CONNECT', `CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n${auth}\r\n`, 405, 'method_not_allowed'],
   ['TLS bytes on the plain port', Buffer.from('16030100a5010000a10303', 'hex'), 400, 'invalid_method'],
@@ -93,7 +103,10 @@ function leaks(line: string, secret: string): boolean {
     if (typeof value === 'string') return value.includes(secret);
     if (!value || typeof value !== 'object') return false;
     const record = value as Record<string, unknown>;
-    if (record['type'] === 'Buffer' && Array.isArray(record['data'])) return Buffer.from(record['data'] as number[]).toString('latin1').includes(secret);
+    if (record['type'] === 'Buffer' && Array.isArray(record['data']))
+      return Buffer.from(record['data'] as number[])
+        .toString('latin1')
+        .includes(secret);
     return Object.values(record).some(found);
   };
   return found(JSON.parse(line));
@@ -104,7 +117,10 @@ describe('no key from a refused request reaches a log line, at any level', () =>
     const logged = fixture.closeAfterTest(await startGateway(fixture.fake, { GATEWAY_API_KEYS: TEST_CLIENT_KEY, LOG_LEVEL: level }));
     for (const [, bytes] of REFUSED) await sendRaw(logged.url, bytes);
     // A 401 and a body cut short, with both keys as well.
-    await sendRaw(logged.url, `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-${TEST_CLIENT_KEY}\r\nX-Openai-Key: ${PROVIDER_LOOKING_KEY}\r\nContent-Length: 2\r\n\r\n{}`);
+    await sendRaw(
+      logged.url,
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-${TEST_CLIENT_KEY}\r\nX-Openai-Key: ${PROVIDER_LOOKING_KEY}\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     expect(await until(() => logged.logs.some((line) => line.includes('"msg":"request"')), 2_000)).toBe(true);
     if (level !== 'info') expect(logged.logs.filter((line) => line.includes('"msg":"client error"')).length).toBeGreaterThanOrEqual(5);
     for (const secret of [TEST_CLIENT_KEY, PROVIDER_LOOKING_KEY, ...TEST_OPENAI_KEYS]) {
@@ -114,10 +130,15 @@ describe('no key from a refused request reaches a log line, at any level', () =>
 
   it("the logger drops an error's rawPacket wherever it is logged (second line of defence)", () => {
     const lines: string[] = [];
-    const log = createLogger('trace', new Writable({ write: (chunk: Buffer, _encoding, done) => {
+    const log = createLogger(
+      'trace',
+      new Writable({
+        write: (chunk: Buffer, _encoding, done) => {
           lines.push(chunk.toString());
           done();
-        } }));
+        },
+      }),
+    );
     const parserError = Object.assign(new Error('Parse Error: Invalid header value char'), {
       code: 'HPE_INVALID_HEADER_TOKEN',
       rawPacket: Buffer.from(`GET / HTTP/1.1\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\n`),
@@ -151,9 +172,21 @@ describe('a refused request does not keep its connection', () => {
 
   it.each([
     ['a 401 (no key)', `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n`, 401],
-    ['a 413 (Content-Length over the limit)', `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 4}\r\n\r\n`, 413],
-    ['a 415 (XML)', `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/xml\r\nContent-Length: 4000\r\n\r\n`, 415],
-    ['a 404 (unknown route)', `POST /nowhere HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/xml\r\nContent-Length: 4000\r\n\r\n`, 404],
+    [
+      'a 413 (Content-Length over the limit)',
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${BODY_LIMIT * 4}\r\n\r\n`,
+      413,
+    ],
+    [
+      'a 415 (XML)',
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/xml\r\nContent-Length: 4000\r\n\r\n`,
+      415,
+    ],
+    [
+      'a 404 (unknown route)',
+      `POST /nowhere HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/xml\r\nContent-Length: 4000\r\n\r\n`,
+      404,
+    ],
   ])('%s answered before the body arrived closes the connection while the client still dribbles', async (_name, head, status) => {
     expect(await dribbleAfter(head)).toEqual({ status, connection: 'close', closed: true });
   });

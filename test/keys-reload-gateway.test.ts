@@ -79,12 +79,15 @@ function logLines(gw: RunningGateway): LogLine[] {
 async function nextLog(gw: RunningGateway, msg: string, after: number, match: Record<string, string | RegExp> = {}): Promise<LogLine> {
   let found: LogLine | undefined;
   const matches = (line: LogLine) =>
-    line.msg === msg &&
-    Object.entries(match).every(([field, value]) => (value instanceof RegExp ? value.test(String(line[field])) : line[field] === value));
-  await eventually(() => {
-    found = logLines(gw).slice(after).find(matches);
-    return found !== undefined;
-  }, 5_000, 5);
+    line.msg === msg && Object.entries(match).every(([field, value]) => (value instanceof RegExp ? value.test(String(line[field])) : line[field] === value));
+  await eventually(
+    () => {
+      found = logLines(gw).slice(after).find(matches);
+      return found !== undefined;
+    },
+    5_000,
+    5,
+  );
   return found!;
 }
 
@@ -261,7 +264,10 @@ describe('reload semantics', () => {
 
   it('SIGHUP re-enables keys the provider rejected; a file change that changes nothing does not', async () => {
     const gw = await start({ openai: [OLD_A, OLD_B], groq: [GROQ_G] });
-    e2e.fake.keyResponses.set(OLD_B, { status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } } });
+    e2e.fake.keyResponses.set(OLD_B, {
+      status: 401,
+      body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } },
+    });
     for (let i = 0; i < 3; i++) expect((await chat(gw.url)).status).toBe(200);
     expect(await keyGauge(gw.url, 'openai')).toEqual({ active: 1, cooling: 0, disabled: 1 });
     e2e.fake.keyResponses.delete(OLD_B); // the operator fixed the key at the provider

@@ -27,7 +27,11 @@ function capturingLogger(): { log: KeyLogger; records: LogRecord[]; raw: () => s
   return {
     log,
     get records() {
-      return chunks.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as LogRecord);
+      return chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as LogRecord);
     },
     raw: () => chunks.join(''),
   };

@@ -274,8 +274,14 @@ describe('a scripted mix, then one scrape', () => {
       const [provider, model] = key.split('|') as [string, string];
       expect(delta('gateway_cost_saved_usd_total', { provider, model }), key).toBeCloseTo(usd, 12);
     }
-    expect(delta('gateway_cost_usd_total')).toBeCloseTo([...spent.values()].reduce((a, b) => a + b, 0), 12);
-    expect(delta('gateway_cost_saved_usd_total')).toBeCloseTo([...saved.values()].reduce((a, b) => a + b, 0), 12);
+    expect(delta('gateway_cost_usd_total')).toBeCloseTo(
+      [...spent.values()].reduce((a, b) => a + b, 0),
+      12,
+    );
+    expect(delta('gateway_cost_saved_usd_total')).toBeCloseTo(
+      [...saved.values()].reduce((a, b) => a + b, 0),
+      12,
+    );
     expect(delta('gateway_cost_saved_usd_total')).toBeGreaterThan(0);
   });
 });
@@ -339,7 +345,10 @@ describe('streams', () => {
     const series = { endpoint: 'chat.completions', provider: 'openai', model: 'gpt-4o-mini', cache: 'MISS' };
     let after = await scrape(gw.url);
     const deadline = Date.now() + 5_000;
-    while (after.sum('gateway_requests_total', { ...series, status: '499' }) === before.sum('gateway_requests_total', { ...series, status: '499' }) && Date.now() < deadline) {
+    while (
+      after.sum('gateway_requests_total', { ...series, status: '499' }) === before.sum('gateway_requests_total', { ...series, status: '499' }) &&
+      Date.now() < deadline
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 10));
       after = await scrape(gw.url);
     }

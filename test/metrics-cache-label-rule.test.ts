@@ -50,7 +50,8 @@ const chatBody = (extra: Record<string, unknown> = {}) => ({ model: 'gpt-4o-mini
 function changes(before: Scrape, after: Scrape) {
   return {
     misses: after.sum('gateway_cache_misses_total', { endpoint: ENDPOINT }) - before.sum('gateway_cache_misses_total', { endpoint: ENDPOINT }),
-    requests: (labels: Record<string, string>) => after.sum('gateway_requests_total', { endpoint: ENDPOINT, ...labels }) - before.sum('gateway_requests_total', { endpoint: ENDPOINT, ...labels }),
+    requests: (labels: Record<string, string>) =>
+      after.sum('gateway_requests_total', { endpoint: ENDPOINT, ...labels }) - before.sum('gateway_requests_total', { endpoint: ENDPOINT, ...labels }),
   };
 }
 
@@ -124,7 +125,9 @@ describe('the cache outcome of requests that do not get an answer from the cache
     const socket = connect(Number(port), '127.0.0.1');
     socket.on('error', () => undefined);
     await new Promise<void>((resolve) => socket.once('connect', resolve));
-    socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\nX-Request-Id: rule-499-body\r\n\r\n{"model":');
+    socket.write(
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\nX-Request-Id: rule-499-body\r\n\r\n{"model":',
+    );
     // Let the gateway take the request before the client leaves (generous: nothing to await).
     await new Promise((resolve) => setTimeout(resolve, 300));
     socket.destroy();

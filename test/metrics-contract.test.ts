@@ -91,9 +91,7 @@ describe('the first scrape after start-up', () => {
     // Once the model lists (fetched at start-up) came back, those are the only upstream calls timed.
     const settled = await waitForModelLists(gw.url);
     for (const provider of ['openai', 'groq']) {
-      expect(settled.sum('gateway_upstream_duration_seconds_count', { provider })).toBe(
-        fixture.fake.requests.filter((r) => r.flavour === provider).length,
-      );
+      expect(settled.sum('gateway_upstream_duration_seconds_count', { provider })).toBe(fixture.fake.requests.filter((r) => r.flavour === provider).length);
     }
   });
 
@@ -202,7 +200,10 @@ describe('bounded label sets', () => {
     expect(after.text).not.toContain('gpt-random');
     for (const name of ['gateway_requests_total', 'gateway_tokens_total', 'gateway_cost_usd_total', 'gateway_cost_saved_usd_total']) {
       const added = [...after.labelValues(name, 'model')].filter((m) => !before.labelValues(name, 'model').has(m));
-      expect(added.filter((m) => m !== 'other'), name).toEqual([]);
+      expect(
+        added.filter((m) => m !== 'other'),
+        name,
+      ).toEqual([]);
     }
     expect(after.sum('gateway_requests_total', { model: 'other', provider: 'openai', status: '404' })).toBe(1);
     expect(after.sum('gateway_requests_total', { model: 'other', provider: 'openai', status: '200' })).toBe(1);
@@ -231,7 +232,10 @@ describe('bounded label sets', () => {
     expect(after.sum('gateway_requests_total', { model: 'gpt-4o-mini', status: '200' })).toBe(3);
     expect(after.sum('gateway_tokens_total', { model: 'gpt-4o-mini', type: 'completion', cache: 'miss' })).toBe(6000);
     const price = BUILTIN_PRICES.openai!['gpt-4o-mini']!;
-    expect(after.sum('gateway_cost_usd_total', { provider: 'openai', model: 'gpt-4o-mini' })).toBeCloseTo((3 * (1000 * price.input + 2000 * price.output)) / 1e6, 12);
+    expect(after.sum('gateway_cost_usd_total', { provider: 'openai', model: 'gpt-4o-mini' })).toBeCloseTo(
+      (3 * (1000 * price.input + 2000 * price.output)) / 1e6,
+      12,
+    );
   });
 
   it('a forced provider prefix (openai/gpt-4o-mini) is labelled and priced as the model it is forwarded as', async () => {
@@ -278,7 +282,10 @@ describe('bounded label sets', () => {
     const response = await post(gw, '/moderations', { input: 'no model named: OpenAI is chosen' });
     expect(response.status).toBe(502);
     const after = await scrape(gw.url);
-    expect(after.sum('gateway_upstream_errors_total', { provider: 'openai', status: '0' }) - before.sum('gateway_upstream_errors_total', { provider: 'openai', status: '0' })).toBe(1);
+    expect(
+      after.sum('gateway_upstream_errors_total', { provider: 'openai', status: '0' }) -
+        before.sum('gateway_upstream_errors_total', { provider: 'openai', status: '0' }),
+    ).toBe(1);
     expect(after.sum('gateway_requests_total', { endpoint: 'passthrough', provider: 'openai', status: '502' })).toBe(1);
   });
 
@@ -290,7 +297,9 @@ describe('bounded label sets', () => {
     await fetch(`${gw.baseURL}/models`);
     const after = await scrape(gw.url);
     const subset = (values: Set<string>, allowed: string[]) => [...values].filter((v) => !allowed.includes(v));
-    expect(subset(after.labelValues('gateway_requests_total', 'endpoint'), ['chat.completions', 'completions', 'embeddings', 'models', 'passthrough'])).toEqual([]);
+    expect(subset(after.labelValues('gateway_requests_total', 'endpoint'), ['chat.completions', 'completions', 'embeddings', 'models', 'passthrough'])).toEqual(
+      [],
+    );
     expect(subset(after.labelValues('gateway_requests_total', 'provider'), ['openai', 'groq', 'none'])).toEqual([]);
     expect(subset(after.labelValues('gateway_requests_total', 'cache'), ['HIT', 'MISS', 'BYPASS', 'COALESCED'])).toEqual([]);
     expect(subset(after.labelValues('gateway_tokens_total', 'cache'), ['hit', 'miss'])).toEqual([]);

@@ -38,7 +38,11 @@ describe('gateway_upstream_keys', () => {
 
   it('shows a rate-limited key as cooling and a rejected one as disabled, by count only', async () => {
     const [first, second] = TEST_OPENAI_KEYS as [string, string];
-    fake.keyResponses.set(first, { status: 429, headers: { 'retry-after': '120' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } });
+    fake.keyResponses.set(first, {
+      status: 429,
+      headers: { 'retry-after': '120' },
+      body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } },
+    });
     // Rotation reaches the limited key within two requests; the other key answers them.
     expect(await ask('one')).toBe(200);
     expect(await ask('two')).toBe(200);
@@ -47,7 +51,10 @@ describe('gateway_upstream_keys', () => {
     expect(now.sum('gateway_upstream_keys', { provider: 'openai', state: 'active' })).toBe(1);
     expect(now.sum('gateway_upstream_errors_total', { provider: 'openai', status: '429' })).toBe(1);
 
-    fake.keyResponses.set(second, { status: 401, body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } } });
+    fake.keyResponses.set(second, {
+      status: 401,
+      body: { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } },
+    });
     expect(await ask('three')).not.toBe(200);
     now = await scrape(gw.url);
     expect(now.sum('gateway_upstream_keys', { provider: 'openai', state: 'cooling' })).toBe(1);
@@ -64,10 +71,15 @@ describe('gateway_upstream_keys', () => {
 
 describe('Accounting model labels', () => {
   const lines: string[] = [];
-  const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => {
+  const log = pino(
+    { level: 'info' },
+    new Writable({
+      write: (chunk: Buffer, _e, done) => {
         lines.push(chunk.toString());
         done();
-      } }));
+      },
+    }),
+  );
   const listed = new Set(['groq/compound', 'gpt-4o-2024-08-06', 'whisper-large-v3', 'openai/gpt-oss-120b']);
   const metrics = new GatewayMetrics(() => []);
   const accounting = new Accounting(metrics, loadPrices(undefined), (model) => listed.has(model), log);

@@ -97,11 +97,13 @@ describe('time to first byte', () => {
   it('a JSON answer: never after the end', async () => {
     const series = { endpoint: 'chat.completions', cache: 'MISS' };
     const before = await scrape(gw.url);
-    await (await fetch(`${gw.baseURL}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'json answer' }] }),
-    })).arrayBuffer();
+    await (
+      await fetch(`${gw.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'llama-3.1-8b-instant', messages: [{ role: 'user', content: 'json answer' }] }),
+      })
+    ).arrayBuffer();
     const after = await scrape(gw.url);
     const ttfb = change(before, after, 'gateway_time_to_first_byte_seconds_sum', series);
     expect(change(before, after, 'gateway_time_to_first_byte_seconds_count', series)).toBe(1);

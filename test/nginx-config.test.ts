@@ -17,15 +17,16 @@ let composeEnv: Record<string, string>;
 beforeAll(async () => {
   template = await readFile(TEMPLATE, 'utf8');
   const config = await readComposeConfig();
-  composeEnv = Object.fromEntries(
-    Object.entries(config.services.nginx?.environment ?? {}).map(([k, v]) => [k, v ?? '']),
-  );
+  composeEnv = Object.fromEntries(Object.entries(config.services.nginx?.environment ?? {}).map(([k, v]) => [k, v ?? '']));
 });
 
 /** What the image's 20-envsubst-on-templates.sh does: envsubst over the filtered defined names. */
 async function renderLikeTheImage(env: Record<string, string>): Promise<string> {
   const filter = new RegExp(env.NGINX_ENVSUBST_FILTER ?? '');
-  const defined = Object.keys(env).filter((name) => filter.test(name)).map((name) => `\${${name}}`).join(' ');
+  const defined = Object.keys(env)
+    .filter((name) => filter.test(name))
+    .map((name) => `\${${name}}`)
+    .join(' ');
   const child = spawn('envsubst', [defined], { env: { PATH: process.env.PATH, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));

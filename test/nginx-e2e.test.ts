@@ -147,7 +147,9 @@ describe('plain HTTP', () => {
       httpRequest({ host: '127.0.0.1', port: prepared.httpPort, path: '/c/abc?x=1', headers: { host: 'evil.example' } }, (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' }));
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
     expect(answer.status).toBe(301);
     expect(answer.headers.location).toBe('https://localhost/c/abc?x=1');
@@ -162,7 +164,9 @@ describe('plain HTTP', () => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      }).on('error', reject).end();
+      })
+        .on('error', reject)
+        .end();
     });
     expect(body).toEqual({ status: 200, body: 'token-123.thumbprint' });
   });
@@ -178,7 +182,11 @@ describe('streams through TLS', () => {
         const timer = setTimeout(() => reject(new Error('no chunk arrived while the upstream was still streaming')), 8_000);
         const req = httpsRequest(
           {
-            host: '127.0.0.1', port: prepared.httpsPort, path: '/v1/chat/completions', method: 'POST', agent,
+            host: '127.0.0.1',
+            port: prepared.httpsPort,
+            path: '/v1/chat/completions',
+            method: 'POST',
+            agent,
             headers: { host: 'localhost', ...auth, ...json, 'accept-encoding': 'gzip, br' },
           },
           (res) => {
@@ -215,7 +223,14 @@ describe('streams through TLS', () => {
       const reads: string[] = [];
       const answer = await new Promise<{ status: number; headers: IncomingHttpHeaders }>((resolve, reject) => {
         const req = httpsRequest(
-          { host: '127.0.0.1', port: prepared.httpsPort, path: '/v1/chat/completions', method: 'POST', agent, headers: { host: 'localhost', ...auth, ...json } },
+          {
+            host: '127.0.0.1',
+            port: prepared.httpsPort,
+            path: '/v1/chat/completions',
+            method: 'POST',
+            agent,
+            headers: { host: 'localhost', ...auth, ...json },
+          },
           (res) => {
             res.setEncoding('utf8');
             res.on('data', (chunk: string) => reads.push(chunk));
@@ -240,14 +255,14 @@ describe('streams through TLS', () => {
 });
 
 describe('API through Nginx', () => {
-  it('passes the gateway\'s 401 through (and fail2ban will count it)', async () => {
+  it("passes the gateway's 401 through (and fail2ban will count it)", async () => {
     const answer = await https('/v1/models');
     expectedAuthFailures += 1;
     expect(answer.status).toBe(401);
     expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'invalid_api_key' } });
   });
 
-  it('strips Open WebUI user headers sent from the Internet (no reading another user\'s cache)', async () => {
+  it("strips Open WebUI user headers sent from the Internet (no reading another user's cache)", async () => {
     const body = chatBody('only for alice');
     const asOpenWebui = { ...auth, ...json, 'x-openwebui-user-id': 'alice' };
     // Open WebUI, inside the Docker network, talks to the gateway directly.
@@ -264,7 +279,7 @@ describe('API through Nginx', () => {
     expect(outside.headers['x-cache']).toBe('MISS');
   });
 
-  it('gives every request one id, in the response and in Nginx\'s log', async () => {
+  it("gives every request one id, in the response and in Nginx's log", async () => {
     const own = await https('/v1/models', { headers: { ...auth, 'x-request-id': 'client-id-42' } });
     expect(own.headers['x-request-id']).toBe('client-id-42');
     const generated = await https('/v1/models', { headers: auth });
@@ -378,18 +393,20 @@ describe('limits and logs', () => {
     let answers: Answer[];
     try {
       answers = await Promise.all(
-        Array.from({ length: 40 }, () =>
-          new Promise<Answer>((resolve, reject) => {
-            const stream = client.request({ ':path': '/v1/models', ':authority': 'localhost', ...auth });
-            let headers: IncomingHttpHeaders = {};
-            let body = '';
-            stream.setEncoding('utf8');
-            stream.on('response', (h) => (headers = h as IncomingHttpHeaders));
-            stream.on('data', (chunk: string) => (body += chunk));
-            stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }));
-            stream.on('error', reject);
-            stream.end();
-          }),
+        Array.from(
+          { length: 40 },
+          () =>
+            new Promise<Answer>((resolve, reject) => {
+              const stream = client.request({ ':path': '/v1/models', ':authority': 'localhost', ...auth });
+              let headers: IncomingHttpHeaders = {};
+              let body = '';
+              stream.setEncoding('utf8');
+              stream.on('response', (h) => (headers = h as IncomingHttpHeaders));
+              stream.on('data', (chunk: string) => (body += chunk));
+              stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body }));
+              stream.on('error', reject);
+              stream.end();
+            }),
         ),
       );
     } finally {

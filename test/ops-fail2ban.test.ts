@@ -34,7 +34,10 @@ async function matchedIps(lines: string[]): Promise<string[]> {
   const log = join(dir, `access-${Math.random().toString(36).slice(2)}.log`);
   await writeFile(log, `${lines.join('\n')}\n`);
   const { stdout } = await run('fail2ban-regex', ['-o', 'ip', log, FILTER]);
-  return stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+  return stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
 }
 
 describe('fail2ban filter cachegate-nginx-auth', () => {
@@ -75,7 +78,7 @@ describe('fail2ban filter cachegate-nginx-auth', () => {
     expect(ips).toEqual([]);
   });
 
-  it('is enabled in a jail that bans in Docker\'s DOCKER-USER chain', async () => {
+  it("is enabled in a jail that bans in Docker's DOCKER-USER chain", async () => {
     // fail2ban's own configuration reader, on a copy of the system configuration plus ours.
     const confDir = join(dir, 'etc-fail2ban');
     await cp('/etc/fail2ban', confDir, { recursive: true });

@@ -82,9 +82,9 @@ describe('grafana dashboard', () => {
   });
 
   it('uses the provisioned Prometheus data source', async () => {
-    const datasources = (await yamlToJson(
-      await readFile(join(GRAFANA_DIR, 'provisioning/datasources/prometheus.yml'), 'utf8'),
-    )) as { datasources: Array<{ uid: string; type: string; url: string }> };
+    const datasources = (await yamlToJson(await readFile(join(GRAFANA_DIR, 'provisioning/datasources/prometheus.yml'), 'utf8'))) as {
+      datasources: Array<{ uid: string; type: string; url: string }>;
+    };
     const prometheus = datasources.datasources[0];
     expect(prometheus?.type).toBe('prometheus');
     expect(prometheus?.url).toBe('http://prometheus:9090');
@@ -95,13 +95,11 @@ describe('grafana dashboard', () => {
   });
 
   it('is provisioned from the directory the compose file mounts', async () => {
-    const provider = (await yamlToJson(
-      await readFile(join(GRAFANA_DIR, 'provisioning/dashboards/cachegate.yml'), 'utf8'),
-    )) as { providers: Array<{ options: { path: string } }> };
+    const provider = (await yamlToJson(await readFile(join(GRAFANA_DIR, 'provisioning/dashboards/cachegate.yml'), 'utf8'))) as {
+      providers: Array<{ options: { path: string } }>;
+    };
     const compose = await readComposeConfig({ profiles: ['observability'] });
-    const mounts = (compose.services.grafana?.volumes ?? []).map((v) =>
-      typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1] } : v,
-    );
+    const mounts = (compose.services.grafana?.volumes ?? []).map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1] } : v));
     const dashboards = mounts.find((m) => m.target === provider.providers[0]?.options.path);
     expect(dashboards?.source).toBe(join(GRAFANA_DIR, 'dashboards'));
   });

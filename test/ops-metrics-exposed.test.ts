@@ -22,9 +22,7 @@ beforeAll(async () => {
   upstream = await startFakeUpstream();
   gateway = await startGateway(upstream, { GATEWAY_API_KEYS: TEST_CLIENT_KEY });
   const text = await (await fetch(`${gateway.url}/metrics`)).text();
-  exposed = new Set(
-    [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name = '', type = '']) => exposedNames(name, type)),
-  );
+  exposed = new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].flatMap(([, name = '', type = '']) => exposedNames(name, type)));
 });
 
 afterAll(async () => {
@@ -40,9 +38,9 @@ async function dashboardExprs(): Promise<string[]> {
 }
 
 async function ruleExprs(): Promise<string[]> {
-  const rules = (await yamlToJson(
-    await readFile(join(REPO_ROOT, 'deploy/prometheus/rules/gateway-alerts.yml'), 'utf8'),
-  )) as { groups: Array<{ rules: Array<{ expr: string }> }> };
+  const rules = (await yamlToJson(await readFile(join(REPO_ROOT, 'deploy/prometheus/rules/gateway-alerts.yml'), 'utf8'))) as {
+    groups: Array<{ rules: Array<{ expr: string }> }>;
+  };
   return rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
 }
 

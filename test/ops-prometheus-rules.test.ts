@@ -58,10 +58,7 @@ describe('promtool', () => {
     // The container path of the rules, pointed at the repository for the check.
     const dir = await mkdtemp(join(tmpdir(), 'cachegate-prom-'));
     try {
-      const config = (await readFile(join(PROM_DIR, 'prometheus.yml'), 'utf8')).replace(
-        '/etc/prometheus/rules/*.yml',
-        join(PROM_DIR, 'rules', '*.yml'),
-      );
+      const config = (await readFile(join(PROM_DIR, 'prometheus.yml'), 'utf8')).replace('/etc/prometheus/rules/*.yml', join(PROM_DIR, 'rules', '*.yml'));
       await writeFile(join(dir, 'prometheus.yml'), config);
       const result = await promtool(['check', 'config', join(dir, 'prometheus.yml')]);
       expect(result.output).toMatch(/2 rule files found/);
@@ -81,16 +78,18 @@ describe('promtool', () => {
 describe('alert rules', () => {
   it('cover what the operator of a 2 GB box must hear about', () => {
     const alerts = rules.filter((r) => r.alert).map((r) => r.alert);
-    expect(alerts).toEqual(expect.arrayContaining([
-      'GatewayMemoryHigh',
-      'GatewayEventLoopLagHigh',
-      'GatewayCacheHitRatioLow',
-      'GatewayUpstreamErrorRateHigh',
-      'GatewayProviderNoActiveKey',
-      'GatewayCacheBackendDown',
-      'GatewayLatencyP99High',
-      'GatewayDailySpendOverBudget',
-    ]));
+    expect(alerts).toEqual(
+      expect.arrayContaining([
+        'GatewayMemoryHigh',
+        'GatewayEventLoopLagHigh',
+        'GatewayCacheHitRatioLow',
+        'GatewayUpstreamErrorRateHigh',
+        'GatewayProviderNoActiveKey',
+        'GatewayCacheBackendDown',
+        'GatewayLatencyP99High',
+        'GatewayDailySpendOverBudget',
+      ]),
+    );
     for (const rule of rules.filter((r) => r.alert)) {
       expect(['warning', 'critical'], `${rule.alert} severity`).toContain(rule.labels?.severity);
       expect(rule.annotations?.summary, `${rule.alert} summary`).toBeTruthy();
@@ -103,8 +102,14 @@ describe('alert rules', () => {
     const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const rule of rules.filter((r) => r.alert)) {
       const mine = cases.filter((c) => c.alertname === rule.alert);
-      expect(mine.some((c) => c.exp_alerts.length > 0), `${rule.alert} never fires in a test`).toBe(true);
-      expect(mine.some((c) => c.exp_alerts.length === 0), `${rule.alert} has no quiet case`).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length > 0),
+        `${rule.alert} never fires in a test`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => c.exp_alerts.length === 0),
+        `${rule.alert} has no quiet case`,
+      ).toBe(true);
     }
   });
 

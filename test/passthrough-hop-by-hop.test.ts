@@ -64,8 +64,16 @@ describe('Expect: 100-continue on a large upload', () => {
       const file = join(dir, 'speech.wav');
       await writeFile(file, tinyWav(800_000));
       const { stdout } = await promisify(execFile)('curl', [
-        '-sS', '-w', '\n%{http_code}', '-H', `Authorization: Bearer ${TEST_CLIENT_KEY}`,
-        '-F', 'model=whisper-1', '-F', `file=@${file};type=audio/wav`, `${gw.url}/v1/audio/transcriptions`,
+        '-sS',
+        '-w',
+        '\n%{http_code}',
+        '-H',
+        `Authorization: Bearer ${TEST_CLIENT_KEY}`,
+        '-F',
+        'model=whisper-1',
+        '-F',
+        `file=@${file};type=audio/wav`,
+        `${gw.url}/v1/audio/transcriptions`,
       ]);
       const [text, status] = stdout.split('\n');
       expect(status, text).toBe('200');
@@ -131,7 +139,10 @@ describe('hop-by-hop fields', () => {
 
   it("the client's Connection: close is honoured (the provider keeps its own connection alive)", async () => {
     fake.queue.push({ status: 200, body: { object: 'list', data: [] } });
-    const { text, serverClosed } = await rawExchange(gw.url, `GET /v1/files HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nConnection: close\r\n\r\n`);
+    const { text, serverClosed } = await rawExchange(
+      gw.url,
+      `GET /v1/files HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nConnection: close\r\n\r\n`,
+    );
     const head = text.slice(0, text.indexOf('\r\n\r\n')).toLowerCase();
     expect(head).toMatch(/^http\/1\.1 200 /);
     expect(head.match(/^connection: .*$/gm)).toEqual(['connection: close']);

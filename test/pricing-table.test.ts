@@ -34,8 +34,28 @@ describe('the built-in table', () => {
   });
 
   it('prices the current OpenAI and Groq chat and embedding models', () => {
-    const openai = ['gpt-5', 'gpt-5-mini', 'gpt-5-nano', 'gpt-4.1', 'gpt-4.1-mini', 'gpt-4o', 'gpt-4o-mini', 'o3', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large'];
-    const groq = ['llama-3.1-8b-instant', 'llama-3.3-70b-versatile', 'openai/gpt-oss-120b', 'openai/gpt-oss-20b', 'meta-llama/llama-4-scout-17b-16e-instruct', 'qwen/qwen3-32b', 'moonshotai/kimi-k2-instruct-0905'];
+    const openai = [
+      'gpt-5',
+      'gpt-5-mini',
+      'gpt-5-nano',
+      'gpt-4.1',
+      'gpt-4.1-mini',
+      'gpt-4o',
+      'gpt-4o-mini',
+      'o3',
+      'o4-mini',
+      'text-embedding-3-small',
+      'text-embedding-3-large',
+    ];
+    const groq = [
+      'llama-3.1-8b-instant',
+      'llama-3.3-70b-versatile',
+      'openai/gpt-oss-120b',
+      'openai/gpt-oss-20b',
+      'meta-llama/llama-4-scout-17b-16e-instruct',
+      'qwen/qwen3-32b',
+      'moonshotai/kimi-k2-instruct-0905',
+    ];
     for (const model of openai) expect(BUILTIN_PRICES.openai?.[model], model).toBeDefined();
     for (const model of groq) expect(BUILTIN_PRICES.groq?.[model], model).toBeDefined();
   });
@@ -94,7 +114,7 @@ describe('Prices.cost', () => {
     expect(usd(prices.cost('openai', 'emb-x', { prompt_tokens: 3000, total_tokens: 3000 })!)).toBe(usd((3000 * 0.1) / 1e6));
   });
 
-  it('a dated snapshot bills as its base id; an unknown model, or another provider\'s, has no price', () => {
+  it("a dated snapshot bills as its base id; an unknown model, or another provider's, has no price", () => {
     expect(prices.pricedId('openai', 'gpt-x-2025-08-07')).toBe('gpt-x');
     expect(prices.pricedId('openai', 'gpt-x-0613')).toBe('gpt-x');
     expect(prices.cost('openai', 'gpt-x-2025-08-07', { prompt_tokens: 10 })).toBe(prices.cost('openai', 'gpt-x', { prompt_tokens: 10 }));
@@ -118,10 +138,13 @@ describe('PRICES_FILE', () => {
   });
 
   it('overrides a built-in price and adds new models, keeping every other built-in one', () => {
-    const file = pricesFile('ok.json', JSON.stringify({
-      openai: { 'gpt-4o-mini': { input: 1, output: 2 }, 'my-finetune': { input: 3, cachedInput: 1, output: 4 } },
-      groq: { 'brand-new-model': { input: 0.5, output: 0.5 } },
-    }));
+    const file = pricesFile(
+      'ok.json',
+      JSON.stringify({
+        openai: { 'gpt-4o-mini': { input: 1, output: 2 }, 'my-finetune': { input: 3, cachedInput: 1, output: 4 } },
+        groq: { 'brand-new-model': { input: 0.5, output: 0.5 } },
+      }),
+    );
     const prices = loadPrices(file);
     const million = { prompt_tokens: 1_000_000, completion_tokens: 1_000_000 };
     expect(prices.cost('openai', 'gpt-4o-mini', million)).toBe(3);

@@ -33,37 +33,39 @@ afterAll(async () => {
 // test that fails kills its process itself rather than leaving it behind.
 const PROCESS_TEST_TIMEOUT_MS = 120_000;
 
-describe.each<LaunchWay>(['npm-start', 'node-dist'])('the gateway started by %s', (way) => {
-  it('reads .env from its working directory, and the environment wins over it', async () => {
-    const dotenv = [
-      '# as in .env.example: comments, quotes and empty values are fine',
-      `OPENAI_BASE_URL=${fake.openaiBaseUrl}`,
-      `GROQ_BASE_URL="${fake.groqBaseUrl}"`,
-      `OPENAI_API_KEYS=${DOTENV_OPENAI_KEY}`,
-      `GROQ_API_KEYS=${DOTENV_GROQ_KEY}`,
-      'REDIS_URL=',
-      'CACHE_SCOPE=everyone', // invalid, but the environment's value wins
-      '',
-    ].join('\n');
-    running = await startGatewayProcess({ OPENAI_API_KEYS: ENV_OPENAI_KEY, CACHE_SCOPE: 'per-key', LOG_LEVEL: 'info' }, { way, dotenv, timeoutMs: 60_000 });
+describe.each<LaunchWay>(['npm-start', 'node-dist'])(
+  'the gateway started by %s',
+  (way) => {
+    it('reads .env from its working directory, and the environment wins over it', async () => {
+      const dotenv = [
+        '# as in .env.example: comments, quotes and empty values are fine',
+        `OPENAI_BASE_URL=${fake.openaiBaseUrl}`,
+        `GROQ_BASE_URL="${fake.groqBaseUrl}"`,
+        `OPENAI_API_KEYS=${DOTENV_OPENAI_KEY}`,
+        `GROQ_API_KEYS=${DOTENV_GROQ_KEY}`,
+        'REDIS_URL=',
+        'CACHE_SCOPE=everyone', // invalid, but the environment's value wins
+        '',
+      ].join('\n');
+      running = await startGatewayProcess({ OPENAI_API_KEYS: ENV_OPENAI_KEY, CACHE_SCOPE: 'per-key', LOG_LEVEL: 'info' }, { way, dotenv, timeoutMs: 60_000 });
 
-    // The base URLs only the .env gives: the requests reach the fake at all.
-    expect((await chat(running.url, { model: 'gpt-4o-mini' })).status).toBe(200);
-    expect((await chat(running.url, { model: 'llama-3.1-8b-instant' })).status).toBe(200);
-    const keys = fake.completionCalls().map((call) => call.key);
-    // OPENAI_API_KEYS is in both: the environment's; GROQ_API_KEYS only in the .env: the .env's.
-    expect(keys).toEqual([ENV_OPENAI_KEY, DOTENV_GROQ_KEY]);
-  });
+      // The base URLs only the .env gives: the requests reach the fake at all.
+      expect((await chat(running.url, { model: 'gpt-4o-mini' })).status).toBe(200);
+      expect((await chat(running.url, { model: 'llama-3.1-8b-instant' })).status).toBe(200);
+      const keys = fake.completionCalls().map((call) => call.key);
+      // OPENAI_API_KEYS is in both: the environment's; GROQ_API_KEYS only in the .env: the .env's.
+      expect(keys).toEqual([ENV_OPENAI_KEY, DOTENV_GROQ_KEY]);
+    });
 
-  it('a bad value in .env stops start-up with one line naming the variable', async () => {
-    const dotenv = [`OPENAI_API_KEYS=${DOTENV_OPENAI_KEY}`, 'CACHE_TTL_SECONDS=one-day', ''].join('\n');
-    const { code, stderr } = await runGatewayProcess({}, { way, dotenv, timeoutMs: 60_000 });
-    expect(code).toBe(1);
-    // npm adds its own "npm error …" lines after a failed script; the gateway's are the others.
-    const lines = stderr
-      .split('\n')
-      .filter((line) => line !== '' && !(way === 'npm-start' && line.startsWith('npm ')));
-    expect(lines).toEqual([expect.stringMatching(/^gateway: configuration error: CACHE_TTL_SECONDS .*"one-day"/)]);
-    expect(stderr).not.toContain(DOTENV_OPENAI_KEY);
-  });
-}, PROCESS_TEST_TIMEOUT_MS);
+    it('a bad value in .env stops start-up with one line naming the variable', async () => {
+      const dotenv = [`OPENAI_API_KEYS=${DOTENV_OPENAI_KEY}`, 'CACHE_TTL_SECONDS=one-day', ''].join('\n');
+      const { code, stderr } = await runGatewayProcess({}, { way, dotenv, timeoutMs: 60_000 });
+      expect(code).toBe(1);
+      // npm adds its own "npm error …" lines after a failed script; the gateway's are the others.
+      const lines = stderr.split('\n').filter((line) => line !== '' && !(way === 'npm-start' && line.startsWith('npm ')));
+      expect(lines).toEqual([expect.stringMatching(/^gateway: configuration error: CACHE_TTL_SECONDS .*"one-day"/)]);
+      expect(stderr).not.toContain(DOTENV_OPENAI_KEY);
+    });
+  },
+  PROCESS_TEST_TIMEOUT_MS,
+);

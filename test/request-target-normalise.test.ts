@@ -114,7 +114,7 @@ function post(target: string, body: unknown): Promise<WireResponse> {
 }
 
 describe.each(['/v1', '/openai/v1'])('odd spellings of the cached routes under %s', (prefix) => {
-  it.each(ROUTES)('$path: every spelling is validated, cached (the repeat is a HIT) and counted in tokens, by the cached routes\' pipeline', async (route) => {
+  it.each(ROUTES)("$path: every spelling is validated, cached (the repeat is a HIT) and counted in tokens, by the cached routes' pipeline", async (route) => {
     const canonical = `${prefix}/${route.path}`;
     for (const target of spellings(prefix, route.path, gw.url)) {
       fake.reset();
@@ -129,10 +129,16 @@ describe.each(['/v1', '/openai/v1'])('odd spellings of the cached routes under %
       expect(second.headers['x-cache'], target).toBe('HIT');
       expect(second.body.equals(first.body), target).toBe(true);
       // The provider was asked once, on the route's own path.
-      expect(fake.completionCalls().map((call) => call.path.replace(/^\/openai/, '')), target).toEqual([`/v1/${route.path}`]);
+      expect(
+        fake.completionCalls().map((call) => call.path.replace(/^\/openai/, '')),
+        target,
+      ).toEqual([`/v1/${route.path}`]);
       // The cached routes' pipeline served both under the normal spelling (the route of their log
       // lines); neither reached Fastify (which would have matched an odd one to the passthrough).
-      expect(seenByFastify.filter((url) => url !== '/metrics'), target).toEqual([]);
+      expect(
+        seenByFastify.filter((url) => url !== '/metrics'),
+        target,
+      ).toEqual([]);
       for (const answer of [first, second]) {
         const id = String(answer.headers['x-request-id']);
         const line = () => gw.logs.map((text) => JSON.parse(text) as Record<string, unknown>).find((l) => l['msg'] === 'request' && l['id'] === id);
@@ -177,20 +183,26 @@ describe('the passthrough', () => {
 });
 
 describe('targets that cannot be normalised safely', () => {
-  it.each(['/v1/chat%2Fcompletions', '/openai/v1/chat%2fcompletions', '/v1/audio%5Ctranscriptions'])('%s: 400 in OpenAI shape, nothing forwarded, one log line', async (target) => {
-    const response = await post(target, ROUTES[0].body('refused'));
-    expect(response.status).toBe(400);
-    expect(response.headers['content-type']).toMatch(/^application\/json/);
-    expect(response.headers['x-request-id']).toBeTruthy();
-    const { error } = JSON.parse(response.body.toString()) as { error: { type: string; code: string; message: string } };
-    expect(error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request' });
-    expect(fake.requests).toHaveLength(0);
-    const line = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.id === response.headers['x-request-id']);
-    expect(line?.status).toBe(400);
-  });
+  it.each(['/v1/chat%2Fcompletions', '/openai/v1/chat%2fcompletions', '/v1/audio%5Ctranscriptions'])(
+    '%s: 400 in OpenAI shape, nothing forwarded, one log line',
+    async (target) => {
+      const response = await post(target, ROUTES[0].body('refused'));
+      expect(response.status).toBe(400);
+      expect(response.headers['content-type']).toMatch(/^application\/json/);
+      expect(response.headers['x-request-id']).toBeTruthy();
+      const { error } = JSON.parse(response.body.toString()) as { error: { type: string; code: string; message: string } };
+      expect(error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_request' });
+      expect(fake.requests).toHaveLength(0);
+      const line = gw.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.id === response.headers['x-request-id']);
+      expect(line?.status).toBe(400);
+    },
+  );
 
   it('a literal backslash in the path (read as "/" by URL parsers): 400, nothing forwarded', async () => {
-    const { text } = await rawExchange(gw.url, `GET /v1/chat\\completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nConnection: close\r\n\r\n`);
+    const { text } = await rawExchange(
+      gw.url,
+      `GET /v1/chat\\completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nConnection: close\r\n\r\n`,
+    );
     expect(text).toMatch(/^HTTP\/1\.1 400 /);
     expect(text).toContain('"type":"invalid_request_error"');
     expect(fake.requests).toHaveLength(0);

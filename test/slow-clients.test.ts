@@ -124,7 +124,8 @@ describe('slow and idle clients are cut by the timeouts; a normal client is answ
     await miss.arrayBuffer();
 
     const client = normalClient(gateway, hitBody);
-    const headOf = (extra: string) => `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/json\r\n${extra}`;
+    const headOf = (extra: string) =>
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_CLIENT_KEY}\r\nContent-Type: application/json\r\n${extra}`;
     const body = chat('never finished');
     const attackers: Attacker[] = [];
     for (let i = 0; i < 5; i++) {
@@ -195,7 +196,9 @@ describe('slow and idle clients are cut by the timeouts; a normal client is answ
   });
 
   it('closes an idle keep-alive connection after KEEP_ALIVE_TIMEOUT_MS, and refuses connections over MAX_CONNECTIONS', async () => {
-    const gateway = fixture.closeAfterTest(await startGateway(fixture.fake, { GATEWAY_API_KEYS: TEST_CLIENT_KEY, KEEP_ALIVE_TIMEOUT_MS: '300', MAX_CONNECTIONS: '3' }));
+    const gateway = fixture.closeAfterTest(
+      await startGateway(fixture.fake, { GATEWAY_API_KEYS: TEST_CLIENT_KEY, KEEP_ALIVE_TIMEOUT_MS: '300', MAX_CONNECTIONS: '3' }),
+    );
     const kept = await openRaw(gateway.url);
     kept.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(await until(() => firstResponse(kept.received()) !== undefined, 2_000)).toBe(true);

@@ -20,15 +20,31 @@ const ORGANISATION = 'org-LeakTestOrganisation42';
 const rateLimited = (retryAfterMs: string) => (): ScriptedAnswer => ({
   status: 429,
   headers: { 'retry-after-ms': retryAfterMs },
-  body: { error: { message: `Rate limit reached for gpt-4o-mini in organization ${ORGANISATION} on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20ms.`, type: 'requests', param: null, code: 'rate_limit_exceeded' } },
+  body: {
+    error: {
+      message: `Rate limit reached for gpt-4o-mini in organization ${ORGANISATION} on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20ms.`,
+      type: 'requests',
+      param: null,
+      code: 'rate_limit_exceeded',
+    },
+  },
 });
 
 /** OpenAI's 401 for a bad key: it quotes the key it was given. */
-const rejected = (delayMs: number) => (key: string | undefined): ScriptedAnswer => ({
-  status: 401,
-  delayMs,
-  body: { error: { message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } },
-});
+const rejected =
+  (delayMs: number) =>
+  (key: string | undefined): ScriptedAnswer => ({
+    status: 401,
+    delayMs,
+    body: {
+      error: {
+        message: `Incorrect API key provided: ${key}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'invalid_api_key',
+      },
+    },
+  });
 
 let provider: ScriptedProvider;
 let gateway: RunningGateway | undefined;
@@ -76,7 +92,9 @@ describe.each([false, true])('429 on one key, then a 401 quoting the other (stre
     expect(provider.calls.map((call) => call.status)).toEqual([429, 401]);
     expect(new Set(provider.calls.map((call) => call.key))).toEqual(new Set(PROVIDER_KEYS));
     expect(answer.status).toBe(503);
-    expect(JSON.parse(answer.text)).toEqual({ error: { message: expect.stringMatching(/rejected the gateway's API key/), type: 'server_error', code: 'provider_key_rejected' } });
+    expect(JSON.parse(answer.text)).toEqual({
+      error: { message: expect.stringMatching(/rejected the gateway's API key/), type: 'server_error', code: 'provider_key_rejected' },
+    });
     expectNothingFromTheProvider(answer.text);
     expectNothingFromTheProvider(answer.headers);
   });

@@ -12,7 +12,14 @@ import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { startScriptedProvider, type ScriptedAnswer, type ScriptedProvider } from './helpers/scripted-provider.js';
 
 const HTML = '<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>';
-const OPENAI_ERROR = { error: { message: "This model's maximum context length is 128000 tokens.", type: 'invalid_request_error', param: 'messages', code: 'context_length_exceeded' } };
+const OPENAI_ERROR = {
+  error: {
+    message: "This model's maximum context length is 128000 tokens.",
+    type: 'invalid_request_error',
+    param: 'messages',
+    code: 'context_length_exceeded',
+  },
+};
 
 const NOT_OPENAI_SHAPED: ReadonlyArray<[string, ScriptedAnswer]> = [
   ['an HTML 502', { status: 502, headers: { 'content-type': 'text/html' }, body: Buffer.from(HTML) }],
@@ -36,16 +43,30 @@ afterEach(() => {
 });
 
 let sequence = 0;
-async function post(path: string, body: Record<string, unknown>, headers: Record<string, string> = {}): Promise<{ status: number; type: string | null; text: string }> {
-  const response = await fetch(`${gateway.baseURL}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+async function post(
+  path: string,
+  body: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string | null; text: string }> {
+  const response = await fetch(`${gateway.baseURL}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, type: response.headers.get('content-type'), text: await response.text() };
 }
-const chatBody = (stream: boolean) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: `error body ${++sequence}` }], ...(stream ? { stream: true } : {}) });
+const chatBody = (stream: boolean) => ({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: `error body ${++sequence}` }],
+  ...(stream ? { stream: true } : {}),
+});
 
 function expectGatewayError(answer: { status: number; type: string | null; text: string }, status: number): void {
   expect(answer.status).toBe(status);
   expect(answer.type).toMatch(/^application\/json/);
-  expect(JSON.parse(answer.text)).toEqual({ error: { message: expect.stringContaining(`answered ${status}`), type: status >= 500 ? 'server_error' : 'invalid_request_error', code: 'upstream_error' } });
+  expect(JSON.parse(answer.text)).toEqual({
+    error: { message: expect.stringContaining(`answered ${status}`), type: status >= 500 ? 'server_error' : 'invalid_request_error', code: 'upstream_error' },
+  });
 }
 
 describe('cached routes', () => {
@@ -56,7 +77,7 @@ describe('cached routes', () => {
     });
   }
 
-  it("an OpenAI-shaped error is passed on unchanged, and the SDK reads its message", async () => {
+  it('an OpenAI-shaped error is passed on unchanged, and the SDK reads its message', async () => {
     provider.script.push(() => ({ status: 400, body: OPENAI_ERROR }));
     const answer = await post('/chat/completions', chatBody(false));
     expect(answer.status).toBe(400);

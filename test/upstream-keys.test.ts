@@ -106,7 +106,10 @@ describe('a 429 cools exactly that key for as long as the provider says', () => 
 
       // The refused request itself was answered, from the other key.
       const sameRequest = limiter.records.filter((record) => record.content === refused?.content);
-      expect(sameRequest.map((record) => [record.key, record.status])).toEqual([[limited, 429], [spare, undefined]]);
+      expect(sameRequest.map((record) => [record.key, record.status])).toEqual([
+        [limited, 429],
+        [spare, undefined],
+      ]);
 
       // While it cools, the gauge shows exactly one cooling key of that provider.
       expect(await keyGauge(gw.url, provider)).toEqual({ active: 1, cooling: 1, disabled: 0 });
@@ -130,7 +133,9 @@ describe('a 429 cools exactly that key for as long as the provider says', () => 
       expect(new Set(during.map((record) => record.key))).toEqual(new Set([spare]));
       expect(await keyGauge(gw.url, provider)).toEqual({ active: 2, cooling: 0, disabled: 0 });
       // The log names the key by its short id only (the key itself is checked absent after each test).
-      const cooled = gw.logs.map((line) => JSON.parse(line) as { msg: string; key?: string; cooldownMs?: number }).find((line) => line.msg === 'provider key rate limited; cooling');
+      const cooled = gw.logs
+        .map((line) => JSON.parse(line) as { msg: string; key?: string; cooldownMs?: number })
+        .find((line) => line.msg === 'provider key rate limited; cooling');
       expect(cooled?.key).toMatch(/^k_[0-9a-f]{10}$/);
       // The hint's time, not the 60 s default; every hint but a date (which the clock ages on the
       // way) carries at least the exact wait.
@@ -224,12 +229,17 @@ describe('401 / 403', () => {
     const rejected = gw.logs.map((line) => JSON.parse(line) as { msg: string; key?: string }).filter((line) => line.msg.startsWith('provider key rejected'));
     expect(rejected.map((line) => line.key)).toEqual([expect.stringMatching(/^k_[0-9a-f]{10}$/)]);
 
-    e2e.fake.keyResponses.set(rejectedLater, { status: 403, body: { error: { message: 'Forbidden', type: 'invalid_request_error', code: 'unsupported_country_region_territory' } } });
+    e2e.fake.keyResponses.set(rejectedLater, {
+      status: 403,
+      body: { error: { message: 'Forbidden', type: 'invalid_request_error', code: 'unsupported_country_region_territory' } },
+    });
     const answer = await chat(gw.url);
     expect(answer.status).toBe(503);
     expect(answer.headers.get('content-type')).toContain('application/json');
     expect(answer.headers.get('x-should-retry')).toBe('false');
-    expect(answer.json).toEqual({ error: { message: expect.stringMatching(/every api key of provider openai was rejected/i), type: 'server_error', code: 'provider_keys_rejected' } });
+    expect(answer.json).toEqual({
+      error: { message: expect.stringMatching(/every api key of provider openai was rejected/i), type: 'server_error', code: 'provider_keys_rejected' },
+    });
     expect(await keyGauge(gw.url, 'openai')).toEqual({ active: 0, cooling: 0, disabled: 2 });
 
     // Disabled means disabled: later requests do not reach the provider at all.

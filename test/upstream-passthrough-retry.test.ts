@@ -26,7 +26,11 @@ function transcriptionCalls() {
 describe('passthrough retries', () => {
   it('a 429 on one key: the upload succeeds on the other key, with the same bytes, and the first key cools', async () => {
     const gateway = await e2e.startWarmGateway();
-    e2e.fake.keyResponses.set(firstKey, { status: 429, headers: { 'retry-after': '30' }, body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } } });
+    e2e.fake.keyResponses.set(firstKey, {
+      status: 429,
+      headers: { 'retry-after': '30' },
+      body: { error: { message: 'Rate limit reached', type: 'requests', code: 'rate_limit_exceeded' } },
+    });
     const responses = [await upload(gateway.url), await upload(gateway.url)];
     for (const response of responses) {
       expect(response.status).toBe(200);
@@ -43,7 +47,10 @@ describe('passthrough retries', () => {
 
   it('a 401 on one key: the request succeeds on the other key and the rejected key is disabled', async () => {
     const gateway = await e2e.startWarmGateway();
-    e2e.fake.keyResponses.set(firstKey, { status: 401, body: { error: { message: `Incorrect API key provided: ${firstKey.slice(0, 3)}...`, type: 'invalid_request_error', code: 'invalid_api_key' } } });
+    e2e.fake.keyResponses.set(firstKey, {
+      status: 401,
+      body: { error: { message: `Incorrect API key provided: ${firstKey.slice(0, 3)}...`, type: 'invalid_request_error', code: 'invalid_api_key' } },
+    });
     for (let i = 0; i < 3; i++) expect((await upload(gateway.url)).status).toBe(200);
     expect(transcriptionCalls().filter((call) => call.key === firstKey).length).toBe(1);
     expect((await keyGauge(gateway.url, 'openai')).disabled).toBe(1);

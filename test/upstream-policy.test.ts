@@ -101,7 +101,9 @@ describe('the policy dispatcher', () => {
 
   it('never sends a streamed upload again after a reset either', async () => {
     upstream.steps.push('reset');
-    await expect(send(Readable.from([Buffer.from('{"a":"streamed"}')]))).rejects.toMatchObject({ code: expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET)$/) });
+    await expect(send(Readable.from([Buffer.from('{"a":"streamed"}')]))).rejects.toMatchObject({
+      code: expect.stringMatching(/^(UND_ERR_SOCKET|ECONNRESET)$/),
+    });
     expect(upstream.seen).toHaveLength(1);
   });
 
@@ -122,7 +124,8 @@ describe('the passthrough through the same policy', () => {
   const e2e = setUpGatewayE2e();
   const [firstKey] = TEST_OPENAI_KEYS as [string, string];
   const { body, contentType } = multipartBody({ model: 'whisper-1' }, { name: 'file', filename: 'a.wav', type: 'audio/wav', data: tinyWav() });
-  const upload = (url: string) => fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', headers: { 'content-type': contentType }, body: new Uint8Array(body) });
+  const upload = (url: string) =>
+    fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', headers: { 'content-type': contentType }, body: new Uint8Array(body) });
 
   it('counts every attempt in the upstream histogram and errors, the retried 500 included', async () => {
     const gateway = await e2e.startWarmGateway();
@@ -142,7 +145,9 @@ describe('the passthrough through the same policy', () => {
       body: { error: { message: 'Rate limit reached for requests. Please try again in 42s.', type: 'requests', code: 'rate_limit_exceeded' } },
     });
     expect((await upload(gateway.url)).status).toBe(200);
-    const cooled = gateway.logs.map((line) => JSON.parse(line) as { msg: string; cooldownMs?: number }).find((line) => line.msg === 'provider key rate limited; cooling');
+    const cooled = gateway.logs
+      .map((line) => JSON.parse(line) as { msg: string; cooldownMs?: number })
+      .find((line) => line.msg === 'provider key rate limited; cooling');
     expect(cooled?.cooldownMs).toBe(42_000);
   });
 });

@@ -97,7 +97,10 @@ describe('before the first byte', () => {
 describe('a 200 whose body breaks before any byte reached the client', () => {
   // The head alone has not reached the client (it leaves with the first event), and a JSON
   // answer is only sent whole: either can still be asked again, on the next key.
-  for (const [breakage, stream] of [['after-head', true], ['mid-json', false]] as const) {
+  for (const [breakage, stream] of [
+    ['after-head', true],
+    ['mid-json', false],
+  ] as const) {
     it(`is retried (${breakage}, ${stream ? 'stream' : 'JSON'})`, async () => {
       const limiter = await startKeyLimiter(e2e.fake);
       try {
@@ -112,7 +115,9 @@ describe('a 200 whose body breaks before any byte reached the client', () => {
           expect(answer.text).toContain('data: [DONE]');
           expect(answer.text).not.toContain('"error"');
         } else {
-          expect((answer.json?.choices as Array<{ message: { content: string } }> | undefined)?.[0]?.message.content).toBe(answerFor({ messages: [{ content }] }));
+          expect((answer.json?.choices as Array<{ message: { content: string } }> | undefined)?.[0]?.message.content).toBe(
+            answerFor({ messages: [{ content }] }),
+          );
         }
         const attempts = limiter.records.filter((record) => record.content === content);
         expect(attempts).toHaveLength(2);

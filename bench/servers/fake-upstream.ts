@@ -59,12 +59,17 @@ async function chat(res: ServerResponse, body: Record<string, unknown>, groq: bo
   if (body.stream !== true) {
     stats.chat++;
     if (config.tokensPerSecond > 0) await sleep((tokens.length * 1000) / config.tokensPerSecond);
-    sendJson(res, 200, {
-      ...base,
-      object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content: tokens.join(''), refusal: null }, logprobs: null, finish_reason: 'stop' }],
-      usage,
-    }, headers);
+    sendJson(
+      res,
+      200,
+      {
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: tokens.join(''), refusal: null }, logprobs: null, finish_reason: 'stop' }],
+        usage,
+      },
+      headers,
+    );
     return;
   }
   stats.chatStreams++;
@@ -75,7 +80,8 @@ async function chat(res: ServerResponse, body: Record<string, unknown>, groq: bo
   let sent = 0;
   while (sent < tokens.length) {
     // Emit what the token rate says is due by now: sub-millisecond rates go out in small batches.
-    const due = config.tokensPerSecond > 0 ? Math.min(tokens.length, Math.floor(((performance.now() - started) * config.tokensPerSecond) / 1000) + 1) : tokens.length;
+    const due =
+      config.tokensPerSecond > 0 ? Math.min(tokens.length, Math.floor(((performance.now() - started) * config.tokensPerSecond) / 1000) + 1) : tokens.length;
     let out = '';
     for (; sent < due; sent++) {
       out += event({ ...base, choices: [{ index: 0, delta: { content: tokens[sent] }, logprobs: null, finish_reason: null }] });

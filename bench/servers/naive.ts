@@ -23,7 +23,10 @@ if (mode === 'proxy') {
       body: JSON.stringify(request.body),
     });
     const type = response.headers['content-type'];
-    return reply.code(response.statusCode).type(typeof type === 'string' ? type : 'application/json').send(response.body);
+    return reply
+      .code(response.statusCode)
+      .type(typeof type === 'string' ? type : 'application/json')
+      .send(response.body);
   });
 } else if (mode === 'redis-hit') {
   const redis = new Redis(process.env.REDIS_URL ?? '');

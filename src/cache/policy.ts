@@ -21,8 +21,7 @@ export interface CachePolicy {
 export function parseCachePolicy(headers: RequestHeaders, defaults: { ttlSeconds: number }): CachePolicy {
   const directives = parseCacheControl(header(headers, 'cache-control'));
   // RFC 9111 §5.4: Pragma: no-cache counts only when Cache-Control is absent.
-  const pragmaNoCache =
-    directives.size === 0 && /(^|,)\s*no-cache\s*(,|$)/i.test(header(headers, 'pragma') ?? '');
+  const pragmaNoCache = directives.size === 0 && /(^|,)\s*no-cache\s*(,|$)/i.test(header(headers, 'pragma') ?? '');
   const ttl = nonNegativeInteger(header(headers, 'x-cache-ttl'));
   const ttlSeconds = ttl ?? defaults.ttlSeconds;
 
@@ -52,7 +51,13 @@ function parseCacheControl(value: string | undefined): Map<string, string> {
     const eq = part.indexOf('=');
     const name = (eq < 0 ? part : part.slice(0, eq)).trim().toLowerCase();
     if (!name || directives.has(name)) continue;
-    const argument = eq < 0 ? '' : part.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    const argument =
+      eq < 0
+        ? ''
+        : part
+            .slice(eq + 1)
+            .trim()
+            .replace(/^"(.*)"$/, '$1');
     directives.set(name, argument);
   }
   return directives;

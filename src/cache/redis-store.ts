@@ -114,11 +114,7 @@ export class RedisStore implements CacheStore {
       this.#run('get', () => this.#client.getBuffer(only.key)).then((value) => only.resolve(value ?? undefined), only.reject);
       return;
     }
-    this.#run(
-      'get',
-      () => this.#client.mgetBuffer(reads.map((read) => read.key)),
-      reads.length,
-    ).then(
+    this.#run('get', () => this.#client.mgetBuffer(reads.map((read) => read.key)), reads.length).then(
       (values) => {
         for (const [index, read] of reads.entries()) read.resolve(values[index] ?? undefined);
       },
@@ -129,9 +125,7 @@ export class RedisStore implements CacheStore {
   }
 
   async set(key: string, value: Buffer, ttlSeconds: number): Promise<void> {
-    await this.#run('set', () =>
-      ttlSeconds > 0 ? this.#client.set(key, value, 'EX', Math.ceil(ttlSeconds)) : this.#client.set(key, value),
-    );
+    await this.#run('set', () => (ttlSeconds > 0 ? this.#client.set(key, value, 'EX', Math.ceil(ttlSeconds)) : this.#client.set(key, value)));
   }
 
   async delete(key: string): Promise<void> {
@@ -214,9 +208,7 @@ export class RedisStore implements CacheStore {
     try {
       const policy = await this.#configGet('maxmemory-policy');
       if (policy !== undefined && !policy.startsWith('allkeys-')) {
-        warn(
-          `Redis maxmemory-policy is "${policy}": set maxmemory-policy allkeys-lru so a full cache evicts old entries instead of refusing new ones`,
-        );
+        warn(`Redis maxmemory-policy is "${policy}": set maxmemory-policy allkeys-lru so a full cache evicts old entries instead of refusing new ones`);
       }
       const maxmemory = await this.#configGet('maxmemory');
       if (maxmemory === '0') {

@@ -21,9 +21,7 @@ export const PAIR_ENTRY_BYTES = 160;
 
 /** On every regeneration check: the one-shot crypto.hash (Node >= 20.12) where it exists. */
 const digest: (value: string) => Buffer =
-  typeof crypto.hash === 'function'
-    ? (value) => crypto.hash('sha256', value, 'buffer')
-    : (value) => createHash('sha256').update(value).digest();
+  typeof crypto.hash === 'function' ? (value) => crypto.hash('sha256', value, 'buffer') : (value) => createHash('sha256').update(value).digest();
 
 /**
  * Open WebUI's "regenerate" re-sends the exact same request from the same chat: the user wants a

@@ -82,7 +82,9 @@ function retryHeader(status: number): Record<string, string> {
 /** The whole response, written straight to a socket Node's HTTP layer gave up on. */
 function rawResponse(refusal: EdgeRefusal): string {
   const body = bodyOf(refusal);
-  const retry = Object.entries(retryHeader(refusal.status)).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const retry = Object.entries(retryHeader(refusal.status))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   return (
     `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? 'Error'}\r\n` +
     `x-request-id: ${randomUUID()}\r\n${retry}` +

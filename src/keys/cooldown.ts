@@ -11,16 +11,8 @@ const TRY_AGAIN_IN = /try again in\s+((?:(?:\d+(?:\.\d+)?|\.\d+)(?:ms|us|µs|ns|
  * > the "try again in X" message in the error body. Undefined when none is usable, so the
  * caller applies its default. `now` is the wall clock (ms) used for an HTTP-date retry-after.
  */
-export function cooldownFromResponse(
-  headers: ResponseHeaders,
-  body: string | undefined,
-  now: number,
-): number | undefined {
-  const ms =
-    retryAfterMs(headers) ??
-    retryAfter(headers, now) ??
-    rateLimitReset(headers) ??
-    (body === undefined ? undefined : tryAgainIn(body));
+export function cooldownFromResponse(headers: ResponseHeaders, body: string | undefined, now: number): number | undefined {
+  const ms = retryAfterMs(headers) ?? retryAfter(headers, now) ?? rateLimitReset(headers) ?? (body === undefined ? undefined : tryAgainIn(body));
   return ms === undefined ? undefined : Math.max(0, Math.ceil(ms));
 }
 

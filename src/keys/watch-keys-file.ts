@@ -24,12 +24,7 @@ export type WatchKeysFileOptions = {
  * Watch KEYS_FILE and hand every valid new key set to `onKeys`. A file that does not parse
  * is refused with one error line and the previous keys stay in force.
  */
-export function watchKeysFile(
-  path: string,
-  onKeys: (keys: ProviderKeys) => void,
-  log: KeyLogger,
-  opts: WatchKeysFileOptions = {},
-): KeysFileWatcher {
+export function watchKeysFile(path: string, onKeys: (keys: ProviderKeys) => void, log: KeyLogger, opts: WatchKeysFileOptions = {}): KeysFileWatcher {
   const debounceMs = opts.debounceMs ?? 100;
   const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
   let applied: ProviderKeys | undefined = opts.current;

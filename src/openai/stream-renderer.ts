@@ -3,15 +3,7 @@
  * bounded in size.
  */
 import type { ProviderName } from '../providers/provider-name.js';
-import {
-  chunkObject,
-  type ChatChoice,
-  type ChunkIdentity,
-  type Completion,
-  type CompletionEndpoint,
-  type TextChoice,
-  type Usage,
-} from './completion-types.js';
+import { chunkObject, type ChatChoice, type ChunkIdentity, type Completion, type CompletionEndpoint, type TextChoice, type Usage } from './completion-types.js';
 import { isObject, stringOr, type JsonObject } from './json-fields.js';
 import { SSE_DONE } from './sse-parser.js';
 

@@ -126,7 +126,14 @@ export class Flight implements UpstreamListener {
     this.recorder = undefined;
     this.call = new UpstreamCall(this);
     this.client.dispatch(
-      { method: 'POST', path: CACHED_ENDPOINT_PATHS[this.request.endpoint], body: this.upstreamJson, headers: this.forwardHeaders, retries: this.retries, onSend: this.onUpstreamCall },
+      {
+        method: 'POST',
+        path: CACHED_ENDPOINT_PATHS[this.request.endpoint],
+        body: this.upstreamJson,
+        headers: this.forwardHeaders,
+        retries: this.retries,
+        onSend: this.onUpstreamCall,
+      },
       this.call,
     );
   }
@@ -177,9 +184,12 @@ export class Flight implements UpstreamListener {
   }
 
   private fail(error: unknown): void {
-    const gatewayError = error instanceof GatewayError ? error
-      : isAbortError(error) ? errors.upstreamUnreachable(this.client.provider.name, error)
-      : transportErrorToGatewayError(this.client.provider.name, error);
+    const gatewayError =
+      error instanceof GatewayError
+        ? error
+        : isAbortError(error)
+          ? errors.upstreamUnreachable(this.client.provider.name, error)
+          : transportErrorToGatewayError(this.client.provider.name, error);
     this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
   }
 
@@ -210,7 +220,11 @@ export class Flight implements UpstreamListener {
   private endStream(head: FlightHead, recorder: SseRecorder): void {
     this.relay(head, recorder.end());
     if (!recorder.done) {
-      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')), afterHead: this.head !== undefined });
+      this.finish({
+        kind: 'failed',
+        error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')),
+        afterHead: this.head !== undefined,
+      });
       return;
     }
     this.announce(head);

@@ -130,7 +130,9 @@ function storeWhenSettled(store: CacheStore, key: string, flight: Flight, policy
   // Encoded after this loop turn: the answer has left by then and the request's record is
   // written first, so an inline encode delays neither it nor the other connections ready now.
   // The flight stays joinable until the write ends, so requests arriving meanwhile lose nothing.
-  return flight.settled.then((outcome) => new Promise<void>((resolve) => setImmediate(resolve)).then(() => storeOutcome(store, key, outcome, policy, superseded)));
+  return flight.settled.then((outcome) =>
+    new Promise<void>((resolve) => setImmediate(resolve)).then(() => storeOutcome(store, key, outcome, policy, superseded)),
+  );
 }
 
 async function storeOutcome(store: CacheStore, key: string, outcome: FlightOutcome, policy: CachePolicy, superseded: () => boolean): Promise<void> {

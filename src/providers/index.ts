@@ -33,17 +33,7 @@ function describe(name: ProviderName, baseUrl: string, knownPrefixes: readonly s
 
 export function providersFromConfig(config: Config): Record<ProviderName, Provider> {
   return {
-    openai: describe(
-      'openai',
-      config.openaiBaseUrl,
-      ['gpt-', 'o1', 'o3', 'o4', 'text-embedding-', 'chatgpt-', 'dall-e', 'whisper-1', 'tts-'],
-      false,
-    ),
-    groq: describe(
-      'groq',
-      config.groqBaseUrl,
-      ['llama', 'mixtral', 'gemma', 'qwen', 'deepseek', 'moonshotai/', 'meta-llama/'],
-      true,
-    ),
+    openai: describe('openai', config.openaiBaseUrl, ['gpt-', 'o1', 'o3', 'o4', 'text-embedding-', 'chatgpt-', 'dall-e', 'whisper-1', 'tts-'], false),
+    groq: describe('groq', config.groqBaseUrl, ['llama', 'mixtral', 'gemma', 'qwen', 'deepseek', 'moonshotai/', 'meta-llama/'], true),
   };
 }

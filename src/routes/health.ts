@@ -32,6 +32,8 @@ function providerKeysMissing(pools: KeyPools): string | undefined {
   if (PROVIDER_NAMES.every((p) => pools[p].size === 0)) return 'no provider key is loaded (set OPENAI_API_KEYS, GROQ_API_KEYS or KEYS_FILE)';
   const states = PROVIDER_NAMES.map((p) => ({ provider: p, ...pools[p].counts() }));
   if (states.some((s) => s.active + s.cooling > 0)) return undefined;
-  const why = states.map((s) => (s.disabled === 0 ? `${s.provider}: no key loaded` : `${s.provider}: every key (${s.disabled}) rejected by the provider (401/403)`));
+  const why = states.map((s) =>
+    s.disabled === 0 ? `${s.provider}: no key loaded` : `${s.provider}: every key (${s.disabled}) rejected by the provider (401/403)`,
+  );
   return `no provider has a usable key (${why.join('; ')}); reload valid keys`;
 }

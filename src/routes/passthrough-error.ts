@@ -22,7 +22,10 @@ export async function relayUpstreamError(provider: string, res: UpstreamAnswer, 
   const decoded = raw === undefined ? undefined : decodedErrorBody(raw, Array.isArray(encoding) ? encoding.join(',') : encoding);
   // Re-framed here: the provider's length and encoding no longer describe what is sent.
   for (const name of ['content-length', 'content-encoding', 'transfer-encoding', 'content-type']) reply.removeHeader(name);
-  const body = decoded === undefined ? Buffer.from(JSON.stringify(unreadableUpstreamError(provider, res.statusCode).toBody())) : clientErrorBody(provider, res.statusCode, decoded);
+  const body =
+    decoded === undefined
+      ? Buffer.from(JSON.stringify(unreadableUpstreamError(provider, res.statusCode).toBody()))
+      : clientErrorBody(provider, res.statusCode, decoded);
   void reply.code(res.statusCode).type('application/json').send(body);
 }
 

@@ -102,7 +102,11 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
             const { 'x-request-id': upstreamId, ...rest } = withoutHopByHop(headers);
             return upstreamId === undefined ? rest : { ...rest, 'x-upstream-request-id': upstreamId };
           },
-          onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream }) => {
+          onResponse: (
+            request: FastifyRequest,
+            reply: FastifyReply,
+            res: { statusCode: number; headers: Record<string, string | string[] | undefined>; stream: NodeJS.ReadableStream },
+          ) => {
             // Never a 401, 403 or 429: the policy answers those with the gateway's own error.
             if (res.statusCode >= 400) {
               void relayUpstreamError(targetOf(request).provider.name, res, reply);
@@ -114,8 +118,12 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
             const name = targetOf(reply.request).provider.name;
             // reply-from wraps what the dispatcher failed with; the policy's own errors (no key
             // left, every key refused) pass as they are.
-            const mapped = error.cause instanceof GatewayError ? error.cause
-              : error.statusCode === 504 ? errors.upstreamTimeout(name, error) : errors.upstreamUnreachable(name, error);
+            const mapped =
+              error.cause instanceof GatewayError
+                ? error.cause
+                : error.statusCode === 504
+                  ? errors.upstreamTimeout(name, error)
+                  : errors.upstreamUnreachable(name, error);
             reply.request.gw.error = mapped;
             void reply.code(mapped.statusCode).headers(mapped.headers).type('application/json').send(mapped.toBody());
           },
@@ -172,4 +180,3 @@ function modelOf(request: FastifyRequest): string | undefined {
   if ('invalidJson' in found) throw errors.invalidJson(found.invalidJson);
   return found.model;
 }
-

@@ -70,7 +70,10 @@ export class UpstreamClient {
     return {
       method: request.method,
       path: this.provider.basePath + request.path,
-      headers: request.body === undefined || request.headers?.['content-type'] !== undefined ? request.headers : { ...request.headers, 'content-type': 'application/json' },
+      headers:
+        request.body === undefined || request.headers?.['content-type'] !== undefined
+          ? request.headers
+          : { ...request.headers, 'content-type': 'application/json' },
       body: request.body ?? null,
       retries: request.retries,
       onSend: request.onSend,
@@ -90,7 +93,10 @@ export class UpstreamClient {
     if (signal?.aborted) return false;
     const delay = budget.afterTransportError(error);
     if (delay === undefined) return false;
-    this.log.warn({ provider: this.provider.name, key: budget.keyId, err: describe(error) }, 'upstream answer broke before the first byte reached the client; retrying');
+    this.log.warn(
+      { provider: this.provider.name, key: budget.keyId, err: describe(error) },
+      'upstream answer broke before the first byte reached the client; retrying',
+    );
     await wait(delay, signal);
     return !signal?.aborted;
   }

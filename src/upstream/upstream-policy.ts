@@ -112,7 +112,11 @@ class PolicyHandler implements Handler {
     if (this.connected) return;
     this.connected = true;
     // The caller's abort must reach whichever attempt is running, or cut a backoff short.
-    (this.handler.onConnect as ((abort: (err?: Error) => void, context?: object) => void) | undefined)?.call(this.handler, (reason) => this.abortFromCaller(reason), context);
+    (this.handler.onConnect as ((abort: (err?: Error) => void, context?: object) => void) | undefined)?.call(
+      this.handler,
+      (reason) => this.abortFromCaller(reason),
+      context,
+    );
   }
 
   onResponseStarted(): void {

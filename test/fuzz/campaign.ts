@@ -97,7 +97,11 @@ export interface EntryPathResult {
  * The same cases, every cached-route request of them sent as it is and with a query string,
  * against a gateway per worker that counts the requests reaching Fastify (entry-paths.ts says why).
  */
-export async function runEntryPathCampaign(settings: CampaignSettings, env: Record<string, string> = {}, gatewayOptions: StartOptions = {}): Promise<EntryPathResult> {
+export async function runEntryPathCampaign(
+  settings: CampaignSettings,
+  env: Record<string, string> = {},
+  gatewayOptions: StartOptions = {},
+): Promise<EntryPathResult> {
   const fake = await startFakeUpstream();
   const seen = new Map<FastifyInstance, number>();
   const counting: StartOptions = {

@@ -88,7 +88,10 @@ export function cachedRouteInputs(c: FuzzCase): Input[] {
     if (ex.abortAfterMs !== undefined || ex.method !== 'POST') continue;
     const route = routeOf(ex.target, 'POST');
     if (!CACHED_KINDS.has(route.kind)) continue;
-    const hash = createHash('sha256').update(ex.head).update(ex.body ?? Buffer.alloc(0)).digest('hex');
+    const hash = createHash('sha256')
+      .update(ex.head)
+      .update(ex.body ?? Buffer.alloc(0))
+      .digest('hex');
     if (seen.has(hash)) continue;
     seen.add(hash);
     inputs.push({ ex, path: route.path });
@@ -241,7 +244,15 @@ export async function compareEntryPaths(options: EntryPathOptions): Promise<Entr
         if (c.family === 'large') await largeLock.run(run);
         else await run();
       } catch (error) {
-        report.violations.push({ kind: 'closed-without-answer', detail: `the comparison could not run: ${(error as Error).message}`, index, family: c.family, label: c.label, status: '-', request: '' });
+        report.violations.push({
+          kind: 'closed-without-answer',
+          detail: `the comparison could not run: ${(error as Error).message}`,
+          index,
+          family: c.family,
+          label: c.label,
+          status: '-',
+          request: '',
+        });
       }
     }
   }
@@ -270,7 +281,10 @@ function isHit(o: JudgedOutcome): boolean {
 
 function bothJsonHits(a: JudgedOutcome, b: JudgedOutcome): boolean {
   const hit = (o: JudgedOutcome) =>
-    o.kind === 'response' && o.response.status === 200 && header(o.response, 'x-cache') === 'HIT' && (header(o.response, 'content-type') ?? '').startsWith('application/json');
+    o.kind === 'response' &&
+    o.response.status === 200 &&
+    header(o.response, 'x-cache') === 'HIT' &&
+    (header(o.response, 'content-type') ?? '').startsWith('application/json');
   return hit(a) && hit(b);
 }
 
@@ -278,7 +292,10 @@ function bothJsonHits(a: JudgedOutcome, b: JudgedOutcome): boolean {
 export function formatEntryPathReport(report: EntryPathReport, replay: (indices: number[]) => string): string {
   const disagreements = report.violations.filter((v) => v.kind === 'disagreement').length;
   const seconds = report.elapsedMs / 1000;
-  const cache = [...report.twinCache.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}:${v}`).join(' ');
+  const cache = [...report.twinCache.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}:${v}`)
+    .join(' ');
   return [
     `fuzz ways in: seed=${report.seed} cases=${report.cases}, ${report.casesCompared} with a cached-route request; inputs=${report.inputs} compared pairs=${report.pairs} (as sent vs ?x=1, before vs once stored) elapsed=${seconds.toFixed(1)} s${report.stoppedEarly ? ' STOPPED EARLY (time bound)' : ''}`,
     `fuzz ways in: X-Cache as sent/?x=1 ${cache}; two hits of one JSON entry compared byte for byte: ${report.byteCompared}`,

@@ -174,7 +174,12 @@ export class WireConnection {
         this.answered += parsed.consumed;
         return { kind: 'response', response: parsed.response };
       }
-      if (this.ended) return { kind: 'closed', partial: this.data.length, ...(this.error ? { error: (this.error as NodeJS.ErrnoException).code ?? this.error.message } : {}) };
+      if (this.ended)
+        return {
+          kind: 'closed',
+          partial: this.data.length,
+          ...(this.error ? { error: (this.error as NodeJS.ErrnoException).code ?? this.error.message } : {}),
+        };
       const left = deadline - Date.now();
       if (left <= 0) return { kind: 'timeout', partial: this.data.length };
       await new Promise<void>((resolve) => {

@@ -45,7 +45,14 @@ function chunkedWire(body: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
-export const LARGE_KINDS = ['26 MiB chat body', '26 MiB chat body, chunked', '26 MiB upload', 'chat body just under the limit', 'upload just under the limit', '26 MiB Content-Length, body never sent'] as const;
+export const LARGE_KINDS = [
+  '26 MiB chat body',
+  '26 MiB chat body, chunked',
+  '26 MiB upload',
+  'chat body just under the limit',
+  'upload just under the limit',
+  '26 MiB Content-Length, body never sent',
+] as const;
 
 export function largeCase(kind: number, ctx: FuzzContext, index: number, limit: number): FuzzCase {
   const label = LARGE_KINDS[kind % LARGE_KINDS.length] ?? LARGE_KINDS[0];
@@ -71,19 +78,69 @@ export function largeCase(kind: number, ctx: FuzzContext, index: number, limit: 
   const base = { index, family: 'large' as const, label, freshConnection: true };
   switch (label) {
     case '26 MiB chat body':
-      return { ...base, exchanges: [one(chat, json, once('chat-over', () => chatOfSize(over, 'over')), { facts: true })] };
+      return {
+        ...base,
+        exchanges: [
+          one(
+            chat,
+            json,
+            once('chat-over', () => chatOfSize(over, 'over')),
+            { facts: true },
+          ),
+        ],
+      };
     case '26 MiB chat body, chunked':
-      return { ...base, exchanges: [one(chat, json, once('chat-over', () => chatOfSize(over, 'over')), { chunked: true, facts: true })] };
+      return {
+        ...base,
+        exchanges: [
+          one(
+            chat,
+            json,
+            once('chat-over', () => chatOfSize(over, 'over')),
+            { chunked: true, facts: true },
+          ),
+        ],
+      };
     case '26 MiB upload':
-      return { ...base, exchanges: [one(upload, multipart, once('upload-over', () => uploadOfSize(over, boundary)))] };
+      return {
+        ...base,
+        exchanges: [
+          one(
+            upload,
+            multipart,
+            once('upload-over', () => uploadOfSize(over, boundary)),
+          ),
+        ],
+      };
     case 'chat body just under the limit':
       return { ...base, exchanges: [one(chat, json, chatOfSize(under, `${ctx.seed}-${index}`), { facts: true })] };
     case 'upload just under the limit':
-      return { ...base, exchanges: [one(upload, multipart, once('upload-under', () => uploadOfSize(under, boundary)))] };
+      return {
+        ...base,
+        exchanges: [
+          one(
+            upload,
+            multipart,
+            once('upload-under', () => uploadOfSize(under, boundary)),
+          ),
+        ],
+      };
     default: {
       // The answer can come from the Content-Length alone; the client then hangs up.
       const headers = [...standardHeaders(ctx, json, undefined), ['Content-Length', String(over)] as [string, string]];
-      return { ...base, exchanges: [{ head: requestHead('POST', chat, headers), body: Buffer.from('{"model":"gpt-4o-mini","messages":['), method: 'POST', target: chat, halfCloseAfterMs: 1_000, mayClose: true }] };
+      return {
+        ...base,
+        exchanges: [
+          {
+            head: requestHead('POST', chat, headers),
+            body: Buffer.from('{"model":"gpt-4o-mini","messages":['),
+            method: 'POST',
+            target: chat,
+            halfCloseAfterMs: 1_000,
+            mayClose: true,
+          },
+        ],
+      };
     }
   }
 }

@@ -25,40 +25,64 @@ type ByteMutation = (rng: Rng, body: Buffer) => [Buffer, string];
 const at = (rng: Rng, body: Buffer) => rng.int(0, Math.max(0, body.length - 1));
 
 const BYTE_MUTATIONS: ReadonlyArray<readonly [number, ByteMutation]> = [
-  [4, (rng, body) => {
-    const out = Buffer.from(body);
-    const flips = rng.int(1, 4);
-    for (let i = 0; i < flips; i++) {
-      const p = at(rng, out);
-      out[p] = (out[p] ?? 0) ^ (1 << rng.int(0, 7));
-    }
-    return [out, 'bit flips'];
-  }],
+  [
+    4,
+    (rng, body) => {
+      const out = Buffer.from(body);
+      const flips = rng.int(1, 4);
+      for (let i = 0; i < flips; i++) {
+        const p = at(rng, out);
+        out[p] = (out[p] ?? 0) ^ (1 << rng.int(0, 7));
+      }
+      return [out, 'bit flips'];
+    },
+  ],
   [3, (rng, body) => [body.subarray(0, rng.int(0, body.length - 1)), 'truncated']],
-  [3, (rng, body) => {
-    const p = at(rng, body);
-    return [Buffer.concat([body.subarray(0, p), rng.bytes(rng.int(1, 16)), body.subarray(p)]), 'random bytes inserted'];
-  }],
-  [4, (rng, body) => {
-    const p = at(rng, body);
-    return [Buffer.concat([body.subarray(0, p), rng.pick(INVALID_UTF8), body.subarray(p)]), 'invalid utf-8 inserted'];
-  }],
-  [2, (rng, body) => {
-    const p = at(rng, body);
-    return [Buffer.concat([body.subarray(0, p), body.subarray(Math.min(body.length, p + rng.int(1, 32)))]), 'bytes deleted'];
-  }],
-  [2, (rng, body) => {
-    const p = at(rng, body);
-    const span = body.subarray(p, p + rng.int(1, 64));
-    return [Buffer.concat([body.subarray(0, p), span, span, body.subarray(p + span.length)]), 'span duplicated'];
-  }],
-  [3, (rng, body) => {
-    const out = Buffer.from(body);
-    out[at(rng, out)] = STRUCTURAL[rng.int(0, STRUCTURAL.length - 1)] ?? 0x7b;
-    return [out, 'structural byte replaced'];
-  }],
+  [
+    3,
+    (rng, body) => {
+      const p = at(rng, body);
+      return [Buffer.concat([body.subarray(0, p), rng.bytes(rng.int(1, 16)), body.subarray(p)]), 'random bytes inserted'];
+    },
+  ],
+  [
+    4,
+    (rng, body) => {
+      const p = at(rng, body);
+      return [Buffer.concat([body.subarray(0, p), rng.pick(INVALID_UTF8), body.subarray(p)]), 'invalid utf-8 inserted'];
+    },
+  ],
+  [
+    2,
+    (rng, body) => {
+      const p = at(rng, body);
+      return [Buffer.concat([body.subarray(0, p), body.subarray(Math.min(body.length, p + rng.int(1, 32)))]), 'bytes deleted'];
+    },
+  ],
+  [
+    2,
+    (rng, body) => {
+      const p = at(rng, body);
+      const span = body.subarray(p, p + rng.int(1, 64));
+      return [Buffer.concat([body.subarray(0, p), span, span, body.subarray(p + span.length)]), 'span duplicated'];
+    },
+  ],
+  [
+    3,
+    (rng, body) => {
+      const out = Buffer.from(body);
+      out[at(rng, out)] = STRUCTURAL[rng.int(0, STRUCTURAL.length - 1)] ?? 0x7b;
+      return [out, 'structural byte replaced'];
+    },
+  ],
   [1, (_rng, body) => [Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body]), 'leading BOM']],
-  [1, (rng, body) => [Buffer.concat([body, rng.pick([Buffer.from('garbage'), Buffer.from('\n'), Buffer.from('\u0000'), Buffer.from('}'), Buffer.from(' {"model":"x"}')])]), 'trailing bytes']],
+  [
+    1,
+    (rng, body) => [
+      Buffer.concat([body, rng.pick([Buffer.from('garbage'), Buffer.from('\n'), Buffer.from('\u0000'), Buffer.from('}'), Buffer.from(' {"model":"x"}')])]),
+      'trailing bytes',
+    ],
+  ],
   [1, (_rng, body) => [Buffer.from(body.toString('latin1'), 'utf16le'), 'as utf-16']],
 ];
 
@@ -67,11 +91,21 @@ export function bytesCase(rng: Rng, ctx: FuzzContext, index: number): FuzzCase {
   const { body, contentType } = bodyOf(base);
   let damaged = body ?? Buffer.alloc(0);
   const labels: string[] = [];
-  const count = rng.weighted([[6, 1], [3, 2], [1, 4]] as const);
+  const count = rng.weighted([
+    [6, 1],
+    [3, 2],
+    [1, 4],
+  ] as const);
   for (let i = 0; i < count; i++) {
     const [out, label] = rng.weighted(BYTE_MUTATIONS)(rng, damaged);
     damaged = out;
     labels.push(label);
   }
-  return { index, family: 'bytes', label: `${base.route}: ${labels.join(' + ')}`, freshConnection: false, exchanges: [exchangeOf(ctx, base, damaged, contentType)] };
+  return {
+    index,
+    family: 'bytes',
+    label: `${base.route}: ${labels.join(' + ')}`,
+    freshConnection: false,
+    exchanges: [exchangeOf(ctx, base, damaged, contentType)],
+  };
 }

@@ -107,7 +107,14 @@ export function deepValue(rng: Rng): RawJson {
 }
 
 const STREAM_VALUES: readonly Json[] = [true, false, 'true', 1, 0, null, new JsonObject(), []];
-const STREAM_OPTIONS: readonly Json[] = [null, JsonObject.of({ include_usage: true }), JsonObject.of({ include_usage: 'yes' }), [], 'x', JsonObject.of({ include_usage: false, extra: 1 })];
+const STREAM_OPTIONS: readonly Json[] = [
+  null,
+  JsonObject.of({ include_usage: true }),
+  JsonObject.of({ include_usage: 'yes' }),
+  [],
+  'x',
+  JsonObject.of({ include_usage: false, extra: 1 }),
+];
 const N_VALUES: readonly Json[] = [0, -1, 1, 2, 128, 1e9, 1.5, '2', null, new RawJson('1e400')];
 const STOP_VALUES: readonly Json[] = ['x', ['a', 'b'], [], [1, 2], [['x']], Array.from({ length: 100 }, (_, i) => `s${i}`), '', null, '\n\n'];
 
@@ -125,7 +132,14 @@ function messagesVariant(rng: Rng, text: string): Json {
     () => Array.from({ length: 500 }, (_, i) => user(`${text} #${i}`)),
     () => [JsonObject.of({ role: 'system', content: 'be brief' }), user(text)],
     () => [JsonObject.of({ role: 'tool', content: 'x', tool_call_id: 'call_1' })],
-    () => [JsonObject.of({ role: 'assistant', content: null, tool_calls: [JsonObject.of({ id: 'call_1', type: 'function', function: JsonObject.of({ name: 'f', arguments: '{}' }) })] }), user(text)],
+    () => [
+      JsonObject.of({
+        role: 'assistant',
+        content: null,
+        tool_calls: [JsonObject.of({ id: 'call_1', type: 'function', function: JsonObject.of({ name: 'f', arguments: '{}' }) })],
+      }),
+      user(text),
+    ],
     () => [JsonObject.of({ role: 'wizard', content: text })],
     () => [user(unicodeString(rng))],
     () => [user(weirdValue(rng))],
@@ -138,7 +152,18 @@ function promptVariant(rng: Rng, text: string): Json {
 }
 
 function inputVariant(rng: Rng, text: string): Json {
-  return rng.pick<Json>(['', [''], [], [1, 2, 3], [[1, 2]], Array.from({ length: 2_048 }, (_, i) => `${text} ${i}`), new JsonObject(), [text, null], unicodeString(rng), [new JsonObject()]]);
+  return rng.pick<Json>([
+    '',
+    [''],
+    [],
+    [1, 2, 3],
+    [[1, 2]],
+    Array.from({ length: 2_048 }, (_, i) => `${text} ${i}`),
+    new JsonObject(),
+    [text, null],
+    unicodeString(rng),
+    [new JsonObject()],
+  ]);
 }
 
 type Mutation = (rng: Rng, body: JsonObject, base: BaseRequest) => string;
@@ -146,73 +171,137 @@ type Mutation = (rng: Rng, body: JsonObject, base: BaseRequest) => string;
 const requiredOf = (base: BaseRequest): string => (base.route === 'chat' ? 'messages' : base.route === 'completions' ? 'prompt' : 'input');
 
 const MUTATIONS: ReadonlyArray<readonly [number, Mutation]> = [
-  [4, (rng, body, base) => {
-    const field = rng.pick(['model', requiredOf(base), 'stream', 'model']);
-    body.delete(field);
-    return `drop ${field}`;
-  }],
-  [6, (rng, body, base) => {
-    const field = rng.pick(['model', requiredOf(base), 'temperature', 'max_tokens', 'user', 'seed', 'tools', 'response_format', 'logit_bias', 'encoding_format']);
-    body.set(field, weirdValue(rng, 0, field === 'model' && base.route === 'passthrough'));
-    return `weird ${field}`;
-  }],
-  [5, (rng, body) => {
-    body.set('model', rng.pick(MODEL_VARIANTS));
-    return 'model variant';
-  }],
-  [4, (rng, body) => {
-    body.set('stream', rng.pick(STREAM_VALUES));
-    if (rng.chance(0.5)) body.set('stream_options', rng.pick(STREAM_OPTIONS));
-    return 'stream flags';
-  }],
-  [2, (rng, body) => {
-    body.set('n', rng.pick(N_VALUES));
-    return 'n';
-  }],
-  [2, (rng, body) => {
-    body.set('stop', rng.pick(STOP_VALUES));
-    return 'stop';
-  }],
-  [5, (rng, body, base) => {
-    const text = 'fuzz variant';
-    if (base.route === 'chat') body.set('messages', messagesVariant(rng, text));
-    else if (base.route === 'completions') body.set('prompt', promptVariant(rng, text));
-    else body.set(requiredOf(base), inputVariant(rng, text));
-    return `${requiredOf(base)} variant`;
-  }],
-  [3, (rng, body) => {
-    body.pairs.push([rng.pick(ODD_KEYS.concat(['metadata', 'cache', 'x_gateway', 'priority'])), weirdValue(rng)]);
-    return 'unknown field';
-  }],
-  [3, (rng, body) => {
-    const key = rng.pick(['model', 'messages', 'prompt', 'input', 'stream']);
-    body.pairs.push([key, key === 'model' ? rng.pick(MODEL_VARIANTS) : weirdValue(rng)]);
-    return `duplicate ${key}`;
-  }],
-  [3, (rng, body) => {
-    if (rng.chance(0.5)) body.pairs.push(['__proto__', JsonObject.of({ admin: true, model: 'gpt-4o' })]);
-    else body.pairs.push(['constructor', JsonObject.of({ prototype: JsonObject.of({ polluted: true }) })]);
-    return 'prototype keys';
-  }],
-  [4, (rng, body) => {
-    body.set(rng.pick(['metadata', 'tools', 'stop', 'messages']), deepValue(rng));
-    return 'deep nesting';
-  }],
-  [2, (rng, body) => {
-    body.set(rng.pick(['temperature', 'max_tokens', 'top_p', 'seed', 'n', 'presence_penalty']), new RawJson(rng.pick(['1e400', '-1e400', '123456789012345678901234567890', '-0', '9007199254740993', '1e-400'])));
-    return 'huge number';
-  }],
-  [2, (rng, body, base) => {
-    const text = unicodeString(rng);
-    if (base.route === 'chat') body.set('messages', [JsonObject.of({ role: 'user', content: text })]);
-    else body.set(requiredOf(base), text);
-    return 'unicode';
-  }],
-  [1, (rng, body) => {
-    body.set('tools', [JsonObject.of({ type: 'function', function: JsonObject.of({ name: 'lookup', parameters: JsonObject.of({ type: 'object', properties: JsonObject.of({ q: JsonObject.of({ type: 'string' }) }) }) }) })]);
-    if (rng.chance(0.5)) body.set('tool_choice', rng.pick<Json>(['auto', 'none', 'required', JsonObject.of({ type: 'function' })]));
-    return 'tools';
-  }],
+  [
+    4,
+    (rng, body, base) => {
+      const field = rng.pick(['model', requiredOf(base), 'stream', 'model']);
+      body.delete(field);
+      return `drop ${field}`;
+    },
+  ],
+  [
+    6,
+    (rng, body, base) => {
+      const field = rng.pick([
+        'model',
+        requiredOf(base),
+        'temperature',
+        'max_tokens',
+        'user',
+        'seed',
+        'tools',
+        'response_format',
+        'logit_bias',
+        'encoding_format',
+      ]);
+      body.set(field, weirdValue(rng, 0, field === 'model' && base.route === 'passthrough'));
+      return `weird ${field}`;
+    },
+  ],
+  [
+    5,
+    (rng, body) => {
+      body.set('model', rng.pick(MODEL_VARIANTS));
+      return 'model variant';
+    },
+  ],
+  [
+    4,
+    (rng, body) => {
+      body.set('stream', rng.pick(STREAM_VALUES));
+      if (rng.chance(0.5)) body.set('stream_options', rng.pick(STREAM_OPTIONS));
+      return 'stream flags';
+    },
+  ],
+  [
+    2,
+    (rng, body) => {
+      body.set('n', rng.pick(N_VALUES));
+      return 'n';
+    },
+  ],
+  [
+    2,
+    (rng, body) => {
+      body.set('stop', rng.pick(STOP_VALUES));
+      return 'stop';
+    },
+  ],
+  [
+    5,
+    (rng, body, base) => {
+      const text = 'fuzz variant';
+      if (base.route === 'chat') body.set('messages', messagesVariant(rng, text));
+      else if (base.route === 'completions') body.set('prompt', promptVariant(rng, text));
+      else body.set(requiredOf(base), inputVariant(rng, text));
+      return `${requiredOf(base)} variant`;
+    },
+  ],
+  [
+    3,
+    (rng, body) => {
+      body.pairs.push([rng.pick(ODD_KEYS.concat(['metadata', 'cache', 'x_gateway', 'priority'])), weirdValue(rng)]);
+      return 'unknown field';
+    },
+  ],
+  [
+    3,
+    (rng, body) => {
+      const key = rng.pick(['model', 'messages', 'prompt', 'input', 'stream']);
+      body.pairs.push([key, key === 'model' ? rng.pick(MODEL_VARIANTS) : weirdValue(rng)]);
+      return `duplicate ${key}`;
+    },
+  ],
+  [
+    3,
+    (rng, body) => {
+      if (rng.chance(0.5)) body.pairs.push(['__proto__', JsonObject.of({ admin: true, model: 'gpt-4o' })]);
+      else body.pairs.push(['constructor', JsonObject.of({ prototype: JsonObject.of({ polluted: true }) })]);
+      return 'prototype keys';
+    },
+  ],
+  [
+    4,
+    (rng, body) => {
+      body.set(rng.pick(['metadata', 'tools', 'stop', 'messages']), deepValue(rng));
+      return 'deep nesting';
+    },
+  ],
+  [
+    2,
+    (rng, body) => {
+      body.set(
+        rng.pick(['temperature', 'max_tokens', 'top_p', 'seed', 'n', 'presence_penalty']),
+        new RawJson(rng.pick(['1e400', '-1e400', '123456789012345678901234567890', '-0', '9007199254740993', '1e-400'])),
+      );
+      return 'huge number';
+    },
+  ],
+  [
+    2,
+    (rng, body, base) => {
+      const text = unicodeString(rng);
+      if (base.route === 'chat') body.set('messages', [JsonObject.of({ role: 'user', content: text })]);
+      else body.set(requiredOf(base), text);
+      return 'unicode';
+    },
+  ],
+  [
+    1,
+    (rng, body) => {
+      body.set('tools', [
+        JsonObject.of({
+          type: 'function',
+          function: JsonObject.of({
+            name: 'lookup',
+            parameters: JsonObject.of({ type: 'object', properties: JsonObject.of({ q: JsonObject.of({ type: 'string' }) }) }),
+          }),
+        }),
+      ]);
+      if (rng.chance(0.5)) body.set('tool_choice', rng.pick<Json>(['auto', 'none', 'required', JsonObject.of({ type: 'function' })]));
+      return 'tools';
+    },
+  ],
 ];
 
 /** The body replaced by a JSON value that is not an object. */
@@ -220,7 +309,12 @@ const NOT_OBJECT: readonly string[] = ['[]', '[{"model":"gpt-4o-mini"}]', '"hell
 
 function mutateBody(rng: Rng, base: BaseRequest, body: JsonObject): string {
   const labels: string[] = [];
-  const count = rng.weighted([[1, 0], [6, 1], [3, 2], [1, 3]] as const);
+  const count = rng.weighted([
+    [1, 0],
+    [6, 1],
+    [3, 2],
+    [1, 3],
+  ] as const);
   for (let i = 0; i < count; i++) labels.push(rng.weighted(MUTATIONS)(rng, body, base));
   return labels.length === 0 ? 'unmutated' : labels.join(' + ');
 }
@@ -257,7 +351,19 @@ function mutateUrl(rng: Rng, base: BaseRequest): string {
   const prefix = base.target.startsWith('/openai/v1') ? '/openai/v1' : '/v1';
   if (base.route === 'model' || base.route === 'models') {
     base.route = 'model';
-    const id = rng.pick(['gpt-4o-mini%00', '%F0%9F%A4%96', 'openai%2Fgpt-oss-120b', 'openai/gpt-oss-120b', 'groq/llama-3.1-8b-instant', '..%2F..%2Fetc', '%25', 'a'.repeat(3_000), '', 'gpt-4o-mini?x=1', 'gpt-4o-mini/']);
+    const id = rng.pick([
+      'gpt-4o-mini%00',
+      '%F0%9F%A4%96',
+      'openai%2Fgpt-oss-120b',
+      'openai/gpt-oss-120b',
+      'groq/llama-3.1-8b-instant',
+      '..%2F..%2Fetc',
+      '%25',
+      'a'.repeat(3_000),
+      '',
+      'gpt-4o-mini?x=1',
+      'gpt-4o-mini/',
+    ]);
     base.target = `${prefix}/models/${id}`;
     return 'model id variant';
   }

@@ -104,7 +104,8 @@ export function errorShapeProblem(response: WireResponse): string | undefined {
   if (!isObject(body) || !isObject(body.error)) return `body is not {"error":{…}}: ${excerpt(response.body)}`;
   const error = body.error;
   if (typeof error.message !== 'string' || typeof error.type !== 'string') return `error without message/type strings: ${excerpt(response.body)}`;
-  if (!('code' in error) || (error.code !== null && typeof error.code !== 'string')) return `error.code missing or not a string/null: ${excerpt(response.body)}`;
+  if (!('code' in error) || (error.code !== null && typeof error.code !== 'string'))
+    return `error.code missing or not a string/null: ${excerpt(response.body)}`;
   return undefined;
 }
 
@@ -224,7 +225,9 @@ export function judge(ex: Exchange, outcome: JudgedOutcome): Violation[] {
   if (outcome.kind === 'malformed') return [{ kind: 'malformed-response', detail: outcome.error }];
   if (outcome.kind === 'closed') {
     if (ex.mayClose) return [];
-    return [{ kind: 'closed-without-answer', detail: `connection closed after ${outcome.partial} bytes of an answer${outcome.error ? ` (${outcome.error})` : ''}` }];
+    return [
+      { kind: 'closed-without-answer', detail: `connection closed after ${outcome.partial} bytes of an answer${outcome.error ? ` (${outcome.error})` : ''}` },
+    ];
   }
   const response = outcome.response;
   const violations: Violation[] = [];

@@ -52,7 +52,10 @@ export function build(rng: Rng, ctx: FuzzContext, index: number, routes = ANY): 
 }
 
 /** An exchange from explicit parts; `body` is the bytes on the wire (maybe chunk-encoded). */
-export function exchange(built: Built, parts: { method?: string; target?: string; version?: string; headers?: Headers; wire?: Buffer; halfClose?: boolean; mayClose?: boolean }): Exchange {
+export function exchange(
+  built: Built,
+  parts: { method?: string; target?: string; version?: string; headers?: Headers; wire?: Buffer; halfClose?: boolean; mayClose?: boolean },
+): Exchange {
   const method = parts.method ?? built.base.method;
   const target = parts.target ?? built.base.target;
   const wire = parts.wire ?? built.body;
@@ -97,7 +100,13 @@ export function buildWithBody(rng: Rng, ctx: FuzzContext, index: number): Built 
  * Three exchanges: a valid request (its answer is stored), then the variant of it (the cache
  * can answer it: the fast path sees it), then the variant with a new prompt (it cannot).
  */
-export function differential(rng: Rng, ctx: FuzzContext, index: number, label: string, vary: (headers: Headers) => Headers): Omit<FuzzCase, 'index' | 'family' | 'freshConnection'> {
+export function differential(
+  rng: Rng,
+  ctx: FuzzContext,
+  index: number,
+  label: string,
+  vary: (headers: Headers) => Headers,
+): Omit<FuzzCase, 'index' | 'family' | 'freshConnection'> {
   const b = build(rng, ctx, index, CACHED);
   const json = b.base.json as JsonObject;
   // No stream: the two answers then differ in nothing but how they were found.
@@ -115,7 +124,6 @@ export function differential(rng: Rng, ctx: FuzzContext, index: number, label: s
     agree: [1, 2],
   };
 }
-
 
 export function latin1Junk(rng: Rng, length: number): string {
   let text = '';

@@ -51,7 +51,9 @@ export function pickRoute(rng: Rng, choices: ReadonlyArray<readonly [number, Rou
 }
 
 /** Routes that take a body the mutations can work on. */
-export const BODY_ROUTES: ReadonlyArray<readonly [number, RouteChoice]> = ROUTE_WEIGHTS.filter(([, r]) => ['chat', 'completions', 'embeddings', 'transcription', 'passthrough'].includes(r));
+export const BODY_ROUTES: ReadonlyArray<readonly [number, RouteChoice]> = ROUTE_WEIGHTS.filter(([, r]) =>
+  ['chat', 'completions', 'embeddings', 'transcription', 'passthrough'].includes(r),
+);
 
 export function baseRequest(rng: Rng, ctx: FuzzContext, index: number, choice: RouteChoice): BaseRequest {
   const groqLayout = rng.chance(0.25);
@@ -78,14 +80,21 @@ export function baseRequest(rng: Rng, ctx: FuzzContext, index: number, choice: R
     }
     case 'embeddings': {
       const text = prompt(rng, ctx, index);
-      const body = JsonObject.of({ model: rng.pick(['text-embedding-3-small', 'openai/text-embedding-3-small']), input: rng.chance(0.3) ? [text, `${text} again`] : text });
+      const body = JsonObject.of({
+        model: rng.pick(['text-embedding-3-small', 'openai/text-embedding-3-small']),
+        input: rng.chance(0.3) ? [text, `${text} again`] : text,
+      });
       if (rng.chance(0.3)) body.set('encoding_format', rng.pick(['float', 'base64']));
       return { route: 'embeddings', method: 'POST', target: `${prefix}/embeddings`, json: body };
     }
     case 'models':
       return { route: 'models', method: 'GET', target: `${prefix}/models` };
     case 'model':
-      return { route: 'model', method: 'GET', target: `${prefix}/models/${rng.pick(['gpt-4o-mini', 'openai/gpt-oss-120b', 'llama-3.1-8b-instant', 'no-such-model', 'whisper-1'])}` };
+      return {
+        route: 'model',
+        method: 'GET',
+        target: `${prefix}/models/${rng.pick(['gpt-4o-mini', 'openai/gpt-oss-120b', 'llama-3.1-8b-instant', 'no-such-model', 'whisper-1'])}`,
+      };
     case 'transcription': {
       const model = groqLayout ? rng.pick(['whisper-large-v3', 'groq/whisper-large-v3']) : rng.pick(['whisper-1', 'openai/whisper-1', 'whisper-large-v3']);
       const fields: Array<[string, string]> = [['model', model]];
@@ -95,7 +104,11 @@ export function baseRequest(rng: Rng, ctx: FuzzContext, index: number, choice: R
         route: 'transcription',
         method: 'POST',
         target: `${prefix}/audio/transcriptions`,
-        form: { boundary: `fuzzboundary${rng.int(0, 1e9).toString(36)}`, fields, file: { name: 'file', filename: 'a.wav', type: 'audio/wav', data: tinyWav(rng.int(8, 400)) } },
+        form: {
+          boundary: `fuzzboundary${rng.int(0, 1e9).toString(36)}`,
+          fields,
+          file: { name: 'file', filename: 'a.wav', type: 'audio/wav', data: tinyWav(rng.int(8, 400)) },
+        },
       };
     }
     case 'passthrough': {
@@ -103,13 +116,40 @@ export function baseRequest(rng: Rng, ctx: FuzzContext, index: number, choice: R
       const text = prompt(rng, ctx, index);
       // A forced provider prefix makes the gateway rewrite the body's model before forwarding it.
       const forced = rng.chance(0.3) ? 'openai/' : '';
-      if (kind === 0) return { route: 'passthrough', method: 'POST', target: `${prefix}/images/generations`, json: JsonObject.of({ model: `${forced}dall-e-3`, prompt: text }) };
-      if (kind === 1) return { route: 'passthrough', method: 'POST', target: `${prefix}/moderations`, json: rng.chance(0.5) ? JsonObject.of({ input: text }) : JsonObject.of({ model: `${forced}omni-moderation-latest`, input: text }) };
-      if (kind === 2) return { route: 'passthrough', method: 'POST', target: `${prefix}/audio/speech`, json: JsonObject.of({ model: `${forced}tts-1`, input: text, voice: 'alloy' }) };
-      return { route: 'passthrough', method: 'POST', target: `${prefix}/responses`, json: JsonObject.of({ model: `${forced || rng.pick(['', 'groq/'])}gpt-4o-mini`, input: text }) };
+      if (kind === 0)
+        return {
+          route: 'passthrough',
+          method: 'POST',
+          target: `${prefix}/images/generations`,
+          json: JsonObject.of({ model: `${forced}dall-e-3`, prompt: text }),
+        };
+      if (kind === 1)
+        return {
+          route: 'passthrough',
+          method: 'POST',
+          target: `${prefix}/moderations`,
+          json: rng.chance(0.5) ? JsonObject.of({ input: text }) : JsonObject.of({ model: `${forced}omni-moderation-latest`, input: text }),
+        };
+      if (kind === 2)
+        return {
+          route: 'passthrough',
+          method: 'POST',
+          target: `${prefix}/audio/speech`,
+          json: JsonObject.of({ model: `${forced}tts-1`, input: text, voice: 'alloy' }),
+        };
+      return {
+        route: 'passthrough',
+        method: 'POST',
+        target: `${prefix}/responses`,
+        json: JsonObject.of({ model: `${forced || rng.pick(['', 'groq/'])}gpt-4o-mini`, input: text }),
+      };
     }
     case 'files':
-      return { route: 'passthrough', method: rng.chance(0.85) ? 'GET' : 'DELETE', target: rng.pick(['/v1/files', '/v1/files/file-abc123', '/v1/files?purpose=fine-tune', '/v1/files/file-abc123/content']) };
+      return {
+        route: 'passthrough',
+        method: rng.chance(0.85) ? 'GET' : 'DELETE',
+        target: rng.pick(['/v1/files', '/v1/files/file-abc123', '/v1/files?purpose=fine-tune', '/v1/files/file-abc123/content']),
+      };
     case 'open': {
       const route = rng.pick(['healthz', 'readyz', 'metrics'] as const);
       return { route, method: 'GET', target: `/${route}` };
@@ -139,9 +179,15 @@ export function tinyWav(samples: number): Buffer {
 
 export function formBody(form: FormSpec): Buffer {
   const parts: Buffer[] = [];
-  for (const [name, value] of form.fields) parts.push(Buffer.from(`--${form.boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`, 'utf8'));
+  for (const [name, value] of form.fields)
+    parts.push(Buffer.from(`--${form.boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`, 'utf8'));
   if (form.file) {
-    parts.push(Buffer.from(`--${form.boundary}\r\nContent-Disposition: form-data; name="${form.file.name}"; filename="${form.file.filename}"\r\nContent-Type: ${form.file.type}\r\n\r\n`, 'utf8'));
+    parts.push(
+      Buffer.from(
+        `--${form.boundary}\r\nContent-Disposition: form-data; name="${form.file.name}"; filename="${form.file.filename}"\r\nContent-Type: ${form.file.type}\r\n\r\n`,
+        'utf8',
+      ),
+    );
     parts.push(form.file.data, Buffer.from('\r\n'));
   }
   parts.push(Buffer.from(`--${form.boundary}--\r\n`));
@@ -156,7 +202,10 @@ export function bodyOf(base: BaseRequest): { body: Buffer | undefined; contentTy
 }
 
 export function standardHeaders(ctx: FuzzContext, contentType: string | undefined, body: Buffer | undefined): Array<[string, string]> {
-  const headers: Array<[string, string]> = [['Host', `127.0.0.1:${ctx.port}`], ['Authorization', `Bearer ${ctx.clientKey}`]];
+  const headers: Array<[string, string]> = [
+    ['Host', `127.0.0.1:${ctx.port}`],
+    ['Authorization', `Bearer ${ctx.clientKey}`],
+  ];
   if (contentType !== undefined) headers.push(['Content-Type', contentType]);
   if (body !== undefined) headers.push(['Content-Length', String(body.length)]);
   return headers;
@@ -175,7 +224,13 @@ export function jsonFacts(body: Buffer | undefined, isJson: boolean): Pick<Excha
 }
 
 /** A well-formed exchange: standard headers, Content-Length, plus `extra` headers. */
-export function exchangeOf(ctx: FuzzContext, base: BaseRequest, body: Buffer | undefined, contentType: string | undefined, extra: Array<[string, string]> = []): Exchange {
+export function exchangeOf(
+  ctx: FuzzContext,
+  base: BaseRequest,
+  body: Buffer | undefined,
+  contentType: string | undefined,
+  extra: Array<[string, string]> = [],
+): Exchange {
   const headers = [...standardHeaders(ctx, contentType, body), ...extra];
   return {
     head: requestHead(base.method, base.target, headers),

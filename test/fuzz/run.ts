@@ -140,14 +140,24 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       const outcome = await conn.read(false, Date.now() + 2_000);
       conn.destroy();
       if (outcome.kind !== 'response') problem = `no answer (${outcome.kind})`;
-      else if (outcome.response.status !== 200 || !outcome.response.body.toString().includes('"ok"')) problem = `${outcome.response.status} ${outcome.response.body.toString().slice(0, 100)}`;
+      else if (outcome.response.status !== 200 || !outcome.response.body.toString().includes('"ok"'))
+        problem = `${outcome.response.status} ${outcome.response.body.toString().slice(0, 100)}`;
     } catch (error) {
       problem = `connect failed: ${(error as Error).message}`;
     }
     const took = Date.now() - begin;
     report.healthProbes++;
     report.slowestHealthMs = Math.max(report.slowestHealthMs, took);
-    if (problem) report.violations.push({ kind: 'healthz', detail: problem, index: done, family: 'healthz', label: `/healthz after ${done} cases`, status: '-', request: 'GET /healthz' });
+    if (problem)
+      report.violations.push({
+        kind: 'healthz',
+        detail: problem,
+        index: done,
+        family: 'healthz',
+        label: `/healthz after ${done} cases`,
+        status: '-',
+        request: 'GET /healthz',
+      });
   }
 
   function record(c: FuzzCase, exchangeIndex: number, outcome: JudgedOutcome, violations: Violation[]): void {
@@ -282,7 +292,15 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
         if (c.family === 'large') await largeLock.run(() => runCase(c, state));
         else await runCase(c, state);
       } catch (error) {
-        report.violations.push({ kind: 'closed-without-answer', detail: `the fuzzer could not run the case: ${(error as Error).message}`, index, family: c.family, label: c.label, status: '-', request: '' });
+        report.violations.push({
+          kind: 'closed-without-answer',
+          detail: `the fuzzer could not run the case: ${(error as Error).message}`,
+          index,
+          family: c.family,
+          label: c.label,
+          status: '-',
+          request: '',
+        });
       }
       done++;
       if (done % options.healthEvery === 0) probes.push(probeHealth());
@@ -298,22 +316,44 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   return report;
 }
 
-export const VIOLATION_KINDS: readonly ViolationKind[] = ['5xx', 'hang', 'closed-without-answer', 'malformed-response', 'error-shape', 'bad-2xx', 'unexpected-status', 'no-request-id', 'header-injection', 'disagreement', 'healthz'];
+export const VIOLATION_KINDS: readonly ViolationKind[] = [
+  '5xx',
+  'hang',
+  'closed-without-answer',
+  'malformed-response',
+  'error-shape',
+  'bad-2xx',
+  'unexpected-status',
+  'no-request-id',
+  'header-injection',
+  'disagreement',
+  'healthz',
+];
 
 /** The statistics block, and the violations grouped by what they have in common. */
 export function formatReport(report: FuzzReport, replay: (indices: number[]) => string, maxGroups = 40): string {
   const lines: string[] = [];
-  const sorted = (map: Map<string, number>) => [...map.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}:${v}`).join(' ');
+  const sorted = (map: Map<string, number>) =>
+    [...map.entries()]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' ');
   const byKind = new Map<ViolationKind, number>();
   for (const v of report.violations) byKind.set(v.kind, (byKind.get(v.kind) ?? 0) + 1);
   const families = FAMILIES.map((f) => `${f} ${report.byFamily[f]}`).join(', ');
   const seconds = report.elapsedMs / 1000;
-  lines.push(`fuzz: seed=${report.seed} cases=${report.cases} (${families}) exchanges=${report.exchanges} elapsed=${seconds.toFixed(1)} s (${Math.round(report.cases / Math.max(seconds, 0.001))} cases/s)${report.stoppedEarly ? ' STOPPED EARLY (time bound)' : ''}`);
+  lines.push(
+    `fuzz: seed=${report.seed} cases=${report.cases} (${families}) exchanges=${report.exchanges} elapsed=${seconds.toFixed(1)} s (${Math.round(report.cases / Math.max(seconds, 0.001))} cases/s)${report.stoppedEarly ? ' STOPPED EARLY (time bound)' : ''}`,
+  );
   lines.push(`fuzz: status ${sorted(report.statuses)}`);
   lines.push(`fuzz: x-cache ${sorted(report.xCache)}`);
   lines.push(`fuzz: 2xx checked by route ${sorted(report.checked2xx)}`);
-  lines.push(`fuzz: 5xx=${byKind.get('5xx') ?? 0} hangs=${byKind.get('hang') ?? 0} shape-violations=${(byKind.get('error-shape') ?? 0) + (byKind.get('bad-2xx') ?? 0)} closed-without-answer=${byKind.get('closed-without-answer') ?? 0} disagreements=${byKind.get('disagreement') ?? 0} other=${VIOLATION_KINDS.filter((k) => !['5xx', 'hang', 'error-shape', 'bad-2xx', 'closed-without-answer', 'disagreement'].includes(k)).reduce((sum, k) => sum + (byKind.get(k) ?? 0), 0)}`);
-  lines.push(`fuzz: healthz ${report.healthProbes} probes, ${byKind.get('healthz') ?? 0} failed, slowest ${report.slowestHealthMs} ms; slowest answer ${report.slowestAnswerMs} ms`);
+  lines.push(
+    `fuzz: 5xx=${byKind.get('5xx') ?? 0} hangs=${byKind.get('hang') ?? 0} shape-violations=${(byKind.get('error-shape') ?? 0) + (byKind.get('bad-2xx') ?? 0)} closed-without-answer=${byKind.get('closed-without-answer') ?? 0} disagreements=${byKind.get('disagreement') ?? 0} other=${VIOLATION_KINDS.filter((k) => !['5xx', 'hang', 'error-shape', 'bad-2xx', 'closed-without-answer', 'disagreement'].includes(k)).reduce((sum, k) => sum + (byKind.get(k) ?? 0), 0)}`,
+  );
+  lines.push(
+    `fuzz: healthz ${report.healthProbes} probes, ${byKind.get('healthz') ?? 0} failed, slowest ${report.slowestHealthMs} ms; slowest answer ${report.slowestAnswerMs} ms`,
+  );
   lines.push(...formatViolations('fuzz', report.violations, replay, maxGroups));
   return lines.join('\n');
 }
@@ -347,7 +387,10 @@ export function formatViolations(prefix: string, violations: readonly CaseViolat
 
 /** A violation's detail without what varies from case to case (numbers, quoted excerpts). */
 function signature(detail: string): string {
-  return detail.replace(/"(?:[^"\\]|\\.)*"/g, '"…"').replace(/\d+/g, 'N').slice(0, 90);
+  return detail
+    .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+    .replace(/\d+/g, 'N')
+    .slice(0, 90);
 }
 
 export { LARGE_KINDS };

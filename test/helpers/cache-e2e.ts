@@ -97,12 +97,7 @@ export interface GatewayResponse {
 }
 
 /** POSTs JSON to the gateway and reads the whole answer. */
-export async function post(
-  gateway: RunningGateway,
-  path: string,
-  body: unknown,
-  headers: Record<string, string> = {},
-): Promise<GatewayResponse> {
+export async function post(gateway: RunningGateway, path: string, body: unknown, headers: Record<string, string> = {}): Promise<GatewayResponse> {
   const response = await fetch(gateway.url + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

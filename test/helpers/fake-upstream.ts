@@ -170,35 +170,71 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     const requestIdHeaders = { 'x-request-id': `req_fake_${id}`, 'x-ratelimit-remaining-requests': '99', 'x-ratelimit-limit-requests': '100' };
     if (record.method === 'GET' && path === '/v1/models') {
       const ids = record.flavour === 'groq' ? fake.options.groqModels : fake.options.openaiModels;
-      return sendJson(res, 200, { object: 'list', data: ids.map((m) => ({ id: m, object: 'model', created: 1700000000, owned_by: record.flavour === 'groq' ? 'Groq' : 'openai' })) }, requestIdHeaders);
+      return sendJson(
+        res,
+        200,
+        { object: 'list', data: ids.map((m) => ({ id: m, object: 'model', created: 1700000000, owned_by: record.flavour === 'groq' ? 'Groq' : 'openai' })) },
+        requestIdHeaders,
+      );
     }
-    if (record.method !== 'POST') return sendJson(res, 404, { error: { message: `Unknown route ${path}`, type: 'invalid_request_error', code: 'unknown_url' } });
+    if (record.method !== 'POST')
+      return sendJson(res, 404, { error: { message: `Unknown route ${path}`, type: 'invalid_request_error', code: 'unknown_url' } });
     if (path === '/v1/audio/transcriptions') {
       return sendJson(res, 200, { text: `transcribed ${record.body.length} bytes (${record.headers['content-type']?.split(';')[0]})` }, requestIdHeaders);
     }
     const body = record.json;
-    if (!body) return sendJson(res, 400, { error: { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error', code: null } });
+    if (!body)
+      return sendJson(res, 400, { error: { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error', code: null } });
     const model = String(body.model ?? '');
     const known = (record.flavour === 'groq' ? fake.options.groqModels : fake.options.openaiModels).includes(model);
-    if (!known) return sendJson(res, 404, { error: { message: `The model \`${model}\` does not exist`, type: 'invalid_request_error', code: 'model_not_found' } }, requestIdHeaders);
+    if (!known)
+      return sendJson(
+        res,
+        404,
+        { error: { message: `The model \`${model}\` does not exist`, type: 'invalid_request_error', code: 'model_not_found' } },
+        requestIdHeaders,
+      );
     if (path === '/v1/embeddings') {
       const inputs = Array.isArray(body.input) ? body.input : [body.input];
-      return sendJson(res, 200, {
-        object: 'list',
-        // Like OpenAI: base64 of little-endian float32s when asked (the openai SDK asks by default).
-        data: inputs.map((input, index) => ({ object: 'embedding', index, embedding: body.encoding_format === 'base64' ? base64Floats(embeddingOf(String(input))) : embeddingOf(String(input)) })),
-        model,
-        usage: { prompt_tokens: inputs.length * 3, total_tokens: inputs.length * 3 },
-      }, requestIdHeaders);
+      return sendJson(
+        res,
+        200,
+        {
+          object: 'list',
+          // Like OpenAI: base64 of little-endian float32s when asked (the openai SDK asks by default).
+          data: inputs.map((input, index) => ({
+            object: 'embedding',
+            index,
+            embedding: body.encoding_format === 'base64' ? base64Floats(embeddingOf(String(input))) : embeddingOf(String(input)),
+          })),
+          model,
+          usage: { prompt_tokens: inputs.length * 3, total_tokens: inputs.length * 3 },
+        },
+        requestIdHeaders,
+      );
     }
     const chat = path === '/v1/chat/completions';
-    if (!chat && path !== '/v1/completions') return sendJson(res, 404, { error: { message: `Unknown route ${path}`, type: 'invalid_request_error', code: 'unknown_url' } });
+    if (!chat && path !== '/v1/completions')
+      return sendJson(res, 404, { error: { message: `Unknown route ${path}`, type: 'invalid_request_error', code: 'unknown_url' } });
     const text = answerFor(body);
     const created = 1_700_000_000 + id;
     const completionId = chat ? `chatcmpl-fake${id}` : `cmpl-fake${id}`;
     const usage = { prompt_tokens: 11, completion_tokens: countTokens(text), total_tokens: 11 + countTokens(text) };
     if (body.stream === true) {
-      return stream(res, record.flavour, chat, { id: completionId, created, model, text, usage, includeUsage: (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true }, requestIdHeaders);
+      return stream(
+        res,
+        record.flavour,
+        chat,
+        {
+          id: completionId,
+          created,
+          model,
+          text,
+          usage,
+          includeUsage: (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+        },
+        requestIdHeaders,
+      );
     }
     const completion = chat
       ? {
@@ -238,9 +274,11 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
       if (fake.stallStreamAfterChunks !== undefined && index >= fake.stallStreamAfterChunks) return; // never ends
       if (fake.options.chunkDelayMs > 0) await sleep(fake.options.chunkDelayMs);
       if (res.destroyed) return;
-      send(chat
-        ? { ...base, choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }] }
-        : { ...base, choices: [{ index: 0, text: piece, logprobs: null, finish_reason: null }] });
+      send(
+        chat
+          ? { ...base, choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }] }
+          : { ...base, choices: [{ index: 0, text: piece, logprobs: null, finish_reason: null }] },
+      );
     }
     const finish = chat
       ? { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }] }

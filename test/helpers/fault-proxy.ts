@@ -40,7 +40,9 @@ const CUT_PAUSE_MS = 25;
 export const OPENAI_SERVER_ERROR = {
   status: 500,
   contentType: 'application/json',
-  body: JSON.stringify({ error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } }),
+  body: JSON.stringify({
+    error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null },
+  }),
 };
 
 export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
@@ -74,45 +76,42 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
   });
 
   function forward(req: IncomingMessage, body: Buffer, res: ServerResponse, cut: boolean): void {
-    const upstream = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (!cut || answer.statusCode !== 200) {
-          answer.pipe(res);
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      if (!cut || answer.statusCode !== 200) {
+        answer.pipe(res);
+        return;
+      }
+      const stream = String(answer.headers['content-type'] ?? '').includes('event-stream');
+      const length = Number(answer.headers['content-length'] ?? 0);
+      let passed = 0;
+      let pending = '';
+      let done = false;
+      const cutNow = (): void => {
+        done = true;
+        answer.destroy();
+        setTimeout(() => res.destroy(), CUT_PAUSE_MS);
+      };
+      answer.on('data', (chunk: Buffer) => {
+        if (done) return;
+        if (!stream) {
+          // Half of a JSON body, then nothing: the framing says more was coming.
+          res.write(chunk.subarray(0, Math.max(1, Math.floor((length || chunk.length) / 2))));
+          cutNow();
           return;
         }
-        const stream = String(answer.headers['content-type'] ?? '').includes('event-stream');
-        const length = Number(answer.headers['content-length'] ?? 0);
-        let passed = 0;
-        let pending = '';
-        let done = false;
-        const cutNow = (): void => {
-          done = true;
-          answer.destroy();
-          setTimeout(() => res.destroy(), CUT_PAUSE_MS);
-        };
-        answer.on('data', (chunk: Buffer) => {
-          if (done) return;
-          if (!stream) {
-            // Half of a JSON body, then nothing: the framing says more was coming.
-            res.write(chunk.subarray(0, Math.max(1, Math.floor((length || chunk.length) / 2))));
-            cutNow();
-            return;
-          }
-          pending += chunk.toString('latin1');
-          let end: number;
-          while (!done && (end = pending.indexOf('\n\n')) >= 0) {
-            res.write(Buffer.from(pending.slice(0, end + 2), 'latin1'));
-            pending = pending.slice(end + 2);
-            if (++passed >= proxy.cutAfterEvents) cutNow();
-          }
-        });
-        answer.on('end', () => {
-          if (!done) res.end(Buffer.from(pending, 'latin1'));
-        });
-      },
-    );
+        pending += chunk.toString('latin1');
+        let end: number;
+        while (!done && (end = pending.indexOf('\n\n')) >= 0) {
+          res.write(Buffer.from(pending.slice(0, end + 2), 'latin1'));
+          pending = pending.slice(end + 2);
+          if (++passed >= proxy.cutAfterEvents) cutNow();
+        }
+      });
+      answer.on('end', () => {
+        if (!done) res.end(Buffer.from(pending, 'latin1'));
+      });
+    });
     upstream.on('error', () => res.destroy());
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();

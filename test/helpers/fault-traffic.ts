@@ -80,13 +80,22 @@ function judgeStream(status: number, contentType: string, text: string, expected
   const failure = stream.chunks.find((chunk: Chunk) => 'error' in chunk);
   const delivered = streamText(stream);
   if (stream.done && !failure) return delivered === expected ? ['correct', ''] : ['wrong', `complete stream with content ${JSON.stringify(delivered)}`];
-  if (!stream.done && failure === stream.chunks.at(-1) && isOpenAiError(failure) && expected.startsWith(delivered)) return ['proper-error', `error event ${JSON.stringify(failure)}`];
-  return ['wrong', `stream ended ${stream.done ? 'with [DONE] after an error' : 'without [DONE] and without an error event'}: ${JSON.stringify(text.slice(-160))}`];
+  if (!stream.done && failure === stream.chunks.at(-1) && isOpenAiError(failure) && expected.startsWith(delivered))
+    return ['proper-error', `error event ${JSON.stringify(failure)}`];
+  return [
+    'wrong',
+    `stream ended ${stream.done ? 'with [DONE] after an error' : 'without [DONE] and without an error event'}: ${JSON.stringify(text.slice(-160))}`,
+  ];
 }
 
 /** An SDK failure is proper when the SDK raised an APIError carrying OpenAI's error object (not a connection error). */
 function judgeSdkFailure(failure: unknown, delivered: string, expected: string): [Verdict, string] {
-  if (failure instanceof OpenAI.APIError && !(failure instanceof OpenAI.APIConnectionError) && isOpenAiError({ error: failure.error }) && expected.startsWith(delivered)) {
+  if (
+    failure instanceof OpenAI.APIError &&
+    !(failure instanceof OpenAI.APIConnectionError) &&
+    isOpenAiError({ error: failure.error }) &&
+    expected.startsWith(delivered)
+  ) {
     return ['proper-error', failure.message];
   }
   return ['wrong', `SDK raised ${failure instanceof Error ? `${failure.constructor.name}: ${failure.message}` : String(failure)}`];
@@ -120,7 +129,9 @@ export async function sendJudged(gateway: RunningGateway, sdk: OpenAI, kind: Kin
       const content = data.choices[0]?.message.content;
       verdict = content === expected ? ['correct', ''] : ['wrong', `SDK got content ${JSON.stringify(content)}`];
     } else {
-      const { data, response } = await sdk.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }], stream: true }).withResponse();
+      const { data, response } = await sdk.chat.completions
+        .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: prompt }], stream: true })
+        .withResponse();
       status = response.status;
       xCache = response.headers.get('x-cache');
       const { text, failure } = await readChatStream(data);
@@ -187,7 +198,9 @@ export function tally(outcomes: readonly Outcome[]): Tally {
     correct: outcomes.filter((o) => o.verdict === 'correct').length,
     properError: outcomes.filter((o) => o.verdict === 'proper-error').length,
     wrong: outcomes.filter((o) => o.verdict === 'wrong').length,
-    cache: Object.entries(cache).map(([name, count]) => `${name}:${count}`).join(' '),
+    cache: Object.entries(cache)
+      .map(([name, count]) => `${name}:${count}`)
+      .join(' '),
   };
 }
 
@@ -199,6 +212,7 @@ export function wrongOnes(outcomes: readonly Outcome[]): string[] {
 /** A fixed-width table of rows of cells, the first row the header. */
 export function formatTable(rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => String(row[column]).length)));
-  const line = (row: ReadonlyArray<string | number>): string => `| ${row.map((cell, column) => (typeof cell === 'number' ? String(cell).padStart(widths[column]!) : cell.padEnd(widths[column]!))).join(' | ')} |`;
+  const line = (row: ReadonlyArray<string | number>): string =>
+    `| ${row.map((cell, column) => (typeof cell === 'number' ? String(cell).padStart(widths[column]!) : cell.padEnd(widths[column]!))).join(' | ')} |`;
   return [line(rows[0]!), `|${widths.map((width) => '-'.repeat(width + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
 }

@@ -112,13 +112,10 @@ export async function startKeyLimiter(fake: FakeUpstream, limits: Map<string, Ke
   });
 
   function forward(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
-    const upstream = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
+    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
     upstream.on('error', () => res.destroy());
     // The gateway went away (client abort, timeout): let the fake behind see it too.
     res.on('close', () => {

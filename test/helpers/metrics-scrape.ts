@@ -56,7 +56,12 @@ export function parseMetrics(text: string): Scrape {
     types,
     select,
     sum: (name, match) => select(name, match).reduce((total, s) => total + s.value, 0),
-    labelValues: (name, label) => new Set(select(name).map((s) => s.labels[label]).filter((v): v is string => v !== undefined)),
+    labelValues: (name, label) =>
+      new Set(
+        select(name)
+          .map((s) => s.labels[label])
+          .filter((v): v is string => v !== undefined),
+      ),
   };
 }
 

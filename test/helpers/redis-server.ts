@@ -64,9 +64,7 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
  * A Redis for tests that only need a server: the one named by REDIS_URL when set (tests must then use
  * their own key prefixes and never flush), else a fresh local one.
  */
-export async function redisForTests(
-  options: RedisServerOptions = {},
-): Promise<{ url: string; external: boolean; stop(): Promise<void> }> {
+export async function redisForTests(options: RedisServerOptions = {}): Promise<{ url: string; external: boolean; stop(): Promise<void> }> {
   const external = process.env['REDIS_URL'];
   if (external) return { url: external, external: true, stop: async () => {} };
   const server = await startRedis(options);

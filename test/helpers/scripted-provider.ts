@@ -58,21 +58,37 @@ export async function startScriptedProvider(): Promise<ScriptedProvider> {
     const usage = { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 };
     if (body.stream === true) {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const chunk = (delta: Record<string, unknown>, finish: string | null) => ({ id, object: 'chat.completion.chunk', created: 1_700_000_000, model, choices: [{ index: 0, delta, finish_reason: finish }] });
-      for (const event of [chunk({ role: 'assistant', content: '' }, null), chunk({ content: 'Hello there' }, null), chunk({}, 'stop'), { id, object: 'chat.completion.chunk', created: 1_700_000_000, model, choices: [], usage }]) {
+      const chunk = (delta: Record<string, unknown>, finish: string | null) => ({
+        id,
+        object: 'chat.completion.chunk',
+        created: 1_700_000_000,
+        model,
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      });
+      for (const event of [
+        chunk({ role: 'assistant', content: '' }, null),
+        chunk({ content: 'Hello there' }, null),
+        chunk({}, 'stop'),
+        { id, object: 'chat.completion.chunk', created: 1_700_000_000, model, choices: [], usage },
+      ]) {
         res.write(`data: ${JSON.stringify(event)}\n\n`);
       }
       res.end('data: [DONE]\n\n');
       return;
     }
-    send(res, 200, {}, {
-      id,
-      object: 'chat.completion',
-      created: 1_700_000_000,
-      model,
-      choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there' }, finish_reason: 'stop' }],
-      usage,
-    });
+    send(
+      res,
+      200,
+      {},
+      {
+        id,
+        object: 'chat.completion',
+        created: 1_700_000_000,
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content: 'Hello there' }, finish_reason: 'stop' }],
+        usage,
+      },
+    );
   });
   const urls = await listenOnLoopback(server);
   return { ...urls, calls, script, close: () => closeNow(server) };

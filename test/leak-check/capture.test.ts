@@ -48,7 +48,11 @@ it('an in-process gateway: log lines, responses to every kind of client, /metric
   const fetchId = byFetch.headers.get('x-request-id');
   await byFetch.text();
   let streamed = '';
-  const stream = await openaiClient(gateway).chat.completions.create({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'capture sdk' }] });
+  const stream = await openaiClient(gateway).chat.completions.create({
+    model: 'gpt-4o-mini',
+    stream: true,
+    messages: [{ role: 'user', content: 'capture sdk' }],
+  });
   for await (const chunk of stream) streamed += chunk.choices[0]?.delta.content ?? '';
   const byHttp = await rawRequest(`${gateway.url}/healthz`);
   const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');

@@ -23,7 +23,10 @@ function summary(reports: FileReport[]): { text: string; leaks: Leak[] } {
   for (const { sha256, kind } of reports.flatMap((report) => report.secrets)) if (!secrets.has(sha256)) secrets.set(sha256, kind);
   const kinds = new Map<string, number>();
   for (const kind of secrets.values()) kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-  const byKind = [...kinds].sort((a, b) => b[1] - a[1]).map(([kind, count]) => `${kind}: ${count}`).join(', ');
+  const byKind = [...kinds]
+    .sort((a, b) => b[1] - a[1])
+    .map(([kind, count]) => `${kind}: ${count}`)
+    .join(', ');
   const leaks = reports.flatMap((report) => report.leaks);
   const figures = [
     `${reports.length} test files`,
@@ -51,7 +54,8 @@ export default function setup(project: TestProject): () => void {
     const { text, leaks } = summary(reports);
     // A file whose tests were all skipped runs no hooks, so writes no report: say how many did.
     const ran = project.vitest.state.getFiles().length;
-    if (reports.length < ran) console.log(`Leak check: reports from ${reports.length} of the ${ran} test files run (a file with every test skipped writes none)`);
+    if (reports.length < ran)
+      console.log(`Leak check: reports from ${reports.length} of the ${ran} test files run (a file with every test skipped writes none)`);
     for (const leak of leaks) {
       console.error(
         `LEAK ${leak.secret} (first registered: ${leak.origin}), rule ${leak.rule}\n  in ${leak.file} > ${leak.test}\n  ${leak.channel} of ${leak.source}\n  ${leak.excerpt}`,

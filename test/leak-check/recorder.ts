@@ -96,7 +96,18 @@ function freshFigures(): Figures {
 
 export function leakState(): LeakState {
   const holder = globalThis as { [STATE]?: LeakState };
-  holder[STATE] ??= { file: undefined, test: '', matcher: new SecretMatcher(), entries: [], retained: 0, sources: new Set(), figures: freshFigures(), leaks: [], sent: [], sentBytes: 0 };
+  holder[STATE] ??= {
+    file: undefined,
+    test: '',
+    matcher: new SecretMatcher(),
+    entries: [],
+    retained: 0,
+    sources: new Set(),
+    figures: freshFigures(),
+    leaks: [],
+    sent: [],
+    sentBytes: 0,
+  };
   return holder[STATE];
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the test suite starts for real, where missing (Debian/Ubuntu):
 # redis-server, nginx, promtool (prometheus), docker-compose (config validation only),
-# fail2ban (fail2ban-regex), openssl (test certificates), envsubst (Nginx templates), Debian's
+# fail2ban (fail2ban-regex), openssl (test certificates), curl (an upload sent as curl sends it), envsubst (Nginx templates), Debian's
 # python3 with cryptography and yaml (certificate bootstrap, compose checks). Runs before every `npm test`; a
 # no-op when everything is present.
 set -euo pipefail
@@ -12,6 +12,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v fail2ban-regex >/dev/null || need+=(fail2ban)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 command -v envsubst >/dev/null || need+=(gettext-base)
 /usr/bin/python3 -c 'import cryptography, yaml' 2>/dev/null || need+=(python3-cryptography python3-yaml)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -15,7 +15,7 @@ import { firstResponse, openRaw, sendRaw, until } from './helpers/raw-socket.js'
 const fixture = setUpFakeUpstream();
 const BODY_LIMIT = 8 * 1024;
 /** Looks like an OpenAI project key; sent by a client in a header of its own. */
-const PROVIDER_LOOKING_KEY = 'sk-proj-LeakCanary0123456789abcdefABCDEF';
+const PROVIDER_LOOKING_KEY = 'sk-proj-fake-LeakCanary-0123456789-abcdefABCDEF';
 const ECHO_CANARY = 'echo-canary-5f1e2d';
 
 let gateway: RunningGateway;

@@ -10,8 +10,11 @@
 import { errorCodes, type FastifyInstance } from 'fastify';
 import secureJson from 'secure-json-parse';
 
-/** Fastify's defaults (onProtoPoisoning, onConstructorPoisoning): such keys are refused, not removed. */
-const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
+/**
+ * Fastify's defaults (onProtoPoisoning, onConstructorPoisoning): such keys are refused, not
+ * removed. The cached routes' pipeline parses with the same options.
+ */
+export const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 
 export function registerJsonBodyParser(app: FastifyInstance): void {
   // Registered under the very same media type, so the same Content-Type values reach it.

@@ -16,7 +16,6 @@ export interface RequestContext {
   cacheScope: string;
   /** An upstream call was sent for this request (by the flight it started). */
   upstreamCalled: boolean;
-  upstreamStatus: number | undefined;
   error: GatewayError | undefined;
   /** When a reply Fastify sends itself started leaving (performance.now()). */
   sendingAt: number | undefined;
@@ -32,7 +31,6 @@ export function newRequestContext(): RequestContext {
     cache: undefined,
     cacheScope: '',
     upstreamCalled: false,
-    upstreamStatus: undefined,
     error: undefined,
     sendingAt: undefined,
     observed: false,

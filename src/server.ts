@@ -185,7 +185,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   registerMetricsRoute(app, metrics, config.metricsToken);
   registerModelRoutes(app, lists);
   registerCachedRouteGuard(app);
-  await registerPassthrough(app, { config, providers, dispatchers, pools, router });
+  await registerPassthrough(app, { providers, dispatchers, pools, router });
 
   // Routing by exact id needs the live lists: fetch them before the first request asks.
   app.addHook('onReady', async () => {

@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import secureJson from 'secure-json-parse';
+import { PARSE_OPTIONS } from '../json-body.js';
 import { cacheScopeOf } from '../auth.js';
 import { cacheKey } from '../cache/key.js';
 import { isFreshEnough, parseCachePolicy, type CachePolicy } from '../cache/policy.js';
@@ -42,9 +43,6 @@ export interface PipelineState {
   readonly deps: PipelineDeps;
   readonly knownRequests: KnownRequests;
 }
-
-/** secure-json-parse as Fastify's JSON parser runs it: such keys are refused, not removed. */
-const PARSE_OPTIONS = { protoAction: 'error', constructorAction: 'error' } as const;
 
 /** Where a refusal happens, which decides whether its connection is kept. */
 enum Stage {

@@ -115,7 +115,6 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
       return;
     }
     case 'upstream-error':
-      context.upstreamStatus = outcome.head.statusCode;
       writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);
       return;
     case 'failed':

@@ -9,7 +9,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { Dispatcher } from 'undici';
-import type { Config } from '../config.js';
 import { API_BASE_PATHS } from '../endpoints.js';
 import { errors, GatewayError } from '../errors.js';
 import { withoutHopByHop } from '../http/hop-by-hop.js';
@@ -36,7 +35,6 @@ declare module 'fastify' {
 const DROPPED_REQUEST_HEADERS = new Set(['authorization', 'cookie', 'host', 'x-forwarded-for', 'x-real-ip', 'forwarded']);
 
 export interface PassthroughDeps {
-  config: Config;
   providers: Readonly<Record<ProviderName, Provider>>;
   /** Each provider's Pool behind the upstream policy (upstream/pool.ts). */
   dispatchers: Readonly<Record<ProviderName, Dispatcher>>;

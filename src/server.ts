@@ -18,6 +18,7 @@ import { errors, toGatewayError } from './errors.js';
 import { clientErrorHandler, closesConnection } from './http/client-errors.js';
 import { createGatewayHttpServer } from './http/http-server.js';
 import { requestIdOf } from './http/request-id.js';
+import { writeRefusal } from './http/write-refusal.js';
 import { normaliseRequestTarget, targetRefusalOf } from './http/request-target.js';
 import { loadProviderKeys, startKeyReloading } from './keys/lifecycle.js';
 import { createKeyPools, keyStateSamples } from './keys/pools.js';
@@ -56,16 +57,7 @@ const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
  * (Fastify's own would be {"error":"Service Unavailable",…}), retry-after 1 s, connection closed.
  */
 function refuseWhileClosing(request: IncomingMessage, response: ServerResponse): void {
-  const refusal = errors.shuttingDown();
-  const body = JSON.stringify(refusal.toBody());
-  response.writeHead(refusal.statusCode, {
-    ...refusal.headers,
-    'x-request-id': requestIdOf(request),
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
-    connection: 'close',
-  });
-  response.end(body);
+  writeRefusal(response, requestIdOf(request), errors.shuttingDown(), true);
 }
 
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {

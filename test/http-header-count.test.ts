@@ -32,7 +32,7 @@ describe('the number of header fields is bounded', () => {
     const { text } = await sendRaw(gateway.url, requestWithHeaders('/v1/files', extra));
     const response = firstResponse(text);
     expect(response?.status).toBe(431);
-    expect(response?.headers['content-type']).toBe('application/json');
+    expect(response?.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(JSON.parse(response?.body ?? '{}')).toMatchObject({ error: { type: 'invalid_request_error', code: 'request_headers_too_large' } });
     expect(filesCalls()).toBe(before);
     expect(await keyGauge(gateway.url, 'openai')).toMatchObject({ disabled: 0 });

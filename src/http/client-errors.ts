@@ -13,7 +13,8 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { OpenAIErrorBody } from '../errors.js';
+import { GatewayError } from '../errors.js';
+import { ERROR_CONTENT_TYPE, writeRefusal } from './write-refusal.js';
 
 export interface EdgeRefusal {
   status: number;
@@ -69,26 +70,23 @@ function requestLineIsLong(rawPacket: unknown): boolean {
   return space > 0 && space <= 20 && /^[A-Z]+$/.test(rawPacket.toString('latin1', 0, space));
 }
 
-function bodyOf(refusal: EdgeRefusal): string {
-  const body: OpenAIErrorBody = { error: { message: refusal.message, type: 'invalid_request_error', code: refusal.code } };
-  return JSON.stringify(body);
-}
-
 /** Only a 408 may succeed when sent again; everything else is the client's mistake. */
-function retryHeader(status: number): Record<string, string> {
-  return status === 408 ? {} : { 'x-should-retry': 'false' };
+function edgeError(refusal: EdgeRefusal): GatewayError {
+  const retry: Record<string, string> = refusal.status === 408 ? {} : { 'x-should-retry': 'false' };
+  return new GatewayError(refusal.status, 'invalid_request_error', refusal.code, refusal.message, retry);
 }
 
 /** The whole response, written straight to a socket Node's HTTP layer gave up on. */
 function rawResponse(refusal: EdgeRefusal): string {
-  const body = bodyOf(refusal);
-  const retry = Object.entries(retryHeader(refusal.status))
+  const error = edgeError(refusal);
+  const body = JSON.stringify(error.toBody());
+  const retry = Object.entries(error.headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
   return (
     `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? 'Error'}\r\n` +
     `x-request-id: ${randomUUID()}\r\n${retry}` +
-    `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+    `content-type: ${ERROR_CONTENT_TYPE}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
   );
 }
 
@@ -117,16 +115,7 @@ export function clientErrorHandler(log: Logger): (error: Error & { code?: string
 
 /** Answers a request through its ServerResponse, closing the connection after it. */
 export function refuseRequest(response: ServerResponse, refusal: EdgeRefusal, requestId: string): void {
-  const body = bodyOf(refusal);
-  response.writeHead(refusal.status, {
-    ...retryHeader(refusal.status),
-    'x-request-id': requestId,
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
-    connection: 'close',
-  });
-  // With `connection: close`, Node closes the connection once this answer is out.
-  response.end(body);
+  writeRefusal(response, requestId, edgeError(refusal), true);
 }
 
 export const EDGE_REFUSALS = {

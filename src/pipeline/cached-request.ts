@@ -18,10 +18,12 @@ import { errors, toGatewayError, type GatewayError } from '../errors.js';
 import { closesConnection } from '../http/client-errors.js';
 import { isJsonContentType } from '../http/json-content-type.js';
 import { requestIdOf } from '../http/request-id.js';
+import { writeRefusal } from '../http/write-refusal.js';
 import { newRequestContext, type RequestContext } from '../request-context.js';
 import { CLIENT_CLOSED_STATUS, recordRequest } from '../request-log.js';
 import { decodeCachedAnswer } from './cache-answers.js';
 import type { ClientWriter } from './client-writer.js';
+import { answerEmbeddingBatch, embeddingBatchInputs } from './embedding-batch.js';
 import { headerValue, joinFlight, startFlight, type Follower } from './follow-flight.js';
 import type { Flight } from './flight.js';
 import type { HitRequest, KnownRequests } from './known-requests.js';
@@ -29,7 +31,6 @@ import { overlongOpenWebUiHeader } from './openwebui-headers.js';
 import type { PipelineDeps } from './pipeline-deps.js';
 import { prepareRequest, prepareRequestNow, type PreparedRequest } from './prepare.js';
 import { readBody, type BodyError } from './read-body.js';
-import { writeRefusal } from './refusal.js';
 import { cachedPayload, writeCachedAnswer } from './write-hit.js';
 
 export interface CachedRoute {
@@ -207,6 +208,17 @@ export class CachedRequest {
     const policy: CachePolicy = deps.config.cacheEnabled
       ? parseCachePolicy(headers, { ttlSeconds: deps.config.cacheTtlSeconds })
       : { lookup: false, store: false, ttlSeconds: deps.config.cacheTtlSeconds };
+    // An embeddings batch is cached input by input (embedding-batch.ts); never a recalled request.
+    const batchInputs = embeddingBatchInputs(decided.prepared);
+    if (batchInputs && deps.store && (policy.lookup || policy.store)) {
+      const { prepared } = decided as { prepared: PreparedRequest };
+      this.writer = answerEmbeddingBatch(
+        { response: this.response, requestId: this.id, headers, prepared, inputs: batchInputs, scope: this.scope, policy, context: this.context },
+        deps,
+        deps.store,
+      );
+      return;
+    }
     const key = policy.lookup || policy.store ? (decided.knownKey ?? this.keyOf(decided.prepared!)) : '';
     const chatId = headerValue(headers['x-openwebui-chat-id']);
     // The same request again from the same chat is a regeneration: the user wants a new answer.

@@ -10,7 +10,9 @@ import { CACHED_ENDPOINTS, ENDPOINTS, type Endpoint } from './endpoints.js';
 import { PROVIDER_NAMES } from './providers/provider-name.js';
 
 const CACHE_OUTCOMES = ['HIT', 'MISS', 'BYPASS', 'COALESCED'] as const;
-export type CacheOutcome = (typeof CACHE_OUTCOMES)[number];
+/** PARTIAL: an embeddings batch answered partly from the cache (only embeddings have it). */
+export type CacheOutcome = (typeof CACHE_OUTCOMES)[number] | 'PARTIAL';
+const EMBEDDING_OUTCOMES: readonly CacheOutcome[] = [...CACHE_OUTCOMES, 'PARTIAL'];
 /** The cache backend operations whose failures are counted (CacheStoreOp plus the connection). */
 const CACHE_OPS: readonly CacheStoreOp[] = ['get', 'set', 'delete', 'connect'];
 const KEY_STATES = ['active', 'cooling', 'disabled'] as const;

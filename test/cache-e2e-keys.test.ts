@@ -96,17 +96,19 @@ describe.each(BACKENDS)('cache keys end to end (%s backend)', (backend) => {
     expect(setup.fake.completionCalls()).toHaveLength(3);
   });
 
-  it('hits for embeddings, with the same vectors and usage', async () => {
-    const body = { model: 'text-embedding-3-small', input: [unique('embed'), 'second input'] };
+  it('hits for embeddings, with the same vectors (cached per input: a batch all cached bills nothing)', async () => {
+    const body = { model: 'text-embedding-3-small', input: [unique('embed'), unique('second input')] };
     const first = await post(setup.gateway, '/v1/embeddings', body);
     expect(first.status).toBe(200);
     expect(first.xCache).toBe('MISS');
     const second = await post(setup.gateway, '/v1/embeddings', { input: body.input, model: body.model, user: 'someone' });
     expect(second.xCache).toBe('HIT');
-    expect(JSON.parse(second.text)).toEqual(JSON.parse(first.text));
+    expect(JSON.parse(second.text)).toEqual({ ...JSON.parse(first.text), usage: { prompt_tokens: 0, total_tokens: 0 } });
     expect(setup.fake.completionCalls()).toHaveLength(1);
     const other = await post(setup.gateway, '/v1/embeddings', { ...body, input: [body.input[0]] });
-    expect(other.xCache).toBe('MISS');
+    expect(other.xCache).toBe('HIT');
+    const another = await post(setup.gateway, '/v1/embeddings', { ...body, dimensions: 4 });
+    expect(another.xCache).toBe('MISS');
     expect(setup.fake.completionCalls()).toHaveLength(2);
   });
 

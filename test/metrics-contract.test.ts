@@ -301,7 +301,7 @@ describe('bounded label sets', () => {
       [],
     );
     expect(subset(after.labelValues('gateway_requests_total', 'provider'), ['openai', 'groq', 'none'])).toEqual([]);
-    expect(subset(after.labelValues('gateway_requests_total', 'cache'), ['HIT', 'MISS', 'BYPASS', 'COALESCED'])).toEqual([]);
+    expect(subset(after.labelValues('gateway_requests_total', 'cache'), ['HIT', 'MISS', 'BYPASS', 'COALESCED', 'PARTIAL'])).toEqual([]);
     expect(subset(after.labelValues('gateway_tokens_total', 'cache'), ['hit', 'miss'])).toEqual([]);
     expect(subset(after.labelValues('gateway_tokens_total', 'type'), ['prompt', 'completion'])).toEqual([]);
     expect(after.text).not.toContain('not-a-routable-model');

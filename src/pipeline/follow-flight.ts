@@ -145,7 +145,7 @@ async function storeOutcome(store: CacheStore, key: string, outcome: FlightOutco
   }
 }
 
-function forwardedRequestHeaders(headers: Follower['headers']): Record<string, string> {
+export function forwardedRequestHeaders(headers: Follower['headers']): Record<string, string> {
   const forwarded: Record<string, string> = {};
   for (const name of FORWARDED_REQUEST_HEADERS) {
     const value = headerValue(headers[name]);

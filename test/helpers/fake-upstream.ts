@@ -195,7 +195,8 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         requestIdHeaders,
       );
     if (path === '/v1/embeddings') {
-      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      // A text, texts, one token array or token arrays (a lone token array is one input).
+      const inputs = Array.isArray(body.input) && typeof body.input[0] !== 'number' ? body.input : [body.input];
       return sendJson(
         res,
         200,

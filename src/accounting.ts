@@ -12,8 +12,13 @@ const OTHER_MODEL = 'other';
 /** Unpriced models named in the log once each; past this many, no more lines (a bounded set). */
 const MAX_UNPRICED_LOGGED = 1000;
 
+/** Told of every paid upstream call: who it is charged to, what it cost (as gateway_cost_usd_total counts it), its usage. */
+export type PaidCallListener = (payer: string | undefined, costUsd: number, usage: TokenUsage) => void;
+
 export class Accounting {
   private readonly unpricedLogged = new Set<string>();
+  /** The budgets' counters (limits/limits.ts): charged with exactly the cost added to the metric. */
+  onPaidCall: PaidCallListener | undefined;
 
   constructor(
     private readonly metrics: GatewayMetrics,
@@ -52,7 +57,8 @@ export class Accounting {
     return OTHER_MODEL;
   }
 
-  record(provider: ProviderName, model: string, usage: TokenUsage | undefined, cache: 'hit' | 'miss'): void {
+  /** `payer`: on a miss, the user the upstream call is charged to. */
+  record(provider: ProviderName, model: string, usage: TokenUsage | undefined, cache: 'hit' | 'miss', payer?: string): void {
     if (!usage) return;
     const label = this.modelLabel(provider, model);
     const prompt = count(usage.prompt_tokens);
@@ -60,6 +66,8 @@ export class Accounting {
     if (prompt > 0) this.metrics.tokens.inc({ provider, model: label, type: 'prompt', cache }, prompt);
     if (completion > 0) this.metrics.tokens.inc({ provider, model: label, type: 'completion', cache }, completion);
     const cost = this.costOf(provider, model, usage);
+    // Unpriced calls too: their tokens count against the tokens per minute.
+    if (cache === 'miss') this.onPaidCall?.(payer, cost ?? 0, usage);
     if (cost === undefined) {
       this.sayUnpricedOnce(provider, label);
       return;

@@ -4,10 +4,11 @@
  * for the variables that hold secrets).
  */
 import { isIP } from 'node:net';
+import { type LimitsConfig, limitsFromEnv } from './limits/limits-config.js';
 
 export type CacheScope = 'shared' | 'per-key' | 'per-user';
 
-export interface Config {
+export interface Config extends LimitsConfig {
   readonly host: string;
   readonly port: number;
   readonly openaiKeys: readonly string[];
@@ -200,6 +201,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 30_000, 0),
     redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 250, 1),
     ...clientLimits(env),
+    ...limitsFromEnv(env),
   };
   return Object.freeze(config);
 }

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { type Config, ConfigError, loadConfig } from './config.js';
+import { LimitsFileError } from './limits/limits-file.js';
 import { PricesFileError } from './pricing/prices.js';
 import { reloadOnHangup } from './reload.js';
 import { buildServer } from './server.js';
@@ -52,8 +53,8 @@ async function main(): Promise<void> {
   try {
     app = await buildServer(config);
   } catch (error) {
-    // PRICES_FILE is configuration too: one line that names it, as for the variables.
-    if (error instanceof PricesFileError) refuseToStart(error.message);
+    // PRICES_FILE and LIMITS_FILE are configuration too: one line that names them, as for the variables.
+    if (error instanceof PricesFileError || error instanceof LimitsFileError) refuseToStart(error.message);
     throw error;
   }
   const server = app;

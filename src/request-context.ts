@@ -14,6 +14,8 @@ export interface RequestContext {
   cache: CacheOutcome | undefined;
   /** '' for the shared cache, else a hash of the client key (per-user: of the key and the user). */
   cacheScope: string;
+  /** Who the request is counted for (limits/user-id.ts); undefined on open paths and before auth. */
+  user: string | undefined;
   /** An upstream call was sent for this request (by the flight it started). */
   upstreamCalled: boolean;
   error: GatewayError | undefined;
@@ -30,6 +32,7 @@ export function newRequestContext(): RequestContext {
     model: undefined,
     cache: undefined,
     cacheScope: '',
+    user: undefined,
     upstreamCalled: false,
     error: undefined,
     sendingAt: undefined,

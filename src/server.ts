@@ -37,6 +37,10 @@ import { ModelRouter } from './routing.js';
 import { registerCachedRouteGuard } from './routes/cached-route-guard.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoute } from './routes/metrics.js';
+import { ADMIN_USAGE_PATH, registerAdminUsageRoute } from './routes/admin-usage.js';
+import { createLimits } from './limits/create-limits.js';
+import { registerLimitHooks } from './limits/limit-hooks.js';
+import { userOf } from './limits/user-id.js';
 import { registerModelRoutes } from './routes/models.js';
 import { registerPassthrough } from './routes/passthrough.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -48,9 +52,11 @@ export interface ServerDeps {
   logDestination?: DestinationStream;
   /** A ready cache store; by default one is made from the config. */
   store?: CacheStore;
+  /** The clock budgets and rate limits count periods by (ms since the epoch); Date.now by default. */
+  clock?: () => number;
 }
 
-const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
+const OPEN_PATHS = new Set(['/healthz', '/readyz', '/metrics', ADMIN_USAGE_PATH]);
 
 /**
  * A request that arrives on an open connection while the server closes: 503 in OpenAI's shape
@@ -68,6 +74,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const keys = await loadProviderKeys(config);
   const pools = createKeyPools(keys, { defaultCooldownMs: config.keyCooldownMs, log });
   const metrics = new GatewayMetrics(() => keyStateSamples(pools));
+  // Before the cache store is opened: a bad LIMITS_FILE stops start-up with nothing left open.
+  const { limits, close: closeLimits } = await createLimits(config, metrics.registry, log, deps.clock);
   const store = deps.store ?? (config.cacheEnabled ? await createCacheStore(config, metrics, log) : undefined);
   const providers = providersFromConfig(config);
   const upstreamPools = PROVIDER_NAMES.map((name) => createUpstreamPool(providers[name].origin, config));
@@ -90,6 +98,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const lists = new ModelLists(clients, (provider) => pools[provider].size > 0, config.modelsCacheSeconds * 1000, log);
   const router = new ModelRouter(providers, lists);
   const accounting = new Accounting(metrics, prices, (model) => lists.isKnown(model), log);
+  accounting.onPaidCall = (payer, costUsd, usage) => limits.charge(payer ?? 'unknown', costUsd, usage);
   const auth = new ClientAuth(config.gatewayApiKeys);
   const cachedRequests = new CachedRequests({
     config,
@@ -101,6 +110,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     regenerations: new RegenerationTracker(),
     metrics,
     accounting,
+    limits,
     log,
     requestLog,
   });
@@ -156,9 +166,11 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     const { ok, key } = auth.check(request.headers.authorization);
     if (!ok) return done(errors.invalidApiKey());
     request.gw.cacheScope = cacheScopeOf(config.cacheScope, request.headers, key);
+    request.gw.user = userOf(request.headers, key);
     done();
   });
   observeRequests(app, metrics, accounting, requestLog);
+  registerLimitHooks(app, limits);
   app.setErrorHandler(async (error, request, reply) => {
     const mapped = toGatewayError(error, config.bodyLimitBytes, request.headers['content-type'], request.headers['content-encoding']);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
@@ -175,6 +187,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   registerJsonBodyParser(app);
   registerHealthRoutes(app, store, pools);
   registerMetricsRoute(app, metrics, config.metricsToken);
+  registerAdminUsageRoute(app, limits, config, config.metricsToken);
   registerModelRoutes(app, lists);
   registerCachedRouteGuard(app);
   await registerPassthrough(app, { providers, dispatchers, pools, router });
@@ -196,6 +209,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     keyReloading.close();
     await Promise.all(upstreamPools.map((pool) => pool.close()));
     if (!deps.store) await store?.close();
+    await closeLimits();
   });
   return app;
 }

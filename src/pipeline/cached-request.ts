@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import secureJson from 'secure-json-parse';
 import { PARSE_OPTIONS } from '../json-body.js';
 import { cacheScopeOf } from '../auth.js';
+import { userOf } from '../limits/user-id.js';
 import { cacheKey } from '../cache/key.js';
 import { isFreshEnough, parseCachePolicy, type CachePolicy } from '../cache/policy.js';
 import { readStore, type StoreRead } from '../cache/store-read.js';
@@ -100,6 +101,24 @@ export class CachedRequest {
       return;
     }
     this.scope = cacheScopeOf(deps.config.cacheScope, headers, key);
+    this.context.user = userOf(headers, key);
+    // Counted for its user (limits/limits.ts); refused past the user's requests per minute.
+    const admitted = deps.limits.admitRequest(this.context.user);
+    if (admitted instanceof Promise) {
+      void admitted.then((refusal) => (refusal ? this.refuse(refusal, Stage.Head) : this.readRequest()));
+      return;
+    }
+    if (admitted) {
+      this.refuse(admitted, Stage.Head);
+      return;
+    }
+    this.readRequest();
+  }
+
+  private readRequest(): void {
+    if (this.recorded) return;
+    const { deps } = this.state;
+    const headers = this.request.headers;
     const contentType = headers['content-type'];
     const contentLength = headers['content-length'];
     if (contentType === undefined) {
@@ -309,7 +328,7 @@ export class CachedRequest {
   }
 
   /** Joins the flight under way for the key, or starts this request's own upstream call. */
-  private joinOrFly(decided: Decided, prepared: PreparedRequest, key: string, policy: CachePolicy, cacheAvailable: boolean): void {
+  private joinOrFly(decided: Decided, prepared: PreparedRequest, key: string, policy: CachePolicy, cacheAvailable: boolean, admitted = false): void {
     const { deps } = this.state;
     const follower: Follower = { response: this.response, requestId: this.id, headers: this.request.headers, prepared, context: this.context };
     const joinable = policy.lookup ? deps.flights.get(key) : undefined;
@@ -321,6 +340,23 @@ export class CachedRequest {
     // answer is a BYPASS from upstream, or COALESCED with one).
     const answeredMeanwhile = cacheAvailable && policy.lookup ? answeredEntry(joinable, policy) : undefined;
     if (answeredMeanwhile && this.answerFromCache(decided, answeredMeanwhile)) return;
+    // A paid upstream call (never a hit or a coalesced answer) is refused while a budget is spent;
+    // admitted after a round trip, it looks for a flight to join again first.
+    if (!admitted) {
+      const refusal = deps.limits.admitPaidCall(this.context.user!);
+      if (refusal instanceof Promise) {
+        void refusal.then((refused) => {
+          if (this.recorded) return;
+          if (refused) this.refuse(refused, Stage.Request);
+          else this.joinOrFly(decided, prepared, key, policy, cacheAvailable, true);
+        });
+        return;
+      }
+      if (refusal) {
+        this.refuse(refusal, Stage.Request);
+        return;
+      }
+    }
     // Counted as a miss (request-log.ts, cacheOutcomeOf) only once its upstream call is sent.
     this.context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
     this.writer = startFlight(follower, key, policy, policy.store && cacheAvailable, deps);

@@ -56,7 +56,7 @@ export function startFlight(follower: Follower, key: string, policy: CachePolicy
   // What the upstream call cost is counted once, by the flight, not by the client that started
   // it: that client may leave while coalesced ones still receive (and the upstream bills) it all.
   void flight.settled.then((outcome) => {
-    if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss');
+    if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss', context.user);
   });
   // Followed before it starts: a call refused at once (no usable key) fails synchronously.
   const writer = follow(flight, follower, deps, 'miss');

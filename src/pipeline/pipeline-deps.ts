@@ -8,6 +8,7 @@ import type { CacheStore } from '../cache/store.js';
 import type { Config } from '../config.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ProviderName } from '../providers/provider-name.js';
+import type { Limits } from '../limits/limits.js';
 import type { ModelRouter } from '../routing.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Flight } from './flight.js';
@@ -22,6 +23,8 @@ export interface PipelineDeps {
   regenerations: RegenerationTracker;
   metrics: GatewayMetrics;
   accounting: Accounting;
+  /** Budgets and rate limits: asked before a request is read and before a paid upstream call. */
+  limits: Limits;
   log: Logger;
   /** Where the one line per request goes (logger.ts's requestLineLogger). */
   requestLog: Logger;

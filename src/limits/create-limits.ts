@@ -1,0 +1,76 @@
+/**
+ * The budgets and rate limits the config asks for, on the counters it allows: Redis (its own
+ * small connection to the cache's server, so replicas share the counts) when REDIS_URL is set,
+ * else this process's memory. LIMITS_FILE is read before anything is opened: a bad one stops
+ * start-up.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.js';
+import type { UsageCounters } from './counters.js';
+import { MemoryCounters } from './counters-memory.js';
+import { type CounterRedis, RedisCounters } from './counters-redis.js';
+import { registerLimitMetrics } from './limit-metrics.js';
+import { Limits } from './limits.js';
+import { loadLimitsFile, startLimitsReloading } from './limits-reloading.js';
+
+export interface CreatedLimits {
+  limits: Limits;
+  close(): Promise<void>;
+}
+
+export async function createLimits(config: Config, registry: Registry, log: Logger, now: () => number = Date.now): Promise<CreatedLimits> {
+  const overrides = await loadLimitsFile(config.limitsFile);
+  const redis = config.redisUrl === undefined ? undefined : await connectCounterRedis(config.redisUrl, config.redisCommandTimeoutMs);
+  const counters: UsageCounters = redis
+    ? new RedisCounters(redis, {
+        now,
+        onStatus: (up) => {
+          if (up) log.info('usage counters: Redis answers again; counts made meanwhile are sent');
+          else log.warn('usage counters: Redis does not answer; budgets and limits counted by this replica alone until it does');
+        },
+      })
+    : new MemoryCounters(now);
+  let limits: Limits | undefined;
+  const metrics = registerLimitMetrics(registry, () => limits!.gatewaySpend(), {
+    daily: config.budgetDailyUsd,
+    monthly: config.budgetMonthlyUsd,
+  });
+  limits = new Limits(config, counters, metrics, now);
+  limits.setOverrides(overrides);
+  const reloading = startLimitsReloading(config.limitsFile, limits, log);
+  return {
+    limits,
+    async close() {
+      reloading.close();
+      await counters.close();
+      await redis?.close();
+    },
+  };
+}
+
+/** How long start-up waits for the counters' first connection (the gateway starts without it after that). */
+const STARTUP_WAIT_MS = 2_000;
+
+/** A connection that fails fast instead of queueing while Redis is away (counters-redis.ts answers then). */
+async function connectCounterRedis(url: string, commandTimeoutMs: number): Promise<CounterRedis> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: commandTimeoutMs,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000),
+    connectionName: 'cachegate-limits',
+  });
+  // Reported through the counters' own up/down line; an unhandled 'error' event would crash the process.
+  client.on('error', () => {});
+  await Promise.race([client.connect().catch(() => {}), new Promise((resolve) => setTimeout(resolve, STARTUP_WAIT_MS).unref())]);
+  return {
+    evalScript: (script, keys, args) => client.eval(script, keys.length, ...keys, ...args),
+    hgetall: (key) => client.hgetall(key),
+    close: async () => {
+      client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * Budgets and rate limits on the routes Fastify serves (the cached routes ask in their pipeline):
+ * every authenticated request is counted for its user and refused past the user's requests per
+ * minute; a forwarded request that carries a body (audio, images: paid by the provider) is refused
+ * while a budget is spent. Model lists and reads of files cost nothing and pass.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Limits } from './limits.js';
+
+export function registerLimitHooks(app: FastifyInstance, limits: Limits): void {
+  // Callback style: no promise on the way of a request that nothing needs to wait for.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const user = request.gw?.user;
+    if (user === undefined) return done();
+    const admitted = limits.admitRequest(user);
+    if (admitted instanceof Promise) {
+      admitted.then(
+        (refusal) => done(refusal),
+        () => done(),
+      );
+      return;
+    }
+    done(admitted);
+  });
+  // After the passthrough's preValidation chose the provider, before anything is sent to it.
+  app.addHook('preHandler', (request: FastifyRequest, _reply: FastifyReply, done) => {
+    const user = request.gw?.user;
+    if (user === undefined || request.gw.endpoint !== 'passthrough' || request.method === 'GET' || request.method === 'HEAD') return done();
+    const admitted = limits.admitPaidCall(user);
+    if (admitted instanceof Promise) {
+      admitted.then(
+        (refusal) => done(refusal),
+        () => done(),
+      );
+      return;
+    }
+    done(admitted);
+  });
+}

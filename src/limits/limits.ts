@@ -1,0 +1,174 @@
+/**
+ * Budgets and rate limits, per user and for the whole gateway. Three moments:
+ * - admitRequest: every request but health and metrics, counted for its user (and refused past
+ *   the user's requests per minute);
+ * - admitPaidCall: just before a request would start a paid upstream call (never for a cache hit
+ *   or a coalesced answer), refused while a budget is spent or the user's tokens per minute are used;
+ * - charge: once per upstream call, with what it cost (the figure gateway_cost_usd_total counts) and
+ *   the tokens the provider reported.
+ * A check answers now when nothing needs counting or the counters are in memory, else after one
+ * Redis round trip. A call admitted is never cut short: a stream that crosses a budget finishes.
+ */
+import type { GatewayError } from '../errors.js';
+import type { TokenUsage } from '../pricing/prices.js';
+import type { CounterAdd, FieldRef, Maybe, UsageCounters } from './counters.js';
+import { budgetExceeded, type BudgetPeriod, type BudgetScope, rateLimited } from './limit-errors.js';
+import type { LimitMetrics, LimitReason } from './limit-metrics.js';
+import type { LimitsConfig } from './limits-config.js';
+import type { LimitOverrides, UserLimitOverrides } from './limits-file.js';
+import { fromNanoUsd, toNanoUsd } from './money.js';
+import { type Period, type Periods, periodsAt } from './periods.js';
+
+/** The fields of the period hashes (counters.ts). */
+export const GATEWAY_SPEND = 'g';
+export const spendField = (user: string): string => `s:${user}`;
+export const requestsField = (user: string): string => `r:${user}`;
+export const refusalsField = (user: string): string => `x:${user}`;
+const tokensField = (user: string): string => `t:${user}`;
+
+export const hashOf = (kind: 'day' | 'month' | 'minute', period: Period): string => `${kind}:${period.id}`;
+
+interface BudgetCheck {
+  scope: BudgetScope;
+  period: BudgetPeriod;
+  limitUsd: number;
+  ref: FieldRef;
+}
+
+export type Admission = GatewayError | undefined;
+
+export class Limits {
+  private overrides: LimitOverrides = new Map();
+
+  constructor(
+    private readonly config: LimitsConfig,
+    readonly counters: UsageCounters,
+    private readonly metrics: LimitMetrics,
+    readonly now: () => number,
+  ) {}
+
+  /** LIMITS_FILE's content, applied to the next check (counts so far are kept). */
+  setOverrides(overrides: LimitOverrides): void {
+    this.overrides = overrides;
+  }
+
+  admitRequest(user: string): Maybe<Admission> {
+    const now = this.now();
+    const periods = periodsAt(now);
+    const rpm = this.limitOf(user, 'rpm', this.config.userRpm);
+    if (rpm === undefined) {
+      this.countRequest(user, periods);
+      return undefined;
+    }
+    const minute = periods.minute;
+    return andThen(this.counters.takeIfBelow(hashOf('minute', minute), minute.endsAt, requestsField(user), rpm), ({ taken }) => {
+      this.countRequest(user, periods);
+      if (taken) return undefined;
+      return this.refuse(user, periods, 'rpm', rateLimited('rpm', rpm, minute.endsAt - this.now()));
+    });
+  }
+
+  admitPaidCall(user: string): Maybe<Admission> {
+    const now = this.now();
+    const periods = periodsAt(now);
+    const budgets = this.budgetsOf(user, periods);
+    const tpm = this.limitOf(user, 'tpm', this.config.userTpm);
+    // Nothing configured: nothing to read, and the miss pays nothing for the feature.
+    if (budgets.length === 0 && tpm === undefined) return undefined;
+    const refs = budgets.map((budget) => budget.ref);
+    if (tpm !== undefined) refs.push({ hash: hashOf('minute', periods.minute), endsAt: periods.minute.endsAt, field: tokensField(user) });
+    return andThen(this.counters.read(refs), (values) => {
+      for (const [index, budget] of budgets.entries()) {
+        const spentNano = values[index] ?? 0;
+        if (spentNano >= toNanoUsd(budget.limitUsd)) {
+          const endsAt = budget.ref.endsAt;
+          const error = budgetExceeded({ ...budget, spentUsd: fromNanoUsd(spentNano), endsAt }, this.now());
+          return this.refuse(user, periods, 'budget', error);
+        }
+      }
+      if (tpm !== undefined && (values[budgets.length] ?? 0) >= tpm) {
+        return this.refuse(user, periods, 'tpm', rateLimited('tpm', tpm, periods.minute.endsAt - this.now()));
+      }
+      return undefined;
+    });
+  }
+
+  /** An upstream call's cost (USD, as gateway_cost_usd_total counted it) and tokens, charged to `user`. */
+  charge(user: string, costUsd: number, usage: TokenUsage | undefined): void {
+    const periods = periodsAt(this.now());
+    const nanos = toNanoUsd(costUsd);
+    const tokens = count(usage?.prompt_tokens) + count(usage?.completion_tokens);
+    const adds: CounterAdd[] = [];
+    if (nanos > 0) {
+      for (const kind of ['day', 'month'] as const) {
+        const period = periods[kind];
+        adds.push({ hash: hashOf(kind, period), endsAt: period.endsAt, field: GATEWAY_SPEND, by: nanos });
+        adds.push({ hash: hashOf(kind, period), endsAt: period.endsAt, field: spendField(user), by: nanos });
+      }
+    }
+    if (tokens > 0) adds.push({ hash: hashOf('minute', periods.minute), endsAt: periods.minute.endsAt, field: tokensField(user), by: tokens });
+    if (adds.length > 0) this.counters.add(adds);
+  }
+
+  /** The whole gateway's spend in the current day and month, USD. */
+  gatewaySpend(): Maybe<{ daily: number; monthly: number }> {
+    const periods = periodsAt(this.now());
+    const refs: FieldRef[] = [
+      { hash: hashOf('day', periods.day), endsAt: periods.day.endsAt, field: GATEWAY_SPEND },
+      { hash: hashOf('month', periods.month), endsAt: periods.month.endsAt, field: GATEWAY_SPEND },
+    ];
+    return andThen(this.counters.read(refs), ([day, month]) => ({ daily: fromNanoUsd(day ?? 0), monthly: fromNanoUsd(month ?? 0) }));
+  }
+
+  /** The budgets that apply to a paid call of this user: the month's first (its refusal lasts longest). */
+  private budgetsOf(user: string, periods: Periods): BudgetCheck[] {
+    const checks: BudgetCheck[] = [];
+    for (const period of ['monthly', 'daily'] as const) {
+      const kind = period === 'monthly' ? 'month' : 'day';
+      const range = periods[kind];
+      const gateway = period === 'monthly' ? this.config.budgetMonthlyUsd : this.config.budgetDailyUsd;
+      const own = this.limitOf(
+        user,
+        period === 'monthly' ? 'monthlyUsd' : 'dailyUsd',
+        period === 'monthly' ? this.config.userBudgetMonthlyUsd : this.config.userBudgetDailyUsd,
+      );
+      // The gateway's before the user's: past it, raising the user's own would not help.
+      if (gateway !== undefined)
+        checks.push({ scope: 'gateway', period, limitUsd: gateway, ref: { hash: hashOf(kind, range), endsAt: range.endsAt, field: GATEWAY_SPEND } });
+      if (own !== undefined)
+        checks.push({ scope: 'user', period, limitUsd: own, ref: { hash: hashOf(kind, range), endsAt: range.endsAt, field: spendField(user) } });
+    }
+    return checks;
+  }
+
+  private limitOf(user: string, field: keyof UserLimitOverrides, fallback: number | undefined): number | undefined {
+    const override = this.overrides.get(user)?.[field];
+    if (override === null) return undefined;
+    return override ?? fallback;
+  }
+
+  private countRequest(user: string, periods: Periods): void {
+    this.counters.addLater([
+      { hash: hashOf('day', periods.day), endsAt: periods.day.endsAt, field: requestsField(user), by: 1 },
+      { hash: hashOf('month', periods.month), endsAt: periods.month.endsAt, field: requestsField(user), by: 1 },
+    ]);
+  }
+
+  private refuse(user: string, periods: Periods, reason: LimitReason, error: GatewayError): GatewayError {
+    this.metrics.limited.inc({ reason });
+    this.counters.addLater([
+      { hash: hashOf('day', periods.day), endsAt: periods.day.endsAt, field: refusalsField(user), by: 1 },
+      { hash: hashOf('month', periods.month), endsAt: periods.month.endsAt, field: refusalsField(user), by: 1 },
+    ]);
+    return error;
+  }
+}
+
+/** Applies `next` now to a value at hand, or once a promised one comes. */
+export function andThen<T, U>(value: Maybe<T>, next: (value: T) => U): Maybe<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
+function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0;
+}

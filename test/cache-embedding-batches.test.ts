@@ -120,14 +120,21 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     const batch = await embed(setup, [other, lone, other]);
     expect(batch.xCache).toBe('PARTIAL');
     expect(batch.headers.get('x-cache-hits')).toBe('1/3');
-    expect(embeddingCalls(setup).slice(calls).map((r) => r.json?.input)).toEqual([[other]]);
+    expect(
+      embeddingCalls(setup)
+        .slice(calls)
+        .map((r) => r.json?.input),
+    ).toEqual([[other]]);
     expect(batch.json.data.map((item) => item.embedding)).toEqual([reference[1], reference[0], reference[1]]);
     expect(batch.json.data.map((item) => item.index)).toEqual([0, 1, 2]);
     expect(batch.json.usage.prompt_tokens).toBe(3);
   });
 
   it('token arrays, base64 and dimensions: each a part of the key, the answer in the form asked', async () => {
-    const [x, y] = [[11, 22, Math.floor(Math.random() * 1e6)], [33, 44, Math.floor(Math.random() * 1e6)]];
+    const [x, y] = [
+      [11, 22, Math.floor(Math.random() * 1e6)],
+      [33, 44, Math.floor(Math.random() * 1e6)],
+    ];
     const asBase64 = { encoding_format: 'base64', dimensions: 8 };
     const reference = await referenceVectors(setup, [x, y], asBase64);
     expect(typeof reference[0]).toBe('string');
@@ -137,7 +144,11 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
 
     const mixed = await embed(setup, [y, x], asBase64);
     expect(mixed.xCache).toBe('PARTIAL');
-    expect(embeddingCalls(setup).slice(calls).map((r) => r.json)).toEqual([{ model: MODEL, input: [y], ...asBase64 }]);
+    expect(
+      embeddingCalls(setup)
+        .slice(calls)
+        .map((r) => r.json),
+    ).toEqual([{ model: MODEL, input: [y], ...asBase64 }]);
     expect(mixed.json.data.map((item) => item.embedding)).toEqual([reference[1], reference[0]]);
 
     // Another encoding or size is another answer: nothing of the above serves it.
@@ -158,7 +169,11 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     expect(response.headers.get('x-cache')).toBe('PARTIAL');
     expect(data.data.map((item) => item.embedding)).toEqual([floats[1]!.map(Math.fround), floats[2]!.map(Math.fround), floats[0]!.map(Math.fround)]);
     expect(data.data.map((item) => item.index)).toEqual([0, 1, 2]);
-    expect(embeddingCalls(setup).slice(calls).map((call) => call.json?.input)).toEqual([[r]]);
+    expect(
+      embeddingCalls(setup)
+        .slice(calls)
+        .map((call) => call.json?.input),
+    ).toEqual([[r]]);
 
     const asFloats = await client.embeddings.create({ model: MODEL, input: [p, r], encoding_format: 'float' });
     expect(asFloats.data.map((item) => item.embedding)).toEqual([floats[0], floats[2]]);
@@ -176,7 +191,11 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     const refreshed = await embed(setup, [n, m], {}, { 'cache-control': 'no-cache' });
     expect(refreshed.xCache).toBe('BYPASS');
     expect(refreshed.headers.get('x-cache-hits')).toBeNull();
-    expect(embeddingCalls(setup).slice(calls).map((r) => r.json?.input)).toEqual([[n, m]]);
+    expect(
+      embeddingCalls(setup)
+        .slice(calls)
+        .map((r) => r.json?.input),
+    ).toEqual([[n, m]]);
 
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const tooOld = await embed(setup, [m, n], {}, { 'cache-control': 'max-age=1' });
@@ -189,7 +208,10 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     const [cached, fresh] = [unique('cached'), unique('fresh')];
     await embed(setup, [cached]);
     await untilAllCached(() => embed(setup, [cached]));
-    setup.fake.queue.push({ status: 400, body: { error: { message: 'This input is too long', type: 'invalid_request_error', code: 'context_length_exceeded' } } });
+    setup.fake.queue.push({
+      status: 400,
+      body: { error: { message: 'This input is too long', type: 'invalid_request_error', code: 'context_length_exceeded' } },
+    });
     const failed = await embed(setup, [cached, fresh]);
     expect(failed.status).toBe(400);
     expect(failed.json).toMatchObject({ error: { message: 'This input is too long', code: 'context_length_exceeded' } });
@@ -208,7 +230,7 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     // many repeats reached it before the entries could be read.
     const billed = embeddingCalls(setup)
       .slice(callsAtStart)
-      .reduce((sum, call) => sum + (call.json?.input as string[]).length * 3, 0);
+      .reduce((sum, call) => sum + ((call.json?.input as string[] | undefined)?.length ?? 0) * 3, 0);
     expect(tokens(afterFill, 'miss') - tokens(start, 'miss')).toBe(billed);
 
     const requestId = `partial-${backend}-${Date.now()}`;
@@ -248,7 +270,11 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
       outcomes.push(`${answer.xCache} ${answer.headers.get('x-cache-hits')}`);
     }
     expect(outcomes).toEqual(['HIT 4/4', 'PARTIAL 3/4', 'HIT 2/2']);
-    expect(embeddingCalls(setup).slice(calls).map((r) => r.json?.input)).toEqual([[edited[5]]]);
+    expect(
+      embeddingCalls(setup)
+        .slice(calls)
+        .map((r) => r.json?.input),
+    ).toEqual([[edited[5]]]);
     const end = await scrape(setup.gateway.url);
     expect(tokens(end, 'miss') - tokens(afterFirst, 'miss')).toBe(3);
     expect(tokens(end, 'hit') - tokens(afterFirst, 'hit')).toBe(27);

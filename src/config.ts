@@ -5,10 +5,11 @@
  */
 import { isIP } from 'node:net';
 import { type LimitsConfig, limitsFromEnv } from './limits/limits-config.js';
+import { type RedisTopologyConfig, redisTopologyFromEnv } from './redis-topology-config.js';
 
 export type CacheScope = 'shared' | 'per-key' | 'per-user';
 
-export interface Config extends LimitsConfig {
+export interface Config extends LimitsConfig, RedisTopologyConfig {
   readonly host: string;
   readonly port: number;
   readonly openaiKeys: readonly string[];
@@ -202,6 +203,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCommandTimeoutMs: integer(env, 'REDIS_COMMAND_TIMEOUT_MS', 250, 1),
     ...clientLimits(env),
     ...limitsFromEnv(env),
+    ...redisTopologyFromEnv(env),
   };
   return Object.freeze(config);
 }

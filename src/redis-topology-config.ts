@@ -1,0 +1,70 @@
+/**
+ * The variables that put the shared cache on a replicated Redis: a Cluster's seed nodes, or the
+ * Sentinels that name the current master. Validated like every other variable: a bad value stops
+ * start-up with one line naming it, and a password is never echoed.
+ */
+import { isIP } from 'node:net';
+import { ConfigError } from './config.js';
+
+export interface RedisAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RedisTopologyConfig {
+  /** Seeds of a Redis Cluster; empty when none is configured. */
+  readonly redisClusterNodes: readonly RedisAddress[];
+  /** Sentinels that watch `redisSentinelMaster`; empty when none is configured. */
+  readonly redisSentinels: readonly RedisAddress[];
+  readonly redisSentinelMaster: string;
+  /** Password of the cluster's or the sentinel-managed nodes (REDIS_URL carries its own). */
+  readonly redisPassword: string | undefined;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const REDIS_SOURCES = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const;
+
+function value(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/** `host:port,host:port`, where host is a name, an IPv4 address or a bracketed IPv6 address. */
+function addresses(env: Env, name: string): RedisAddress[] {
+  const raw = value(env, name);
+  if (raw === undefined) return [];
+  const items = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  if (items.length === 0) throw new ConfigError(`${name} must list at least one host:port`);
+  return items.map((item) => {
+    const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(item);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65_535) throw new ConfigError(`${name} must be comma-separated host:port pairs, got "${item}"`);
+    const host = match[1]!.startsWith('[') ? match[1]!.slice(1, -1) : match[1]!;
+    if (match[1]!.startsWith('[') && isIP(host) !== 6) throw new ConfigError(`${name} has an invalid IPv6 address: "${item}"`);
+    return { host, port };
+  });
+}
+
+export function redisTopologyFromEnv(env: Env): RedisTopologyConfig {
+  const set = REDIS_SOURCES.filter((name) => value(env, name) !== undefined);
+  if (set.length > 1) throw new ConfigError(`set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS (got ${set.join(' and ')})`);
+  const password = value(env, 'REDIS_PASSWORD');
+  if (password !== undefined && set[0] === 'REDIS_URL') {
+    throw new ConfigError(
+      'REDIS_PASSWORD applies to REDIS_CLUSTER_NODES or REDIS_SENTINELS; with REDIS_URL put the password in the URL (redis://:password@host:port)',
+    );
+  }
+  const master = value(env, 'REDIS_SENTINEL_MASTER') ?? 'mymaster';
+  // Sentinel master names are plain words; anything else is a typo or a pasted URL.
+  if (!/^[A-Za-z0-9._-]+$/.test(master)) throw new ConfigError(`REDIS_SENTINEL_MASTER must be a name such as mymaster, got "${master}"`);
+  return {
+    redisClusterNodes: addresses(env, 'REDIS_CLUSTER_NODES'),
+    redisSentinels: addresses(env, 'REDIS_SENTINELS'),
+    redisSentinelMaster: master,
+    redisPassword: password,
+  };
+}

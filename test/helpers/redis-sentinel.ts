@@ -1,0 +1,137 @@
+/**
+ * A real Sentinel deployment for tests: one master, one replica and three sentinels, every one a
+ * redis-server process on loopback. down-after-milliseconds is short (1 s by default) so a killed
+ * master's replica is promoted within a few seconds.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { freePort } from './free-port.js';
+import { startRedis, type RedisServer } from './redis-server.js';
+
+export interface RedisSentinels {
+  master: RedisServer;
+  replica: RedisServer;
+  /** `host:port` of the three sentinels, comma-separated, as REDIS_SENTINELS takes them. */
+  sentinels: string;
+  masterName: string;
+  /** The port of the master the sentinels name right now. */
+  currentMasterPort(): Promise<number | undefined>;
+  stop(): Promise<void>;
+}
+
+export interface RedisSentinelOptions {
+  masterName?: string;
+  downAfterMs?: number;
+  password?: string;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export async function startRedisSentinels(options: RedisSentinelOptions = {}): Promise<RedisSentinels> {
+  const masterName = options.masterName ?? 'mymaster';
+  const auth = options.password ? ['--requirepass', options.password, '--masterauth', options.password] : [];
+  const dir = await mkdtemp(join(tmpdir(), 'cachegate-sentinel-'));
+  const master = await startRedis({ args: [...auth, '--repl-diskless-sync-delay', '0'] });
+  const replica = await startRedis({ args: [...auth, '--repl-diskless-sync-delay', '0', '--replicaof', '127.0.0.1', String(master.port)] });
+  const sentinels: Array<{ port: number; child: ChildProcess }> = [];
+  const stop = async (): Promise<void> => {
+    for (const { child } of sentinels) child.kill('SIGKILL');
+    await Promise.all([master.stop(), replica.stop()]);
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      // A sentinel rewrites its own configuration file: each gets a writable one.
+      const file = join(dir, `sentinel-${i}.conf`);
+      await writeFile(
+        file,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
+          `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1_000}`,
+          `sentinel failover-timeout ${masterName} 10000`,
+          `sentinel parallel-syncs ${masterName} 1`,
+          ...(options.password ? [`sentinel auth-pass ${masterName} ${options.password}`] : []),
+          '',
+        ].join('\n'),
+      );
+      const child = spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' });
+      running.add(child);
+      child.once('exit', () => running.delete(child));
+      sentinels.push({ port, child });
+    }
+    await waitFor(15_000, 'the sentinels to see the replica and each other', async () => {
+      for (const { port } of sentinels) {
+        const replicas = (await askSentinel(port, 'REPLICAS', masterName)) as unknown[] | undefined;
+        const peers = (await askSentinel(port, 'SENTINELS', masterName)) as unknown[] | undefined;
+        if (!replicas || replicas.length < 1 || !peers || peers.length < 2) return false;
+      }
+      return true;
+    });
+    await waitFor(15_000, 'the replica to sync', async () => {
+      const info = await askNode(replica.port, options.password, (client) => client.info('replication')).catch(() => '');
+      return info.includes('master_link_status:up');
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    master,
+    replica,
+    sentinels: sentinels.map(({ port }) => `127.0.0.1:${port}`).join(','),
+    masterName,
+    async currentMasterPort() {
+      for (const { port } of sentinels) {
+        const address = (await askSentinel(port, 'GET-MASTER-ADDR-BY-NAME', masterName)) as [string, string] | undefined;
+        if (address) return Number(address[1]);
+      }
+      return undefined;
+    },
+    stop,
+  };
+}
+
+async function waitFor(timeoutMs: number, what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+function askSentinel(port: number, ...args: string[]): Promise<unknown> {
+  return askNode(port, undefined, (client) => client.call('SENTINEL', ...args)).catch(() => undefined);
+}
+
+async function askNode<T>(port: number, password: string | undefined, command: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({
+    port,
+    host: '127.0.0.1',
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 500,
+    commandTimeout: 1_000,
+    ...(password ? { password } : {}),
+  });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return await command(client);
+  } finally {
+    client.disconnect();
+  }
+}

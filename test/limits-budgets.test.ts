@@ -5,76 +5,23 @@
  * budget, how much and when it resets; cache hits and coalesced answers pass a spent budget; a
  * stream is never cut; spending resumes when the day and the month turn.
  */
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, chat, chatBody, unique } from './helpers/cache-e2e.js';
-import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
-import { startGateway, TEST_CLIENT_KEY, type RunningGateway } from './helpers/gateway.js';
-import { centPerPromptTokenPrices, paidAnswer, TestClock } from './helpers/limits.js';
-import { scrape, waitForModelLists } from './helpers/metrics-scrape.js';
-import { startRedis, type RedisServer } from './helpers/redis-server.js';
-
-/** The model lists fetched before a test queues its canned answers (their fetch would take one). */
-async function warmModelLists(running: RunningGateway, fake: FakeUpstream): Promise<void> {
-  await waitForModelLists(running.url);
-  fake.reset();
-}
-
-const AUTH = { authorization: `Bearer ${TEST_CLIENT_KEY}` };
-const as = (user: string): Record<string, string> => ({ ...AUTH, 'x-openwebui-user-id': user });
+import { AUTH, as, paidAnswer, spend as spendFor, useLimitedGateways } from './helpers/limits.js';
+import { scrape } from './helpers/metrics-scrape.js';
 
 for (const backend of BACKENDS) {
   describe(`budgets (${backend} counters)`, () => {
-    let fake: FakeUpstream;
-    let redis: RedisServer | undefined;
-    let gateway: RunningGateway | undefined;
-    const prices = centPerPromptTokenPrices();
-    const clock = new TestClock(Date.parse('2099-06-15T12:00:00Z'));
-
-    beforeAll(async () => {
-      fake = await startFakeUpstream();
-      redis = backend === 'redis' ? await startRedis() : undefined;
-    });
-    afterAll(async () => {
-      await fake.close();
-      await redis?.stop();
-    });
-    beforeEach(async () => {
-      fake.reset();
-      clock.set('2099-06-15T12:00:00Z');
-      if (redis) {
-        const client = new Redis(redis.url);
-        await client.flushall();
-        client.disconnect();
-      }
-    });
-    afterEach(async () => {
-      await gateway?.close();
-      gateway = undefined;
-    });
-
-    async function start(env: Record<string, string>): Promise<RunningGateway> {
-      const redisEnv = redis ? { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000' } : {};
-      gateway = await startGateway(
-        fake,
-        { LOG_LEVEL: 'warn', GATEWAY_API_KEYS: TEST_CLIENT_KEY, PRICES_FILE: prices, ...redisEnv, ...env },
-        { clock: clock.now },
-      );
-      await warmModelLists(gateway, fake);
-      return gateway;
-    }
-
-    /** A miss that costs `cents`, for `user`. */
-    async function spend(running: RunningGateway, user: string, cents: number) {
-      fake.queue.push(paidAnswer(cents));
-      return chat(running, chatBody(unique('spend')), as(user));
-    }
+    const setup = useLimitedGateways(backend);
+    const { clock } = setup;
+    const start = (env: Record<string, string>) => setup.start(env);
+    const spend = (running: Awaited<ReturnType<typeof start>>, user: string, cents: number) => spendFor(setup, running, user, cents);
 
     it("the gateway's daily budget refuses the call after the one that reached it, at the cent", async () => {
       const running = await start({ BUDGET_DAILY_USD: '0.03' });
       for (const user of ['ann', 'bob', 'ann']) expect((await spend(running, user, 1)).status).toBe(200);
-      expect(fake.completionCalls()).toHaveLength(3);
+      expect(setup.fake.completionCalls()).toHaveLength(3);
       const refused = await chat(running, chatBody(unique('over')), as('cid'));
       expect(refused.status).toBe(429);
       expect(refused.headers.get('x-should-retry')).toBe('false');
@@ -84,7 +31,7 @@ for (const backend of BACKENDS) {
         "This gateway's daily budget of $0.03 is spent ($0.03 used today); it resets at 2099-06-16 00:00 UTC (in 12 h 0 min). Answers already in the cache are still served.",
       );
       // Refused before anything went upstream.
-      expect(fake.completionCalls()).toHaveLength(3);
+      expect(setup.fake.completionCalls()).toHaveLength(3);
       const metrics = await scrape(running.url);
       expect(metrics.sum('gateway_limited_total', { reason: 'budget' })).toBe(1);
       expect(metrics.sum('gateway_budget_spent_usd', { budget: 'daily' })).toBeCloseTo(0.03, 9);
@@ -101,7 +48,7 @@ for (const backend of BACKENDS) {
       expect(JSON.parse(refused.text).error.message).toMatch(
         /^This gateway's monthly budget of \$0\.04 is spent \(\$0\.08 used this month\); it resets at 2099-07-01 00:00 UTC/,
       );
-      expect(fake.completionCalls()).toHaveLength(4);
+      expect(setup.fake.completionCalls()).toHaveLength(4);
     });
 
     it("a user's daily and monthly budgets refuse that user only, each at its cent", async () => {
@@ -121,12 +68,12 @@ for (const backend of BACKENDS) {
       expect(JSON.parse(monthly.text).error.message).toMatch(
         /^Your monthly budget of \$0\.03 is spent \(\$0\.03 used this month\); it resets at 2099-07-01 00:00 UTC \(in 15 days 0 h\)/,
       );
-      expect(fake.completionCalls()).toHaveLength(4);
+      expect(setup.fake.completionCalls()).toHaveLength(4);
     });
 
     it('a user without X-OpenWebUI-User-Id is counted by its client key', async () => {
       const running = await start({ USER_BUDGET_DAILY_USD: '0.01' });
-      fake.queue.push(paidAnswer(1));
+      setup.fake.queue.push(paidAnswer(1));
       expect((await chat(running, chatBody(unique('k')), AUTH)).status).toBe(200);
       expect((await chat(running, chatBody(unique('k')), AUTH)).status).toBe(429);
       // An Open WebUI user behind the same key has a budget of its own.
@@ -136,7 +83,7 @@ for (const backend of BACKENDS) {
     it('cache hits pass a spent budget, and cost nothing', async () => {
       const running = await start({ BUDGET_DAILY_USD: '0.01', USER_BUDGET_DAILY_USD: '0.01' });
       const body = chatBody(unique('cached'));
-      fake.queue.push(paidAnswer(1));
+      setup.fake.queue.push(paidAnswer(1));
       expect((await chat(running, body, as('ann'))).status).toBe(200);
       expect((await chat(running, chatBody(unique('new')), as('ann'))).status).toBe(429);
       for (let i = 0; i < 3; i++) {
@@ -148,7 +95,7 @@ for (const backend of BACKENDS) {
       const streamed = await chat(running, { ...body, stream: true }, as('bob'));
       expect(streamed.status).toBe(200);
       expect(streamed.xCache).toBe('HIT');
-      expect(fake.completionCalls()).toHaveLength(1);
+      expect(setup.fake.completionCalls()).toHaveLength(1);
       expect((await scrape(running.url)).sum('gateway_budget_spent_usd', { budget: 'daily' })).toBeCloseTo(0.01, 9);
     });
 
@@ -182,29 +129,21 @@ for (const backend of BACKENDS) {
     describe('coalesced answers', () => {
       let gate: GatedUpstream;
       beforeAll(async () => {
-        gate = await startGatedUpstream(fake.url);
+        gate = await startGatedUpstream(setup.fake.url);
       });
       afterAll(async () => {
         await gate.close();
       });
 
       it('a user whose budget is spent still receives the answer of a flight under way', async () => {
-        const redisEnv = redis ? { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000' } : {};
-        const env = { LOG_LEVEL: 'warn', GATEWAY_API_KEYS: TEST_CLIENT_KEY, PRICES_FILE: prices, USER_BUDGET_DAILY_USD: '0.01' };
-        gateway = await startGateway(
-          fake,
-          { ...env, OPENAI_BASE_URL: `${gate.url}/v1`, GROQ_BASE_URL: `${gate.url}/openai/v1`, ...redisEnv },
-          { clock: clock.now },
-        );
-        const running = gateway;
-        await warmModelLists(running, fake);
+        const running = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` });
         gate.calls.splice(0);
         expect((await spend(running, 'bob', 1)).status).toBe(200);
         expect((await chat(running, chatBody(unique('bob again')), as('bob'))).status).toBe(429);
         // Ann (with budget left) starts a call the upstream holds; Bob asks the same meanwhile.
         const same = chatBody(unique('shared question'));
         gate.hold();
-        fake.queue.push(paidAnswer(1));
+        setup.fake.queue.push(paidAnswer(1));
         const annAnswer = chat(running, same, as('ann'));
         await expect.poll(() => gate.calls.length).toBe(2);
         const bobAnswer = chat(running, same, as('bob'));

@@ -36,10 +36,14 @@ process.once('exit', () => {
 
 export async function startRedisSentinels(options: RedisSentinelOptions = {}): Promise<RedisSentinels> {
   const masterName = options.masterName ?? 'mymaster';
-  const auth = options.password ? ['--requirepass', options.password, '--masterauth', options.password] : [];
+  // requirepass is set once each node answers (startRedis's readiness check is an unauthenticated PING).
+  const masterAuth = options.password ? ['--masterauth', options.password] : [];
   const dir = await mkdtemp(join(tmpdir(), 'cachegate-sentinel-'));
-  const master = await startRedis({ args: [...auth, '--repl-diskless-sync-delay', '0'] });
-  const replica = await startRedis({ args: [...auth, '--repl-diskless-sync-delay', '0', '--replicaof', '127.0.0.1', String(master.port)] });
+  const master = await startRedis({ args: [...masterAuth, '--repl-diskless-sync-delay', '0'] });
+  const replica = await startRedis({ args: [...masterAuth, '--repl-diskless-sync-delay', '0', '--replicaof', '127.0.0.1', String(master.port)] });
+  if (options.password) {
+    for (const node of [master, replica]) await askNode(node.port, undefined, (client) => client.config('SET', 'requirepass', options.password!));
+  }
   const sentinels: Array<{ port: number; child: ChildProcess }> = [];
   const stop = async (): Promise<void> => {
     for (const { child } of sentinels) child.kill('SIGKILL');

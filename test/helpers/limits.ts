@@ -87,7 +87,7 @@ export function useLimitedGateways(backend: Backend): LimitedGateways {
       );
       gateways.push(running);
       // The lists' fetch would take a canned answer the test queues.
-      await waitForModelLists(running.url);
+      await waitForModelLists(running.url, undefined, env.METRICS_TOKEN);
       setup.fake.reset();
       return running;
     },

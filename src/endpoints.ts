@@ -4,18 +4,19 @@
  */
 import type { CompletionEndpoint } from './openai/completion-types.js';
 
-export const ENDPOINTS = ['chat.completions', 'completions', 'embeddings', 'models', 'passthrough'] as const;
+export const ENDPOINTS = ['chat.completions', 'completions', 'embeddings', 'responses', 'models', 'passthrough'] as const;
 export type Endpoint = (typeof ENDPOINTS)[number];
 
 /** The endpoints whose answers are cached. */
-export type CachedEndpoint = CompletionEndpoint | 'embeddings';
-export const CACHED_ENDPOINTS: readonly CachedEndpoint[] = ['chat.completions', 'completions', 'embeddings'];
+export type CachedEndpoint = CompletionEndpoint | 'embeddings' | 'responses';
+export const CACHED_ENDPOINTS: readonly CachedEndpoint[] = ['chat.completions', 'completions', 'embeddings', 'responses'];
 
 /** Where each cached endpoint lives below an API base path (the provider's, or one of API_BASE_PATHS). */
 export const CACHED_ENDPOINT_PATHS: Readonly<Record<CachedEndpoint, string>> = {
   'chat.completions': '/chat/completions',
   completions: '/completions',
   embeddings: '/embeddings',
+  responses: '/responses',
 };
 
 /** The gateway answers under OpenAI's layout (/v1) and Groq's (/openai/v1). */

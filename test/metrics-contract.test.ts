@@ -297,9 +297,9 @@ describe('bounded label sets', () => {
     await fetch(`${gw.baseURL}/models`);
     const after = await scrape(gw.url);
     const subset = (values: Set<string>, allowed: string[]) => [...values].filter((v) => !allowed.includes(v));
-    expect(subset(after.labelValues('gateway_requests_total', 'endpoint'), ['chat.completions', 'completions', 'embeddings', 'models', 'passthrough'])).toEqual(
-      [],
-    );
+    expect(
+      subset(after.labelValues('gateway_requests_total', 'endpoint'), ['chat.completions', 'completions', 'embeddings', 'responses', 'models', 'passthrough']),
+    ).toEqual([]);
     expect(subset(after.labelValues('gateway_requests_total', 'provider'), ['openai', 'groq', 'none'])).toEqual([]);
     expect(subset(after.labelValues('gateway_requests_total', 'cache'), ['HIT', 'MISS', 'BYPASS', 'COALESCED', 'PARTIAL'])).toEqual([]);
     expect(subset(after.labelValues('gateway_tokens_total', 'cache'), ['hit', 'miss'])).toEqual([]);

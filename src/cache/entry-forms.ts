@@ -5,12 +5,13 @@
 import { CompletionAssembler } from '../openai/completion-assembler.js';
 import { asCompletion, type Completion } from '../openai/completion-types.js';
 import { parseSse, SSE_DONE } from '../openai/sse-parser.js';
-import type { SseRecorder } from '../openai/stream-recorder.js';
+import type { StreamRecording } from '../openai/stream-recording.js';
 import { renderSse, usageChunkEvent, type RenderSseOptions } from '../openai/stream-renderer.js';
 import type { CacheEntry } from './entry.js';
+import { responseEventsFromEntry, responseJsonFromEntry } from './responses-entry-forms.js';
 
 /** The entry to store for a recorded stream, or undefined when the stream must not be cached. */
-export function entryFromStream(recorder: SseRecorder, provider: string, storedAt = Date.now()): CacheEntry | undefined {
+export function entryFromStream(recorder: StreamRecording, provider: string, storedAt = Date.now()): CacheEntry | undefined {
   const recorded = recorder.recorded();
   if (!recorded) return undefined;
   const entry: CacheEntry = {
@@ -41,6 +42,7 @@ export function replayStoredSse(entry: CacheEntry, options: { includeUsage: bool
 
 /** The JSON answer for an entry of either form; undefined when the stored data is unusable. */
 export function completionJsonFromEntry(entry: CacheEntry): Buffer | undefined {
+  if (entry.endpoint === 'responses') return responseJsonFromEntry(entry);
   if (entry.form === 'json') return entry.body;
   const completion = completionFromStoredSse(entry);
   return completion && Buffer.from(JSON.stringify(completion));
@@ -48,6 +50,7 @@ export function completionJsonFromEntry(entry: CacheEntry): Buffer | undefined {
 
 /** The SSE answer for an entry of either form; undefined when the stored data is unusable. */
 export function sseFromEntry(entry: CacheEntry, options: RenderSseOptions): Buffer | undefined {
+  if (entry.endpoint === 'responses') return responseEventsFromEntry(entry);
   if (entry.form === 'sse') return replayStoredSse(entry, options);
   try {
     const completion = asCompletion(JSON.parse(entry.body.toString('utf8')));

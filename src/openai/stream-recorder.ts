@@ -7,7 +7,7 @@ import { isUsageOnlyChunk, type ChunkIdentity, type Completion, type CompletionE
 import { SseStreamParser, type SseEvent } from './sse-parser.js';
 
 export interface RecordedStream {
-  endpoint: CompletionEndpoint;
+  endpoint: CompletionEndpoint | 'responses';
   /** The id, created, model (and system_fingerprint) every chunk repeated. */
   identity: ChunkIdentity;
   /** The events as received (`data: …\n\n`), the usage-only chunk and `[DONE]` left out. */

@@ -85,6 +85,8 @@ export function entryAsJson(entry: CacheEntry): Buffer | undefined {
 }
 
 export function entryAsSse(entry: CacheEntry, includeUsage: boolean): Buffer | undefined {
+  // A stored Responses stream is its own replay (that format has no [DONE] to append): nothing to make or keep.
+  if (entry.form === 'sse' && entry.endpoint === 'responses') return entry.body;
   return withForm(entry, includeUsage ? 'sseWithUsage' : 'sse', () =>
     sseFromEntry(entry, { includeUsage, provider: entry.provider === 'groq' ? 'groq' : 'openai' }),
   );

@@ -12,6 +12,7 @@ import { cacheScopeOf } from '../auth.js';
 import { userOf } from '../limits/user-id.js';
 import { cacheKey } from '../cache/key.js';
 import { isFreshEnough, parseCachePolicy, type CachePolicy } from '../cache/policy.js';
+import { applyBodyCacheControls } from '../cache/litellm-cache-field.js';
 import { readStore, type StoreRead } from '../cache/store-read.js';
 import type { CacheEntry } from '../cache/entry.js';
 import type { CachedEndpoint } from '../endpoints.js';
@@ -227,6 +228,7 @@ export class CachedRequest {
     const policy: CachePolicy = deps.config.cacheEnabled
       ? parseCachePolicy(headers, { ttlSeconds: deps.config.cacheTtlSeconds })
       : { lookup: false, store: false, ttlSeconds: deps.config.cacheTtlSeconds };
+    if (request.cacheControls) applyBodyCacheControls(policy, request.cacheControls);
     // An embeddings batch is cached input by input (embedding-batch.ts); never a recalled request.
     const batchInputs = embeddingBatchInputs(decided.prepared);
     if (batchInputs && deps.store && (policy.lookup || policy.store)) {

@@ -17,7 +17,8 @@ import { entryFromStream } from '../cache/entry-forms.js';
 import { CACHED_ENDPOINT_PATHS } from '../endpoints.js';
 import { asCompletion, isUsageOnlyChunk, type Completion, type Usage } from '../openai/completion-types.js';
 import type { SseEvent } from '../openai/sse-parser.js';
-import { SseRecorder } from '../openai/stream-recorder.js';
+import { streamRecorderFor, type StreamRecording } from '../openai/stream-recording.js';
+import { responseJsonFacts } from '../openai/responses-json.js';
 
 export interface FlightHead {
   statusCode: number;
@@ -70,7 +71,7 @@ export class Flight implements UpstreamListener {
   private answer: FlightHead | undefined;
   private reading: 'error' | 'json' | 'stream' = 'json';
   private chunks: Buffer[] = [];
-  private recorder: SseRecorder | undefined;
+  private recorder: StreamRecording | undefined;
   private upstreamJson = '';
 
   constructor(
@@ -144,7 +145,7 @@ export class Flight implements UpstreamListener {
     else if (this.request.stream) {
       this.reading = 'stream';
       // The recorder parses (and notices an oversized or broken event, so such a stream is never stored).
-      this.recorder = new SseRecorder(this.request.endpoint === 'completions' ? 'completions' : 'chat.completions');
+      this.recorder = streamRecorderFor(this.request.endpoint);
     } else this.reading = 'json';
   }
 
@@ -199,9 +200,12 @@ export class Flight implements UpstreamListener {
     return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   }
 
-  /** Streams always ask for usage (exact token counts); clients that did not ask never see it. */
+  /**
+   * Streams always ask for usage (exact token counts); clients that did not ask never see it.
+   * A Responses stream always ends with its usage (and has no stream_options.include_usage).
+   */
   private upstreamBody(): Record<string, unknown> {
-    if (!this.request.stream) return this.request.body;
+    if (!this.request.stream || this.request.endpoint === 'responses') return this.request.body;
     const asked = this.request.body.stream_options;
     const options = typeof asked === 'object' && asked !== null ? asked : {};
     return { ...this.request.body, stream: true, stream_options: { ...options, include_usage: true } };
@@ -217,7 +221,7 @@ export class Flight implements UpstreamListener {
     }
   }
 
-  private endStream(head: FlightHead, recorder: SseRecorder): void {
+  private endStream(head: FlightHead, recorder: StreamRecording): void {
     this.relay(head, recorder.end());
     if (!recorder.done) {
       this.finish({
@@ -253,7 +257,8 @@ export class Flight implements UpstreamListener {
       this.finish({ kind: 'failed', error: errors.upstreamBadResponse(this.client.provider.name, cause), afterHead: false });
       return;
     }
-    const usage = parsed?.usage;
+    // A response object counts its tokens its own way, and is kept only once finished.
+    const { usage, cacheable } = this.request.endpoint === 'responses' ? responseJsonFacts(parsed) : { usage: parsed?.usage, cacheable: true };
     const entry: CacheEntry = {
       storedAt: Date.now(),
       form: 'json',
@@ -263,7 +268,7 @@ export class Flight implements UpstreamListener {
       body: json,
       ...(usage ? { usage } : {}),
     };
-    this.finish({ kind: 'completed', head, json, completion, usage, entry });
+    this.finish({ kind: 'completed', head, json, completion, usage, entry: cacheable ? entry : undefined });
   }
 
   private finish(outcome: FlightOutcome): void {

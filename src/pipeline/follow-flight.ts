@@ -101,7 +101,8 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
       if (!prepared.stream) {
         writer.sendJson(outcome.head.statusCode, fromEntry ?? outcome.json ?? JSON.stringify(outcome.completion ?? {}), outcome.head.headers);
       } else if (writer.started) {
-        writer.endStream(DONE_EVENT);
+        // A Responses stream ends with its last event, without [DONE].
+        writer.endStream(prepared.endpoint === 'responses' ? undefined : DONE_EVENT);
       } else if (fromEntry) {
         writer.startStream(outcome.head);
         writer.endStream(fromEntry);

@@ -44,6 +44,9 @@ export class KnownRequests {
 
   remember(memoKey: string, key: string, prepared: PreparedRequest, generation: number): void {
     const { endpoint, provider, model, stream, includeUsage } = prepared;
-    this.entries.set(memoKey, { key, request: { endpoint, provider, model, stream, includeUsage }, routedAt: generation });
+    const request: HitRequest = { endpoint, provider, model, stream, includeUsage };
+    // The body's own cache controls (its max-age, its TTL) apply to every repeat of it.
+    if (prepared.cacheControls) request.cacheControls = prepared.cacheControls;
+    this.entries.set(memoKey, { key, request, routedAt: generation });
   }
 }

@@ -7,12 +7,15 @@ import type { CachedEndpoint } from '../endpoints.js';
 import { errors } from '../errors.js';
 import type { ProviderName } from '../providers/provider-name.js';
 import type { ModelRouter, ProviderTarget } from '../routing.js';
+import type { BodyCacheControls } from '../cache/litellm-cache-field.js';
+import { withBodyCacheControls } from './body-cache-controls.js';
 
 /** The field each endpoint cannot do without, besides `model`. */
 const REQUIRED_FIELD: Readonly<Record<CachedEndpoint, string>> = {
   'chat.completions': 'messages',
   completions: 'prompt',
   embeddings: 'input',
+  responses: 'input',
 };
 
 /**
@@ -59,11 +62,13 @@ export interface PreparedRequest {
   stream: boolean;
   /** The client asked for the usage chunk at the end of its stream. */
   includeUsage: boolean;
+  /** What the body itself asks of the cache (body-cache-controls.ts); absent for most requests. */
+  cacheControls?: BodyCacheControls;
 }
 
 export async function prepareRequest(endpoint: CachedEndpoint, body: unknown, router: ModelRouter): Promise<PreparedRequest> {
   const fields = validatedFields(endpoint, body);
-  return prepared(endpoint, fields, await router.targetOf(fields.model as string));
+  return withBodyCacheControls(prepared(endpoint, fields, await router.targetOf(fields.model as string)), fields);
 }
 
 /**
@@ -73,7 +78,7 @@ export async function prepareRequest(endpoint: CachedEndpoint, body: unknown, ro
 export function prepareRequestNow(endpoint: CachedEndpoint, body: unknown, router: ModelRouter): PreparedRequest | null {
   const fields = validatedFields(endpoint, body);
   const target = router.targetOfNow(fields.model as string);
-  return target === null ? null : prepared(endpoint, fields, target);
+  return target === null ? null : withBodyCacheControls(prepared(endpoint, fields, target), fields);
 }
 
 function validatedFields(endpoint: CachedEndpoint, body: unknown): Record<string, unknown> {

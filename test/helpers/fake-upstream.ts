@@ -7,6 +7,7 @@
  * OpenAI layout: `${url}/v1/...`; Groq layout: `${url}/openai/v1/...`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { responseObject, streamResponse } from './fake-responses.js';
 import { bearerKey, closeNow, createWholeBodyServer, listenOnLoopback } from './provider-double-server.js';
 
 export type Flavour = 'openai' | 'groq';
@@ -64,7 +65,7 @@ export interface FakeUpstream {
   cutStreamAfterChunks: number | undefined;
   /** Streams: after this many content chunks, stall forever (to test idle timeouts). */
   stallStreamAfterChunks: number | undefined;
-  /** Requests to the completion routes (chat, completions, embeddings). */
+  /** Requests to the completion routes (chat, completions, embeddings, responses). */
   completionCalls(): RecordedRequest[];
   reset(): void;
   close(): Promise<void>;
@@ -114,7 +115,7 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
     keyResponses: new Map(),
     cutStreamAfterChunks: undefined,
     stallStreamAfterChunks: undefined,
-    completionCalls: () => fake.requests.filter((r) => /\/(chat\/completions|completions|embeddings)$/.test(r.path)),
+    completionCalls: () => fake.requests.filter((r) => /\/(chat\/completions|completions|embeddings|responses)$/.test(r.path)),
     reset() {
       fake.requests.length = 0;
       fake.queue.length = 0;
@@ -213,6 +214,18 @@ export async function startFakeUpstream(opts: FakeUpstreamOptions = {}): Promise
         },
         requestIdHeaders,
       );
+    }
+    if (path === '/v1/responses') {
+      if (body.stream !== true) return sendJson(res, 200, responseObject(id, model, body), requestIdHeaders);
+      // A background stream runs to its end like any other (only its JSON answer comes back queued).
+      const response = { ...responseObject(id, model, { ...body, background: false }), background: body.background === true };
+      const controls = {
+        chunks: fake.options.chunks,
+        chunkDelayMs: fake.options.chunkDelayMs,
+        cutAfterChunks: fake.cutStreamAfterChunks,
+        stallAfterChunks: fake.stallStreamAfterChunks,
+      };
+      return streamResponse(res, response, controls, requestIdHeaders);
     }
     const chat = path === '/v1/chat/completions';
     if (!chat && path !== '/v1/completions')

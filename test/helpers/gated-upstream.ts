@@ -21,7 +21,7 @@ export interface GatedUpstream {
   close(): Promise<void>;
 }
 
-const COMPLETION_PATH = /\/(chat\/completions|completions|embeddings)$/;
+const COMPLETION_PATH = /\/(chat\/completions|completions|embeddings|responses)$/;
 
 export async function startGatedUpstream(targetUrl: string): Promise<GatedUpstream> {
   const target = new URL(targetUrl);

@@ -2,7 +2,8 @@
 # Installs the system programs the test suite starts for real, where missing (Debian/Ubuntu):
 # redis-server, nginx, promtool (prometheus), docker-compose (config validation only),
 # fail2ban (fail2ban-regex), openssl (test certificates), curl (an upload sent as curl sends it), envsubst (Nginx templates), Debian's
-# python3 with cryptography and yaml (certificate bootstrap, compose checks). Runs before every `npm test`; a
+# python3 with cryptography and yaml (certificate bootstrap, compose checks), python3-venv (Open WebUI's
+# virtual environment). Runs before every `npm test`; a
 # no-op when everything is present.
 set -euo pipefail
 need=()
@@ -15,6 +16,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v envsubst >/dev/null || need+=(gettext-base)
 /usr/bin/python3 -c 'import cryptography, yaml' 2>/dev/null || need+=(python3-cryptography python3-yaml)
+# The virtual environment Open WebUI is installed in (scripts/install-open-webui.sh).
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

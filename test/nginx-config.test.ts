@@ -62,9 +62,11 @@ describe('nginx -t', () => {
   let nginx: PreparedNginx;
 
   beforeAll(async () => {
-    // The compose values, with only what must live in a temporary prefix replaced.
+    // The compose values, with only what must live in a temporary prefix replaced, and the
+    // gateway's service name (resolved by Docker's DNS, when the upstream block loads) by loopback.
+    expect(composeEnv.NGINX_GATEWAY_UPSTREAM).toBe('gateway:8080');
     nginx = await prepareNginx({
-      gatewayUpstream: composeEnv.NGINX_GATEWAY_UPSTREAM ?? '',
+      gatewayUpstream: (composeEnv.NGINX_GATEWAY_UPSTREAM ?? '').replace(/^gateway:/, '127.0.0.1:'),
       openWebuiUpstream: composeEnv.NGINX_OPEN_WEBUI_UPSTREAM ?? '',
       grafanaUpstream: composeEnv.NGINX_GRAFANA_UPSTREAM ?? '',
       domain: composeEnv.DOMAIN ?? '',

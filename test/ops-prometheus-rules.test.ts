@@ -136,14 +136,15 @@ describe('alert rules', () => {
 });
 
 describe('scrape configuration', () => {
-  it('scrapes the gateway service on its port inside the compose network', async () => {
+  it('scrapes every replica of the gateway service on its port inside the compose network', async () => {
     const config = (await yamlToJson(await readFile(join(PROM_DIR, 'prometheus.yml'), 'utf8'))) as {
-      scrape_configs: Array<{ job_name: string; metrics_path?: string; static_configs: Array<{ targets: string[] }> }>;
+      scrape_configs: Array<{ job_name: string; metrics_path?: string; dns_sd_configs: Array<{ names: string[]; type: string; port: number }> }>;
     };
     const gatewayJob = config.scrape_configs.find((j) => j.job_name === 'gateway');
     const compose = await readComposeConfig();
     const port = compose.services.gateway?.environment?.PORT;
-    expect(gatewayJob?.static_configs[0]?.targets).toEqual([`gateway:${port}`]);
+    // DNS service discovery: each address the service name resolves to (one per replica) is a target.
+    expect(gatewayJob?.dns_sd_configs[0]).toEqual({ names: ['gateway'], type: 'A', port: Number(port), refresh_interval: '30s' });
     expect(gatewayJob?.metrics_path ?? '/metrics').toBe('/metrics');
   });
 });

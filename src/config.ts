@@ -17,6 +17,8 @@ export interface Config extends LimitsConfig, RedisTopologyConfig {
   readonly openaiBaseUrl: string;
   readonly groqBaseUrl: string;
   readonly keysFile: string | undefined;
+  /** The model policy's file (aliases, allow list, fallbacks), re-read like KEYS_FILE. */
+  readonly modelsFile: string | undefined;
   readonly gatewayApiKeys: readonly string[];
   readonly redisUrl: string | undefined;
   readonly cacheEnabled: boolean;
@@ -183,6 +185,7 @@ export function loadConfig(env: Env = process.env): Config {
     openaiBaseUrl: httpUrl(env, 'OPENAI_BASE_URL', 'https://api.openai.com/v1'),
     groqBaseUrl: httpUrl(env, 'GROQ_BASE_URL', 'https://api.groq.com/openai/v1'),
     keysFile: text(env, 'KEYS_FILE'),
+    modelsFile: text(env, 'MODELS_FILE'),
     gatewayApiKeys,
     redisUrl: redisUrl(env),
     cacheEnabled: boolean(env, 'CACHE_ENABLED', true),

@@ -11,6 +11,7 @@ import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { LimitsFileError } from './limits/limits-file.js';
+import { ModelsFileError } from './models-policy/models-file.js';
 import { PricesFileError } from './pricing/prices.js';
 import { reloadOnHangup } from './reload.js';
 import { buildServer } from './server.js';
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
   } catch (error) {
     // PRICES_FILE and LIMITS_FILE are configuration too: one line that names them, as for the variables.
     if (error instanceof PricesFileError || error instanceof LimitsFileError) refuseToStart(error.message);
+    // MODELS_FILE too: a model policy that cannot be used must not be guessed at.
+    if (error instanceof ModelsFileError) refuseToStart(error.message);
     throw error;
   }
   const server = app;

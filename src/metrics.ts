@@ -93,6 +93,18 @@ export class GatewayMetrics {
     help: '1 when the cache backend answers (always 1 for the embedded cache).',
     registers: [this.registry],
   });
+  readonly fallbacks = new Counter({
+    name: 'gateway_fallbacks_total',
+    help: 'Requests sent to a fallback model because the provider asked could not answer (MODELS_FILE fallbacks).',
+    labelNames: ['provider', 'to_provider'] as const,
+    registers: [this.registry],
+  });
+  readonly providerUp = new Gauge({
+    name: 'gateway_provider_up',
+    help: "1 while a provider's circuit breaker is closed; 0 while it is open or probing after repeated failures.",
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
   readonly cacheErrors = new Counter({
     name: 'gateway_cache_errors_total',
     help: 'Cache backend operations that failed (the request was still served).',
@@ -132,6 +144,8 @@ export class GatewayMetrics {
       this.upstreamDuration.zero({ provider });
       for (const status of WATCHED_UPSTREAM_STATUSES) this.upstreamErrors.inc({ provider, status }, 0);
       for (const state of KEY_STATES) this.upstreamKeys.set({ provider, state }, 0);
+      this.providerUp.set({ provider }, 1);
+      for (const to_provider of PROVIDER_NAMES) this.fallbacks.inc({ provider, to_provider }, 0);
     }
     this.cacheUp.set(1);
   }

@@ -34,6 +34,9 @@ import type { Flight } from './pipeline/flight.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
+import { loadModelPolicy, startModelPolicyReloading } from './models-policy/lifecycle.js';
+import type { ChangeWatchOptions } from './models-policy/watch-changes.js';
+import { type BreakerOptions, ProviderHealth } from './upstream/circuit-breaker.js';
 import { registerCachedRouteGuard } from './routes/cached-route-guard.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerMetricsRoute } from './routes/metrics.js';
@@ -52,6 +55,10 @@ export interface ServerDeps {
   logDestination?: DestinationStream;
   /** A ready cache store; by default one is made from the config. */
   store?: CacheStore;
+  /** The providers' circuit breakers' thresholds and times (tests shorten them). */
+  breaker?: BreakerOptions;
+  /** How MODELS_FILE is watched (tests poll faster). */
+  modelsFileWatch?: ChangeWatchOptions;
   /** The clock budgets and rate limits count periods by (ms since the epoch); Date.now by default. */
   clock?: () => number;
 }
@@ -69,6 +76,7 @@ function refuseWhileClosing(request: IncomingMessage, response: ServerResponse):
 export async function buildServer(config: Config, deps: ServerDeps = {}): Promise<FastifyInstance> {
   // First: a bad PRICES_FILE must stop start-up before anything is opened (Redis, watchers).
   const prices = loadPrices(config.pricesFile);
+  const modelPolicies = loadModelPolicy(config.modelsFile);
   const log = createLogger(config.logLevel, deps.logDestination);
   const requestLog = requestLineLogger(log);
   const keys = await loadProviderKeys(config);
@@ -96,7 +104,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     PROVIDER_NAMES.map((name) => [name, new UpstreamClient(providers[name], dispatchers[name], config.upstreamMaxRetries, log)]),
   ) as Record<ProviderName, UpstreamClient>;
   const lists = new ModelLists(clients, (provider) => pools[provider].size > 0, config.modelsCacheSeconds * 1000, log);
-  const router = new ModelRouter(providers, lists);
+  const router = new ModelRouter(providers, lists, modelPolicies);
+  const health = new ProviderHealth(deps.breaker, (provider, up) => metrics.providerUp.set({ provider }, up ? 1 : 0));
   const accounting = new Accounting(metrics, prices, (model) => lists.isKnown(model), log);
   accounting.onPaidCall = (payer, costUsd, usage) => limits.charge(payer ?? 'unknown', costUsd, usage);
   const auth = new ClientAuth(config.gatewayApiKeys);
@@ -105,6 +114,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     auth,
     router,
     clients,
+    health,
     store,
     flights: new SingleFlight<Flight>(),
     regenerations: new RegenerationTracker(),
@@ -185,10 +195,10 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   });
 
   registerJsonBodyParser(app);
-  registerHealthRoutes(app, store, pools);
+  registerHealthRoutes(app, store, pools, health);
   registerMetricsRoute(app, metrics, config.metricsToken);
   registerAdminUsageRoute(app, limits, config, config.metricsToken);
-  registerModelRoutes(app, lists);
+  registerModelRoutes(app, lists, modelPolicies);
   registerCachedRouteGuard(app);
   await registerPassthrough(app, { providers, dispatchers, pools, router });
 
@@ -200,6 +210,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   // backend's state when idle (an embedded store's ping answers at once and costs nothing).
   const cachePing = store ? setInterval(() => void store.ping(), 5_000).unref() : undefined;
   const keyReloading = startKeyReloading(config, pools, keys, log);
+  const modelPolicyReloading = startModelPolicyReloading(config.modelsFile, modelPolicies, log, deps.modelsFileWatch);
   app.addHook('preClose', (done) => {
     closing = true;
     done();
@@ -207,6 +218,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   app.addHook('onClose', async () => {
     clearInterval(cachePing);
     keyReloading.close();
+    modelPolicyReloading.close();
     await Promise.all(upstreamPools.map((pool) => pool.close()));
     if (!deps.store) await store?.close();
     await closeLimits();

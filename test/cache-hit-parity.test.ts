@@ -55,7 +55,7 @@ const FORMS: readonly Form[] = [
 const WAYS = ['as is', 'query string', 'chunked body'] as const;
 type Way = (typeof WAYS)[number];
 
-const HIT_HEAD = ['x-request-id', 'x-gateway-provider', 'x-cache', 'age'];
+const HIT_HEAD = ['x-request-id', 'x-gateway-provider', 'x-gateway-model', 'x-cache', 'age'];
 const JSON_CONTENT = ['content-type', 'content-length'];
 const SSE_CONTENT = ['content-type', 'cache-control', 'connection', 'x-accel-buffering'];
 /** What the fake provider sends that reaches a client answered by its call. */
@@ -303,7 +303,7 @@ describe.each(BACKENDS)('every kind of cache hit is written alike (%s)', (backen
           expect(follower.id).toMatch(UUID);
           // The hit's head with the provider's headers in the place of Age: one head, written once.
           const content = form.stream ? SSE_CONTENT : JSON_CONTENT;
-          expect(follower.names.slice(0, 3 + PROVIDER_HEADERS.length + content.length)).toEqual([...HIT_HEAD.slice(0, 3), ...PROVIDER_HEADERS, ...content]);
+          expect(follower.names.slice(0, 4 + PROVIDER_HEADERS.length + content.length)).toEqual([...HIT_HEAD.slice(0, 4), ...PROVIDER_HEADERS, ...content]);
           expect(follower.names.filter((name) => !PROVIDER_HEADERS.includes(name))).toEqual(hit.names.filter((name) => name !== 'age'));
           expect(follower.response.body.toString('utf8')).toBe(hit.response.body.toString('utf8'));
           expect(asHit(follower.moved)).toEqual(hit.moved);

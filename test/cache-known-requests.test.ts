@@ -12,6 +12,8 @@ const prepared: PreparedRequest = {
   endpoint: 'chat.completions',
   provider: 'openai',
   model: 'gpt-4o-mini',
+  asked: 'gpt-4o-mini',
+  upstreamModel: 'gpt-4o-mini',
   body: { model: 'gpt-4o-mini', messages: [] },
   stream: false,
   includeUsage: false,

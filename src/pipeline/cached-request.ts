@@ -332,7 +332,14 @@ export class CachedRequest {
   /** Joins the flight under way for the key, or starts this request's own upstream call. */
   private joinOrFly(decided: Decided, prepared: PreparedRequest, key: string, policy: CachePolicy, cacheAvailable: boolean, admitted = false): void {
     const { deps } = this.state;
-    const follower: Follower = { response: this.response, requestId: this.id, headers: this.request.headers, prepared, context: this.context };
+    const follower: Follower = {
+      response: this.response,
+      requestId: this.id,
+      headers: this.request.headers,
+      prepared,
+      context: this.context,
+      scope: this.scope,
+    };
     const joinable = policy.lookup ? deps.flights.get(key) : undefined;
     if (joinable && !joinable.result) {
       this.writer = joinFlight(joinable, follower, deps);
@@ -415,6 +422,7 @@ export class CachedRequest {
 /** A registered flight that has answered with a cacheable entry the policy accepts. */
 function answeredEntry(flight: Flight | undefined, policy: CachePolicy): CacheEntry | undefined {
   const outcome = flight?.result;
-  if (outcome?.kind !== 'completed' || !outcome.entry || !isFreshEnough(policy, outcome.entry.storedAt)) return undefined;
+  // A fallback's answer is stored under the fallback's key: it never answers the model asked for.
+  if (outcome?.kind !== 'completed' || !outcome.entry || flight!.fellBack || !isFreshEnough(policy, outcome.entry.storedAt)) return undefined;
   return outcome.entry;
 }

@@ -15,14 +15,26 @@ export const DONE_EVENT = 'data: [DONE]\n\n';
 
 export class ClientWriter {
   private firstByteAt: number | undefined;
+  private model: string | undefined;
+  private fallbackFrom: string | undefined;
   bytes = 0;
 
   constructor(
     private readonly response: ServerResponse,
     private readonly requestId: string,
-    private readonly provider: string,
+    private provider: string,
     private readonly context: RequestContext,
   ) {}
+
+  /**
+   * Who answers, for the head (call before it is written): the provider and model id that
+   * answered, and `fallbackFrom`, the model the client asked for, when another one answered.
+   */
+  answeredBy(provider: string, model: string, fallbackFrom: string | undefined): void {
+    this.provider = provider;
+    this.model = model;
+    this.fallbackFrom = fallbackFrom;
+  }
 
   get started(): boolean {
     return this.response.headersSent;
@@ -72,7 +84,7 @@ export class ClientWriter {
   /** The outcome in X-Cache is the one the request has reached when its answer starts. */
   private writeHead(statusCode: number, extra: Readonly<Record<string, string>> | undefined, body: AnswerBody): void {
     const cache = cacheOutcomeOf(this.context);
-    this.response.writeHead(statusCode, answerHead(this.requestId, this.provider, cache, undefined, extra, body));
+    this.response.writeHead(statusCode, answerHead(this.requestId, this.provider, cache, undefined, extra, body, this.model, this.fallbackFrom));
   }
 
   private markFirstByte(): void {

@@ -47,6 +47,27 @@ export type FlightOutcome =
   | { kind: 'upstream-error'; head: FlightHead; body: Buffer }
   | { kind: 'failed'; error: GatewayError; afterHead: boolean };
 
+/** Where an attempt goes: a provider's client and the request as that provider gets it. */
+export interface FlightTarget {
+  client: UpstreamClient;
+  request: PreparedRequest;
+}
+
+/**
+ * Another model to ask when the first cannot answer (pipeline/fallback.ts decides which and
+ * when). Asked only while nothing has reached a client and someone still waits.
+ */
+export interface FlightFallback {
+  /** Where to send the first attempt instead of the request's own provider (known to be down); undefined: as asked. */
+  first(request: PreparedRequest): FlightTarget | undefined;
+  /**
+   * An attempt ended with `outcome` (told of every outcome, to keep the providers' health);
+   * `afterHead`: a stream's first event had left already. The target to ask next, or undefined
+   * to end with this outcome.
+   */
+  next(outcome: FlightOutcome, afterHead: boolean, request: PreparedRequest): FlightTarget | undefined | Promise<FlightTarget | undefined>;
+}
+
 export interface FlightSubscriber {
   /** Stream flights: the 2xx head, before the first event. */
   onStreamStart?(head: FlightHead): void;
@@ -61,7 +82,6 @@ export class Flight implements UpstreamListener {
   private head: FlightHead | undefined;
   private readonly events: StreamEvent[] = [];
   private outcome: FlightOutcome | undefined;
-  private readonly retries: RetryBudget;
   /** The attempt under way (a 2xx whose body broke before anything was relayed is asked again). */
   private call: UpstreamCall | undefined;
   private aborted = false;
@@ -73,16 +93,31 @@ export class Flight implements UpstreamListener {
   private chunks: Buffer[] = [];
   private recorder: StreamRecording | undefined;
   private upstreamJson = '';
+  private fellBackTo = false;
+  /** Set while the fallback decides where to go next: the flight is not over. */
+  private choosing = false;
+  private retries: RetryBudget;
 
   constructor(
-    private readonly client: UpstreamClient,
-    private readonly request: PreparedRequest,
+    private client: UpstreamClient,
+    private request: PreparedRequest,
     private readonly forwardHeaders: Record<string, string>,
     /** Called as each upstream attempt is sent (not when no key could be had). */
     private readonly onUpstreamCall?: () => void,
+    private readonly fallback?: FlightFallback,
   ) {
     this.settled = new Promise((resolve) => (this.resolve = resolve));
     this.retries = client.retryBudget();
+  }
+
+  /** The request as sent to the provider answering now (a fallback's once the flight fell back). */
+  get current(): PreparedRequest {
+    return this.request;
+  }
+
+  /** True once another model than the one asked for was asked: its answer is not the asked model's. */
+  get fellBack(): boolean {
+    return this.fellBackTo;
   }
 
   /** How the flight ended; undefined while it is still running. */
@@ -116,9 +151,23 @@ export class Flight implements UpstreamListener {
 
   /** Sends the upstream call; its outcome reaches the subscribers (who may subscribe before). */
   start(): this {
+    const first = this.fallback?.first(this.request);
+    if (first) this.switchTo(first);
+    else {
+      this.upstreamJson = JSON.stringify(this.upstreamBody());
+      this.send();
+    }
+    return this;
+  }
+
+  /** The next attempt goes to another model (nothing has reached any client yet). */
+  private switchTo(target: FlightTarget): void {
+    this.fellBackTo = true;
+    this.client = target.client;
+    this.request = target.request;
+    this.retries = target.client.retryBudget();
     this.upstreamJson = JSON.stringify(this.upstreamBody());
     this.send();
-    return this;
   }
 
   private send(): void {
@@ -272,6 +321,31 @@ export class Flight implements UpstreamListener {
   }
 
   private finish(outcome: FlightOutcome): void {
+    if (this.outcome || this.choosing) return;
+    const next = this.fallback && !this.aborted ? this.fallback.next(outcome, this.head !== undefined, this.request) : undefined;
+    if (next === undefined) {
+      this.settle(outcome);
+      return;
+    }
+    this.choosing = true;
+    if (!(next instanceof Promise)) {
+      this.fallBackOrSettle(next, outcome);
+      return;
+    }
+    next.then(
+      (target) => this.fallBackOrSettle(target, outcome),
+      () => this.fallBackOrSettle(undefined, outcome),
+    );
+  }
+
+  private fallBackOrSettle(target: FlightTarget | undefined, outcome: FlightOutcome): void {
+    this.choosing = false;
+    // Every client may have left while the fallback was chosen: nobody to ask it for.
+    if (target === undefined || this.aborted) this.settle(outcome);
+    else this.switchTo(target);
+  }
+
+  private settle(outcome: FlightOutcome): void {
     if (this.outcome) return;
     this.outcome = outcome;
     const subscribers = [...this.subscribers];

@@ -17,6 +17,7 @@ import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
 import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
 import { cachedPayload } from './write-hit.js';
+import { answerKey, fallbackChain, tellWhoAnswered } from './fallback.js';
 
 /** Client request headers that carry meaning for the provider and are safe to pass on. */
 const FORWARDED_REQUEST_HEADERS = ['openai-organization', 'openai-project', 'openai-beta'];
@@ -27,6 +28,8 @@ export interface Follower {
   headers: Record<string, string | string[] | undefined>;
   prepared: PreparedRequest;
   context: RequestContext;
+  /** The request's cache scope: a fallback's answer is stored under the fallback's key in it. */
+  scope?: string;
 }
 
 /** Joins a flight still running for this request's key; the writer that follows it. */
@@ -43,20 +46,27 @@ export function joinFlight(flight: Flight, follower: Follower, deps: PipelineDep
  */
 export function startFlight(follower: Follower, key: string, policy: CachePolicy, canShare: boolean, deps: PipelineDeps): ClientWriter {
   const { prepared, context } = follower;
-  const flight = new Flight(deps.clients[prepared.provider], prepared, forwardedRequestHeaders(follower.headers), () => {
-    context.upstreamCalled = true;
-  });
+  const flight = new Flight(
+    deps.clients[prepared.provider],
+    prepared,
+    forwardedRequestHeaders(follower.headers),
+    () => {
+      context.upstreamCalled = true;
+    },
+    fallbackChain(prepared, follower.requestId, deps),
+  );
   // With a store write to wait for, the flight stays joinable until the entry can be read.
   let registered = false;
   // A flight replaced in the registry by a newer one (a no-cache refresh) must not write its
   // older answer over the newer one when its own write happens to finish last.
   const superseded = (): boolean => registered && deps.flights.get(key) !== flight;
-  const stored = canShare && deps.store ? storeWhenSettled(deps.store, key, flight, policy, superseded) : flight.settled;
+  const storeKey = (): string => answerKey(flight, key, follower.scope ?? '');
+  const stored = canShare && deps.store ? storeWhenSettled(deps.store, storeKey, flight, policy, superseded) : flight.settled;
   if (key && policy.store) registered = deps.flights.register(key, flight, stored);
   // What the upstream call cost is counted once, by the flight, not by the client that started
   // it: that client may leave while coalesced ones still receive (and the upstream bills) it all.
   void flight.settled.then((outcome) => {
-    if (outcome.kind === 'completed') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss', context.user);
+    if (outcome.kind === 'completed') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'miss', context.user);
   });
   // Followed before it starts: a call refused at once (no usable key) fails synchronously.
   const writer = follow(flight, follower, deps, 'miss');
@@ -69,7 +79,12 @@ function follow(flight: Flight, follower: Follower, deps: PipelineDeps, paid: 'h
   const { prepared, response, context } = follower;
   const writer = new ClientWriter(response, follower.requestId, prepared.provider, context);
   const subscriber: FlightSubscriber = {
-    onStreamStart: prepared.stream ? (head) => writer.startStream(head) : undefined,
+    onStreamStart: prepared.stream
+      ? (head) => {
+          tellWhoAnswered(flight, prepared, writer, context);
+          writer.startStream(head);
+        }
+      : undefined,
     onEvent: prepared.stream
       ? (event) => {
           if (event.usageOnly && !prepared.includeUsage) return;
@@ -79,9 +94,10 @@ function follow(flight: Flight, follower: Follower, deps: PipelineDeps, paid: 'h
     onDone: (outcome) => {
       // X-Cache is the outcome reached by now (client-writer.ts): a miss refused before any
       // upstream call (no usable key) was no miss, and its answer says so.
+      tellWhoAnswered(flight, prepared, writer, context);
       answerFromOutcome(outcome, prepared, writer, context);
       // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
-      if (outcome.kind === 'completed' && paid === 'hit') deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'hit');
+      if (outcome.kind === 'completed' && paid === 'hit') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'hit');
     },
   };
   // A client that leaves unsubscribes; the call goes on while anyone else still follows it.
@@ -126,12 +142,12 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
   }
 }
 
-function storeWhenSettled(store: CacheStore, key: string, flight: Flight, policy: CachePolicy, superseded: () => boolean): Promise<void> {
+function storeWhenSettled(store: CacheStore, key: () => string, flight: Flight, policy: CachePolicy, superseded: () => boolean): Promise<void> {
   // Encoded after this loop turn: the answer has left by then and the request's record is
   // written first, so an inline encode delays neither it nor the other connections ready now.
   // The flight stays joinable until the write ends, so requests arriving meanwhile lose nothing.
   return flight.settled.then((outcome) =>
-    new Promise<void>((resolve) => setImmediate(resolve)).then(() => storeOutcome(store, key, outcome, policy, superseded)),
+    new Promise<void>((resolve) => setImmediate(resolve)).then(() => storeOutcome(store, key(), outcome, policy, superseded)),
   );
 }
 

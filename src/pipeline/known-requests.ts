@@ -43,8 +43,8 @@ export class KnownRequests {
   }
 
   remember(memoKey: string, key: string, prepared: PreparedRequest, generation: number): void {
-    const { endpoint, provider, model, stream, includeUsage } = prepared;
-    const request: HitRequest = { endpoint, provider, model, stream, includeUsage };
+    const { endpoint, provider, model, asked, upstreamModel, stream, includeUsage } = prepared;
+    const request: HitRequest = { endpoint, provider, model, asked, upstreamModel, stream, includeUsage };
     // The body's own cache controls (its max-age, its TTL) apply to every repeat of it.
     if (prepared.cacheControls) request.cacheControls = prepared.cacheControls;
     this.entries.set(memoKey, { key, request, routedAt: generation });

@@ -10,6 +10,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import type { ProviderName } from '../providers/provider-name.js';
 import type { Limits } from '../limits/limits.js';
 import type { ModelRouter } from '../routing.js';
+import type { ProviderHealth } from '../upstream/circuit-breaker.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Flight } from './flight.js';
 
@@ -18,6 +19,8 @@ export interface PipelineDeps {
   auth: ClientAuth;
   router: ModelRouter;
   clients: Readonly<Record<ProviderName, UpstreamClient>>;
+  /** Each provider's circuit breaker, kept by the flights' fallback chains. */
+  health: ProviderHealth;
   store: CacheStore | undefined;
   flights: SingleFlight<Flight>;
   regenerations: RegenerationTracker;

@@ -55,8 +55,12 @@ export function refuseDeepNesting(body: object): void {
 export interface PreparedRequest {
   endpoint: CachedEndpoint;
   provider: ProviderName;
-  /** The model the client named (for logs and labels). */
+  /** The model the request stands for (for logs and labels): the one named, or its alias's target. */
   model: string;
+  /** The model the client named (an alias stays an alias): what a fallback's answer says it replaced. */
+  asked: string;
+  /** The model id sent upstream: the one that answers (X-Gateway-Model). */
+  upstreamModel: string;
   /** The body as it goes upstream: the forced prefix stripped from `model`. */
   body: Record<string, unknown>;
   stream: boolean;
@@ -106,15 +110,17 @@ function validatedFields(endpoint: CachedEndpoint, body: unknown): Record<string
 }
 
 function prepared(endpoint: CachedEndpoint, fields: Record<string, unknown>, target: ProviderTarget | undefined): PreparedRequest {
-  const model = fields.model as string;
-  if (!target) throw errors.modelNotFound(model);
+  const asked = fields.model as string;
+  if (!target) throw errors.modelNotFound(asked);
   const stream = endpoint !== 'embeddings' && fields.stream === true;
   const streamOptions = fields.stream_options as { include_usage?: unknown } | undefined;
-  const upstreamBody = target.upstreamModel === model ? fields : { ...fields, model: target.upstreamModel };
+  const upstreamBody = target.upstreamModel === asked ? fields : { ...fields, model: target.upstreamModel };
   return {
     endpoint,
     provider: target.provider,
-    model,
+    model: target.model,
+    asked,
+    upstreamModel: target.upstreamModel,
     body: upstreamBody,
     stream,
     includeUsage: stream && typeof streamOptions === 'object' && streamOptions !== null && streamOptions.include_usage === true,

@@ -34,8 +34,9 @@ export interface HitDeps {
 /**
  * The head of an answer on the cached routes, as Node's writeHead takes it (a flat name/value
  * array: no header object is built and none is copied). Always in this order: x-request-id,
- * x-gateway-provider, x-cache, age (a hit's only), what the provider or the error adds, then the
- * content headers.
+ * x-gateway-provider, x-gateway-model (the model that answered), x-cache, age (a hit's only),
+ * x-gateway-fallback (the model asked for, when another answered), what the provider or the
+ * error adds, then the content headers.
  */
 export function answerHead(
   requestId: string,
@@ -44,11 +45,15 @@ export function answerHead(
   age: string | undefined,
   extra: Readonly<Record<string, string>> | undefined,
   body: AnswerBody,
+  model?: string,
+  fallbackFrom?: string,
 ): string[] {
   const head =
-    age === undefined
+    model === undefined
       ? ['x-request-id', requestId, 'x-gateway-provider', provider, 'x-cache', cache]
-      : ['x-request-id', requestId, 'x-gateway-provider', provider, 'x-cache', cache, 'age', age];
+      : ['x-request-id', requestId, 'x-gateway-provider', provider, 'x-gateway-model', model, 'x-cache', cache];
+  if (age !== undefined) head.push('age', age);
+  if (fallbackFrom !== undefined) head.push('x-gateway-fallback', fallbackFrom);
   if (extra !== undefined) for (const name in extra) head.push(name, extra[name]!);
   if (body === 'sse') for (const part of SSE_HEADER_PAIRS) head.push(part);
   else head.push('content-type', 'application/json', 'content-length', String(body));
@@ -80,6 +85,6 @@ export function writeCachedAnswer(
   deps.metrics.cacheHits.inc({ endpoint: request.endpoint });
   deps.accounting.record(request.provider, request.model, entry.usage, 'hit');
   const age = String(ageSeconds(entry.storedAt));
-  response.writeHead(200, answerHead(requestId, request.provider, 'HIT', age, undefined, request.stream ? 'sse' : payload.byteLength));
+  response.writeHead(200, answerHead(requestId, request.provider, 'HIT', age, undefined, request.stream ? 'sse' : payload.byteLength, request.upstreamModel));
   response.end(payload);
 }

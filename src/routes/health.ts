@@ -3,8 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import type { CacheStore } from '../cache/store.js';
 import type { KeyPools } from '../keys/pools.js';
 import { PROVIDER_NAMES } from '../providers/provider-name.js';
+import type { ProviderHealth } from '../upstream/circuit-breaker.js';
 
-export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | undefined, pools: KeyPools): void {
+/**
+ * `health`: the providers' circuit breakers, whose states /readyz shows (an open one does not make
+ * the gateway unready: its requests go to their fallbacks, and a probe tries it again soon).
+ */
+export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | undefined, pools: KeyPools, health?: ProviderHealth): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     const missing: string[] = [];
@@ -14,12 +19,13 @@ export function registerHealthRoutes(app: FastifyInstance, store: CacheStore | u
     const keysMissing = providerKeysMissing(pools);
     if (keysMissing) missing.push(keysMissing);
     const cache = store === undefined ? 'off' : store.label;
+    const providers = health?.describe();
     if (missing.length > 0) {
       // Every error body has OpenAI's shape (clients parse it); probes and operators also get the list.
       const error = { message: `Not ready: ${missing.join('; ')}.`, type: 'server_error', code: 'not_ready' };
-      return reply.code(503).send({ error, status: 'unavailable', missing, cache, keys });
+      return reply.code(503).send({ error, status: 'unavailable', missing, cache, keys, providers });
     }
-    return { status: 'ready', cache, keys };
+    return { status: 'ready', cache, keys, providers };
   });
 }
 

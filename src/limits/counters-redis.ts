@@ -4,10 +4,16 @@
  *
  * Redis never decides whether a request is served: a command that fails (Redis down, slow, failing
  * over) is answered from what this replica knows, the last values Redis gave plus what it counted
- * since, and those additions are sent when Redis answers again. During an outage each replica thus
- * enforces the limits on its own view (the shared spend as last seen plus its own), so a budget can
- * be overshot by what the other replicas spend meanwhile, and no request is refused for the outage.
+ * since, and those additions are sent again until Redis has them. During an outage each replica
+ * thus enforces the limits on its own view (the shared spend as last seen plus its own), so a budget
+ * can be overshot by what the other replicas spend meanwhile, and no request is refused for the
+ * outage.
+ *
+ * A command that timed out may still have run (a Redis that was only slow, or paused, runs what
+ * its socket holds when it resumes): every batch of additions carries an id, which the script
+ * records, so sending it again never counts it twice.
  */
+import { randomUUID } from 'node:crypto';
 import { type CounterAdd, ExpiringHashes, type FieldRef, type Maybe, type UsageCounters } from './counters.js';
 
 /** What the counters need of a Redis client (a plain one, a Cluster or a Sentinel-managed one). */
@@ -19,23 +25,32 @@ export interface CounterRedis {
 
 /**
  * One hash tag for every key: a Redis Cluster keeps them in one slot, so a script may touch the
- * day's, the month's and the minute's hashes at once.
+ * day's, the month's and the minute's hashes (and a batch's id) at once.
  */
 const KEY_PREFIX = 'cachegate:limits:{usage}:';
+const BATCH_PREFIX = `${KEY_PREFIX}batch:`;
+/** How long a batch's id is remembered: far longer than a command can wait in a socket. */
+const BATCH_ID_TTL_MS = 600_000;
 const FLUSH_INTERVAL_MS = 1_000;
 
+/** KEYS[1]: the batch's id; KEYS[2..]: hashes. ARGV: the id's lifetime, then per hash its end, n, and n field/amount pairs. */
 const ADD_SCRIPT = `
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
 local out = {}
-local a = 1
-for i = 1, #KEYS do
+local a = 2
+for i = 2, #KEYS do
   local endsAt = ARGV[a]
   local n = tonumber(ARGV[a + 1])
   a = a + 2
   for j = 1, n do
-    out[#out + 1] = redis.call('HINCRBY', KEYS[i], ARGV[a], ARGV[a + 1])
+    if fresh then
+      out[#out + 1] = redis.call('HINCRBY', KEYS[i], ARGV[a], ARGV[a + 1])
+    else
+      out[#out + 1] = tonumber(redis.call('HGET', KEYS[i], ARGV[a]) or '0')
+    end
     a = a + 2
   end
-  redis.call('PEXPIREAT', KEYS[i], endsAt)
+  if fresh then redis.call('PEXPIREAT', KEYS[i], endsAt) end
 end
 return out`;
 
@@ -46,11 +61,13 @@ for i = 1, #KEYS do
 end
 return out`;
 
+/** KEYS[1]: the hash; KEYS[2]: the id the increment is recorded under. ARGV: field, limit, end, the id's lifetime. */
 const TAKE_SCRIPT = `
 local count = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if count >= tonumber(ARGV[2]) then return {0, count} end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[4])
 return {1, count}`;
 
 export interface RedisCountersOptions {
@@ -62,8 +79,11 @@ export interface RedisCountersOptions {
 export class RedisCounters implements UsageCounters {
   /** The values Redis last gave (or made) for each field. */
   private readonly known: ExpiringHashes;
-  /** Additions not in Redis yet: batched, or made while it did not answer. */
-  private readonly pending: ExpiringHashes;
+  /** Additions batched for the next flush (counts nothing is refused on). */
+  private readonly later: ExpiringHashes;
+  /** Batches Redis has not confirmed, by id, and their sum per field. */
+  private readonly unsent = new Map<string, readonly CounterAdd[]>();
+  private readonly unsentTotals: ExpiringHashes;
   private readonly flushTimer: NodeJS.Timeout;
   private flushing: Promise<void> | undefined;
   private up = true;
@@ -73,74 +93,77 @@ export class RedisCounters implements UsageCounters {
     private readonly options: RedisCountersOptions,
   ) {
     this.known = new ExpiringHashes(options.now);
-    this.pending = new ExpiringHashes(options.now);
+    this.later = new ExpiringHashes(options.now);
+    this.unsentTotals = new ExpiringHashes(options.now);
     this.flushTimer = setInterval(() => void this.flush(), FLUSH_INTERVAL_MS).unref();
   }
 
   add(adds: readonly CounterAdd[]): void {
-    void this.send(adds);
+    const id = randomUUID();
+    // Counted locally only once Redis failed to take it: a read answered meanwhile already has it.
+    void this.send(id, adds).then((sent) => {
+      if (!sent) this.keepUnsent(id, adds);
+    });
   }
 
   addLater(adds: readonly CounterAdd[]): void {
-    for (const { hash, endsAt, field, by } of adds) this.pending.add(hash, endsAt, field, by);
+    for (const { hash, endsAt, field, by } of adds) this.later.add(hash, endsAt, field, by);
   }
 
   read(fields: readonly FieldRef[]): Promise<number[]> {
     const keys = fields.map(({ hash }) => KEY_PREFIX + hash);
-    return this.redis
-      .evalScript(
-        READ_SCRIPT,
-        keys,
-        fields.map(({ field }) => field),
-      )
-      .then(
-        (values) => {
-          this.answered();
-          return fields.map(({ hash, field, endsAt }, index) => {
-            const value = Number((values as unknown[])[index] ?? 0);
-            this.remember(hash, field, value, endsAt);
-            return value + this.pending.get(hash, field);
-          });
-        },
-        () => {
-          this.failed();
-          return fields.map(({ hash, field }) => this.localValue(hash, field));
-        },
-      );
+    const names = fields.map(({ field }) => field);
+    return this.redis.evalScript(READ_SCRIPT, keys, names).then(
+      (values) => {
+        this.answered();
+        return fields.map(({ hash, field, endsAt }, index) => {
+          const value = Number((values as unknown[])[index] ?? 0);
+          this.known.set(hash, endsAt, field, value);
+          return value + this.notInRedis(hash, field);
+        });
+      },
+      () => {
+        this.failed();
+        return fields.map(({ hash, field }) => this.known.get(hash, field) + this.notInRedis(hash, field));
+      },
+    );
   }
 
   takeIfBelow(hash: string, endsAt: number, field: string, limit: number): Maybe<{ taken: boolean; count: number }> {
-    return this.redis.evalScript(TAKE_SCRIPT, [KEY_PREFIX + hash], [field, limit, endsAt]).then(
+    const id = randomUUID();
+    return this.redis.evalScript(TAKE_SCRIPT, [KEY_PREFIX + hash, BATCH_PREFIX + id], [field, limit, endsAt, BATCH_ID_TTL_MS]).then(
       (reply) => {
         this.answered();
         const [taken, count] = (reply as [number, number]).map(Number) as [number, number];
-        this.remember(hash, field, taken === 1 ? count + 1 : count, endsAt);
+        this.known.set(hash, endsAt, field, taken === 1 ? count + 1 : count);
         return { taken: taken === 1, count };
       },
       () => {
         this.failed();
-        const count = this.localValue(hash, field);
+        const count = this.known.get(hash, field) + this.notInRedis(hash, field);
         if (count >= limit) return { taken: false, count };
-        this.pending.add(hash, endsAt, field, 1);
+        // Under the take's id: if the take did run after all, this is not counted again.
+        this.keepUnsent(id, [{ hash, endsAt, field, by: 1 }]);
         return { taken: true, count };
       },
     );
   }
 
   readAll(hash: string): Promise<Map<string, number>> {
+    const withLocal = (values: Map<string, number>): Map<string, number> => {
+      for (const table of [this.later, this.unsentTotals]) {
+        for (const [field, by] of table.all(hash)) values.set(field, (values.get(field) ?? 0) + by);
+      }
+      return values;
+    };
     return this.redis.hgetall(KEY_PREFIX + hash).then(
       (fields) => {
         this.answered();
-        const values = new Map<string, number>();
-        for (const [field, value] of Object.entries(fields)) values.set(field, Number(value));
-        for (const [field, by] of this.pending.all(hash)) values.set(field, (values.get(field) ?? 0) + by);
-        return values;
+        return withLocal(new Map(Object.entries(fields).map(([field, value]) => [field, Number(value)])));
       },
       () => {
         this.failed();
-        const values = this.known.all(hash);
-        for (const [field, by] of this.pending.all(hash)) values.set(field, (values.get(field) ?? 0) + by);
-        return values;
+        return withLocal(this.known.all(hash));
       },
     );
   }
@@ -150,27 +173,39 @@ export class RedisCounters implements UsageCounters {
     await this.flush();
   }
 
-  /** Sends the batched additions; kept for the next try when Redis does not take them. */
+  /** Sends what was batched and every batch Redis has not confirmed yet (each under its own id). */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    if (this.pending.size === 0) return Promise.resolve();
-    const adds = this.pending.drain();
-    this.flushing = this.send(adds).finally(() => {
+    const batched = this.later.snapshot();
+    if (batched.length > 0) {
+      for (const { hash, endsAt, field, by } of batched) this.later.add(hash, endsAt, field, -by);
+      this.keepUnsent(randomUUID(), batched);
+    }
+    if (this.unsent.size === 0) return Promise.resolve();
+    const batches = [...this.unsent];
+    this.flushing = (async () => {
+      for (const [id, adds] of batches) {
+        if (!(await this.send(id, adds))) return;
+        this.unsent.delete(id);
+        for (const { hash, endsAt, field, by } of adds) this.unsentTotals.add(hash, endsAt, field, -by);
+      }
+    })().finally(() => {
       this.flushing = undefined;
     });
     return this.flushing;
   }
 
-  private async send(adds: readonly CounterAdd[]): Promise<void> {
-    if (adds.length === 0) return;
+  /** True once Redis has the batch (now, or from an earlier send of the same id). */
+  private async send(id: string, adds: readonly CounterAdd[]): Promise<boolean> {
+    if (adds.length === 0) return true;
     const byHash = new Map<string, CounterAdd[]>();
     for (const add of adds) {
       const group = byHash.get(add.hash);
       if (group) group.push(add);
       else byHash.set(add.hash, [add]);
     }
-    const keys: string[] = [];
-    const args: Array<string | number> = [];
+    const keys: string[] = [BATCH_PREFIX + id];
+    const args: Array<string | number> = [BATCH_ID_TTL_MS];
     const order: CounterAdd[] = [];
     for (const [hash, group] of byHash) {
       keys.push(KEY_PREFIX + hash);
@@ -183,20 +218,22 @@ export class RedisCounters implements UsageCounters {
     try {
       const values = (await this.redis.evalScript(ADD_SCRIPT, keys, args)) as unknown[];
       this.answered();
-      for (const [index, add] of order.entries()) this.remember(add.hash, add.field, Number(values[index] ?? 0), add.endsAt);
+      for (const [index, add] of order.entries()) this.known.set(add.hash, add.endsAt, add.field, Number(values[index] ?? 0));
+      return true;
     } catch {
       this.failed();
-      for (const { hash, endsAt, field, by } of adds) this.pending.add(hash, endsAt, field, by);
+      return false;
     }
   }
 
-  /** What this replica knows of a field while Redis does not answer. */
-  private localValue(hash: string, field: string): number {
-    return this.known.get(hash, field) + this.pending.get(hash, field);
+  private keepUnsent(id: string, adds: readonly CounterAdd[]): void {
+    this.unsent.set(id, adds);
+    for (const { hash, endsAt, field, by } of adds) this.unsentTotals.add(hash, endsAt, field, by);
   }
 
-  private remember(hash: string, field: string, value: number, endsAt: number): void {
-    this.known.set(hash, endsAt, field, value);
+  /** What this replica counted that Redis does not hold (as far as it knows). */
+  private notInRedis(hash: string, field: string): number {
+    return this.later.get(hash, field) + this.unsentTotals.get(hash, field);
   }
 
   private answered(): void {

@@ -47,10 +47,6 @@ export class ExpiringHashes {
 
   constructor(private readonly now: () => number) {}
 
-  get size(): number {
-    return this.hashes.size;
-  }
-
   add(hash: string, endsAt: number, field: string, by: number): number {
     const fields = this.fieldsOf(hash, endsAt);
     const value = (fields.get(field) ?? 0) + by;
@@ -70,13 +66,20 @@ export class ExpiringHashes {
     return new Map(this.live(hash)?.fields ?? []);
   }
 
-  /** Empties the table, returning what it held (pending additions to send). */
-  drain(): CounterAdd[] {
+  /** What the table holds, as additions (pending ones to send); fields back at 0 are dropped. */
+  snapshot(): CounterAdd[] {
     const adds: CounterAdd[] = [];
+    const now = this.now();
     for (const [hash, { endsAt, fields }] of this.hashes) {
-      for (const [field, by] of fields) if (by !== 0) adds.push({ hash, endsAt, field, by });
+      if (endsAt <= now) {
+        this.hashes.delete(hash);
+        continue;
+      }
+      for (const [field, by] of fields) {
+        if (by === 0) fields.delete(field);
+        else adds.push({ hash, endsAt, field, by });
+      }
     }
-    this.hashes.clear();
     return adds;
   }
 

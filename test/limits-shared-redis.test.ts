@@ -1,0 +1,98 @@
+/**
+ * Counters in Redis are shared by replicas, and Redis never decides whether a request is served:
+ * two gateway processes on one redis-server enforce one budget between them (and report the same
+ * spend); while Redis does not answer, requests are still served and counted by the replica, and
+ * what it counted meanwhile reaches Redis when it answers again.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { chat, chatBody, unique } from './helpers/cache-e2e.js';
+import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
+import { fakeUpstreamEnv } from './helpers/gateway.js';
+import { startGatewayProcess } from './helpers/gateway-process.js';
+import { as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
+import { scrape, waitForModelLists } from './helpers/metrics-scrape.js';
+import { startRedis, type RedisServer } from './helpers/redis-server.js';
+
+describe('two gateway processes sharing one Redis', () => {
+  let fake: FakeUpstream;
+  let redis: RedisServer;
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    await fake.close();
+    await redis.stop();
+  });
+
+  it('enforce one budget between them, at the cent, and report the same spend', { timeout: 90_000 }, async () => {
+    const env = { ...fakeUpstreamEnv(fake), LOG_LEVEL: 'info', REDIS_URL: redis.url, PRICES_FILE: centPerPromptTokenPrices(), BUDGET_DAILY_USD: '0.03' };
+    const [one, two] = await Promise.all([startGatewayProcess(env), startGatewayProcess(env)]);
+    try {
+      await Promise.all([waitForModelLists(one.url), waitForModelLists(two.url)]);
+      fake.reset();
+      const send = async (url: string, user: string) => {
+        const response = await fetch(`${url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-openwebui-user-id': user },
+          body: JSON.stringify(chatBody(unique('replica'))),
+        });
+        return { status: response.status, body: await response.text() };
+      };
+      fake.queue.push(paidAnswer(1), paidAnswer(1), paidAnswer(1));
+      expect((await send(one.url, 'ann')).status).toBe(200);
+      expect((await send(two.url, 'bob')).status).toBe(200);
+      expect((await send(one.url, 'bob')).status).toBe(200);
+      for (const url of [two.url, one.url]) {
+        const refused = await send(url, 'carl');
+        expect(refused.status).toBe(429);
+        expect(JSON.parse(refused.body).error.message).toMatch(/^This gateway's daily budget of \$0\.03 is spent \(\$0\.03 used today\)/);
+      }
+      expect(fake.completionCalls()).toHaveLength(3);
+      for (const url of [one.url, two.url]) {
+        const metrics = await scrape(url);
+        expect(metrics.sum('gateway_budget_spent_usd', { budget: 'daily' })).toBeCloseTo(0.03, 9);
+        const usage = await (await fetch(`${url}/admin/usage`)).json();
+        expect(usage.day.spentUsd).toBeCloseTo(0.03, 9);
+        expect(usage.users.map((user: { user: string }) => user.user)).toEqual(['bob', 'ann', 'carl']);
+      }
+    } finally {
+      one.kill();
+      two.kill();
+    }
+  });
+});
+
+describe('while Redis does not answer', () => {
+  const setup = useLimitedGateways('redis');
+  beforeEach(() => setup.redis?.resume());
+
+  it('requests are served and counted by the replica, and the count reaches Redis when it answers again', async () => {
+    const running = await setup.start({ BUDGET_DAILY_USD: '0.03', REDIS_COMMAND_TIMEOUT_MS: '150' });
+    expect((await spend(setup, running, 'ann', 1)).status).toBe(200);
+    setup.redis!.pause();
+    try {
+      // Served (from upstream: the cache is down too), never refused for the outage.
+      const during = await spend(setup, running, 'bob', 1);
+      expect(during.status).toBe(200);
+      expect((await spend(setup, running, 'ann', 1)).status).toBe(200);
+      // The budget still holds on what this replica knows: $0.01 seen in Redis plus $0.02 since.
+      const refused = await chat(running, chatBody(unique('over')), as('carl'));
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.text).error.code).toBe('budget_exceeded');
+      expect(running.logs.some((line) => line.includes('usage counters: Redis does not answer'))).toBe(true);
+    } finally {
+      setup.redis!.resume();
+    }
+    // Answering again: what was counted meanwhile is sent, and Redis holds the whole day.
+    await expect
+      .poll(async () => (await (await fetch(`${running.url}/admin/usage`)).json()).day.spentUsd, { timeout: 10_000, interval: 200 })
+      .toBeCloseTo(0.03, 9);
+    const { Redis } = await import('ioredis');
+    const client = new Redis(setup.redis!.url);
+    const stored = await client.hget('cachegate:limits:{usage}:day:2099-06-15', 'g');
+    client.disconnect();
+    expect(Number(stored)).toBe(30_000_000);
+    expect(running.logs.some((line) => line.includes('usage counters: Redis answers again'))).toBe(true);
+  });
+});

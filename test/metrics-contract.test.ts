@@ -26,6 +26,8 @@ const CONTRACT: Array<[name: string, type: string, labels: string[]]> = [
   ['gateway_upstream_keys', 'gauge', ['provider', 'state']],
   ['gateway_cache_up', 'gauge', []],
   ['gateway_cache_errors_total', 'counter', ['op']],
+  ['gateway_budget_spent_usd', 'gauge', ['budget']],
+  ['gateway_limited_total', 'counter', ['reason']],
 ];
 
 /** The samples a metric family produces: histograms as _bucket (plus le), _sum and _count. */

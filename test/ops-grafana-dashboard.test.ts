@@ -79,6 +79,7 @@ describe('grafana dashboard', () => {
     expect(uses('gateway_cache_up')).toBe(true); // Redis status
     expect(uses('process_resident_memory_bytes') && uses('nodejs_heap_size_used_bytes')).toBe(true);
     expect(uses('nodejs_eventloop_lag_p99_seconds')).toBe(true);
+    expect(uses('gateway_budget_spent_usd') && uses('gateway_budget_usd') && uses('gateway_limited_total')).toBe(true); // budgets
   });
 
   it('uses the provisioned Prometheus data source', async () => {

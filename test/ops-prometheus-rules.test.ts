@@ -88,6 +88,9 @@ describe('alert rules', () => {
         'GatewayCacheBackendDown',
         'GatewayLatencyP99High',
         'GatewayDailySpendOverBudget',
+        'GatewayBudgetHalfSpent',
+        'GatewayBudgetMostlySpent',
+        'GatewayBudgetSpent',
       ]),
     );
     for (const rule of rules.filter((r) => r.alert)) {

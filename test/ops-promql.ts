@@ -24,6 +24,10 @@ export const CONTRACT_METRICS: Readonly<Record<string, MetricType>> = {
   gateway_upstream_keys: 'gauge',
   gateway_cache_up: 'gauge',
   gateway_cache_errors_total: 'counter',
+  gateway_budget_spent_usd: 'gauge',
+  gateway_limited_total: 'counter',
+  // Not in the contract: the configured budgets, for the alerts' ratios.
+  gateway_budget_usd: 'gauge',
 };
 
 /** Series Prometheus makes itself: scrape health and alert state. */

@@ -219,6 +219,18 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     expect((await embed(setup, [fresh])).xCache).toBe('MISS');
   });
 
+  it('an answer for the new inputs that cannot be split among them is a 502, and nothing of it is stored', async () => {
+    const [cached, fresh] = [unique('kept'), unique('odd')];
+    await embed(setup, [cached]);
+    await untilAllCached(() => embed(setup, [cached]));
+    const twoVectors = [0, 1].map((index) => ({ object: 'embedding', index, embedding: [0.5, index] }));
+    setup.fake.queue.push({ status: 200, body: { object: 'list', data: twoVectors, model: MODEL, usage: { prompt_tokens: 3, total_tokens: 3 } } });
+    const odd = await embed(setup, [cached, fresh]);
+    expect(odd.status).toBe(502);
+    expect(odd.json).toMatchObject({ error: { code: 'upstream_bad_response' } });
+    expect((await embed(setup, [fresh])).xCache).toBe('MISS');
+  });
+
   it('metrics and the log line say PARTIAL; tokens spent are what was billed, tokens saved what the cache spared', async () => {
     const [s1, s2, s3] = [unique('s1'), unique('s2'), unique('s3')];
     const start = await scrape(setup.gateway.url);

@@ -18,9 +18,9 @@ import {
   promptTokensOf,
   singleInputAnswer,
   singleInputBody,
+  storedVectorOf,
   tokenShares,
   type EmbeddingInput,
-  type EmbeddingItem,
 } from '../cache/embedding-inputs.js';
 import { cacheKey } from '../cache/key.js';
 import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js';
@@ -52,7 +52,8 @@ interface DistinctInput {
   key: string;
   /** Where it stands in the request. */
   positions: number[];
-  cached?: { item: EmbeddingItem; entry: CacheEntry };
+  /** Its vector as JSON text, once known (from the cache, or from the upstream call). */
+  cached?: { vector: string; entry: CacheEntry };
 }
 
 /** Answers the batch; the writer it returns tells the request's record what left and when. */
@@ -98,8 +99,8 @@ function takeHits(distinct: DistinctInput[], reads: StoreRead[], policy: CachePo
     if (read.value === undefined) return;
     const entry = decodeCachedAnswer(read.value, one.key);
     if (entry?.form !== 'json' || !isFreshEnough(policy, entry.storedAt)) return;
-    const answer = parseEmbeddingAnswer(entry.body, 1);
-    if (answer) one.cached = { item: answer.data[0]!, entry };
+    const vector = storedVectorOf(entry.body);
+    if (vector !== undefined) one.cached = { vector, entry };
   });
   return cacheUp;
 }
@@ -116,9 +117,8 @@ function answerWithHits(batch: EmbeddingBatch, distinct: DistinctInput[], cacheU
     deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
     recordSaved(deps, prepared, distinct);
     const oldest = Math.min(...distinct.map((one) => one.cached!.entry.storedAt));
-    const items = itemsInOrder(batch, distinct);
     const model = distinct[0]!.cached!.entry.model;
-    writer.sendJson(200, batchAnswer(items, model, 0), { age: String(ageSeconds(oldest)), ...hitsHeader });
+    writer.sendJson(200, batchAnswer(vectorsInOrder(batch, distinct), model, 0), { age: String(ageSeconds(oldest)), ...hitsHeader });
     return;
   }
   // Counted as a miss only once its call is sent (request-log.ts, cacheOutcomeOf); its errors are a miss's.
@@ -192,10 +192,10 @@ function finishWithUpstream(
       endpoint: prepared.endpoint,
       provider: prepared.provider,
       model,
-      body: singleInputAnswer(answer.data[index]!, model, shares[index]!),
+      body: singleInputAnswer(answer.vectors[index]!, model, shares[index]!),
       usage: embeddingUsage(shares[index]!),
     };
-    one.cached = { item: answer.data[index]!, entry };
+    one.cached = { vector: answer.vectors[index]!, entry };
     return entry;
   });
   const cachedBefore = distinct.length - missing.length;
@@ -209,14 +209,14 @@ function finishWithUpstream(
   recordRepeatsSaved(deps, prepared, missing, shares);
   const headers = { ...outcome.head.headers, ...hitsHeader };
   if (asSent) writer.sendJson(outcome.head.statusCode, json, headers);
-  else writer.sendJson(outcome.head.statusCode, batchAnswer(itemsInOrder(batch, distinct), model, paid), headers);
+  else writer.sendJson(outcome.head.statusCode, batchAnswer(vectorsInOrder(batch, distinct), model, paid), headers);
   if (batch.policy.store) storeFresh(store, missing, fresh, batch.policy.ttlSeconds);
 }
 
-function itemsInOrder(batch: EmbeddingBatch, distinct: DistinctInput[]): EmbeddingItem[] {
-  const items: EmbeddingItem[] = new Array(batch.inputs.length);
-  for (const one of distinct) for (const position of one.positions) items[position] = one.cached!.item;
-  return items;
+function vectorsInOrder(batch: EmbeddingBatch, distinct: DistinctInput[]): string[] {
+  const vectors: string[] = new Array(batch.inputs.length);
+  for (const one of distinct) for (const position of one.positions) vectors[position] = one.cached!.vector;
+  return vectors;
 }
 
 /** What the cached inputs would have cost (each as often as the request holds it). */

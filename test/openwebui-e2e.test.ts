@@ -181,6 +181,9 @@ describe('the real Open WebUI in front of the gateway', () => {
     expect(chatIdsReceived.slice(received).map((r) => r.chatId)).toEqual([firstChat, firstChat, firstChat]);
     const taskBody = chatCalls().at(-3)?.json as { messages: Array<{ content: string }> };
     expect(taskBody.messages.at(-1)?.content.startsWith('### Task:')).toBe(true);
+    // Open WebUI keeps the task's name (its `metadata`) to itself: the prompt is all the gateway sees.
+    expect(Object.keys(taskBody).sort()).not.toContain('metadata');
+    report(`a title task reaches the gateway as ${JSON.stringify(Object.keys(taskBody).sort())}, one user message starting "### Task:"`);
 
     from = gateway.logs.length;
     const calls = chatCalls().length;

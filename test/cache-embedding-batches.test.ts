@@ -49,7 +49,7 @@ async function embed(setup: E2eSetup, input: unknown, extra: Record<string, unkn
 
 /** Repeats a request until its answer shows every input cached (the store is written after the answer). */
 async function untilAllCached(send: () => Promise<GatewayResponse>): Promise<void> {
-  await until(async () => (await send()).xCache === 'HIT', 3_000);
+  expect(await until(async () => (await send()).xCache === 'HIT', 3_000)).toBe(true);
 }
 
 function tokens(scraped: Scrape, cache: 'hit' | 'miss'): number {
@@ -290,5 +290,26 @@ describe.each(BACKENDS)('embeddings cached per input (%s)', (backend) => {
     const end = await scrape(setup.gateway.url);
     expect(tokens(end, 'miss') - tokens(afterFirst, 'miss')).toBe(3);
     expect(tokens(end, 'hit') - tokens(afterFirst, 'hit')).toBe(27);
+  });
+});
+
+describe('an embeddings batch while Redis is down', () => {
+  const setup = useGateway('redis', { env: { REDIS_COMMAND_TIMEOUT_MS: '1000' } });
+
+  it('is served from upstream in one call (BYPASS), and its inputs are cached again once Redis is back', async () => {
+    const redis = setup.redis;
+    if (!redis) throw new Error('the Redis backend was not started');
+    const [u, v] = [unique('u'), unique('v')];
+    redis.kill();
+    const down = await embed(setup, [u, v]);
+    expect(down.status).toBe(200);
+    expect(down.xCache).toBe('BYPASS');
+    expect(down.headers.get('x-cache-hits')).toBeNull();
+    expect(down.json.data).toHaveLength(2);
+    expect(embeddingCalls(setup).map((r) => r.json?.input)).toEqual([[u, v]]);
+
+    await redis.restart();
+    expect(await until(async () => (await embed(setup, [u, v])).xCache === 'MISS', 15_000)).toBe(true);
+    await untilAllCached(() => embed(setup, [v, u]));
   });
 });

@@ -1,12 +1,12 @@
 /**
  * The budgets and rate limits the config asks for, on the counters it allows: Redis (its own
- * small connection to the cache's server, so replicas share the counts) when REDIS_URL is set,
+ * small connection to the cache's Redis, so replicas share the counts) when one is configured,
  * else this process's memory. LIMITS_FILE is read before anything is opened: a bad one stops
  * start-up.
  */
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { createRedisClient, type RedisTarget, redisTargetOf } from '../cache/redis-connection.js';
 import type { Config } from '../config.js';
 import type { UsageCounters } from './counters.js';
 import { MemoryCounters } from './counters-memory.js';
@@ -22,7 +22,8 @@ export interface CreatedLimits {
 
 export async function createLimits(config: Config, registry: Registry, log: Logger, now: () => number = Date.now): Promise<CreatedLimits> {
   const overrides = await loadLimitsFile(config.limitsFile);
-  const redis = config.redisUrl === undefined ? undefined : await connectCounterRedis(config.redisUrl, config.redisCommandTimeoutMs);
+  const target = redisTargetOf(config);
+  const redis = target === undefined ? undefined : await connectCounterRedis(target, config.redisCommandTimeoutMs);
   const counters: UsageCounters = redis
     ? new RedisCounters(redis, {
         now,
@@ -53,15 +54,17 @@ export async function createLimits(config: Config, registry: Registry, log: Logg
 /** How long start-up waits for the counters' first connection (the gateway starts without it after that). */
 const STARTUP_WAIT_MS = 2_000;
 
-/** A connection that fails fast instead of queueing while Redis is away (counters-redis.ts answers then). */
-async function connectCounterRedis(url: string, commandTimeoutMs: number): Promise<CounterRedis> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: commandTimeoutMs,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 10), 2_000),
-    connectionName: 'cachegate-limits',
+/**
+ * A connection of its own to the cache's Redis (a server, a Cluster or Sentinel's master), tuned
+ * like the store's: commands fail fast instead of queueing while Redis is away (counters-redis.ts
+ * answers then). Its keys share one hash tag, so on a Cluster every script runs on one node.
+ */
+async function connectCounterRedis(target: RedisTarget, commandTimeoutMs: number): Promise<CounterRedis> {
+  const client = createRedisClient(target, {
+    commandTimeoutMs,
+    socketTimeoutMs: 5_000,
+    connectTimeoutMs: STARTUP_WAIT_MS,
+    maxReconnectDelayMs: 2_000,
   });
   // Reported through the counters' own up/down line; an unhandled 'error' event would crash the process.
   client.on('error', () => {});

@@ -87,6 +87,13 @@ describe('the cached routes', () => {
       const hit = await chat(gw.url, { model, content, stream });
       expect([model, hit.status, hit.headers.get('x-cache'), hit.headers.get('x-gateway-model')]).toEqual([model, 200, 'HIT', 'llama-3.1-8b-instant']);
     }
+    // Embeddings (a batch, cached per input) name their model too, miss and hit.
+    for (const cache of ['MISS', 'HIT']) {
+      const { response: embedded } = await openaiClient(gw)
+        .embeddings.create({ model: 'text-embedding-3-small', input: [content, `${content} 2`] })
+        .withResponse();
+      expect([embedded.headers.get('x-cache'), embedded.headers.get('x-gateway-model')]).toEqual([cache, 'text-embedding-3-small']);
+    }
     // An alias whose target the allow list does not name is served all the same.
     const smart = await chat(gw.url, { model: 'smart' });
     expect([smart.status, smart.headers.get('x-gateway-model'), smart.json?.model]).toEqual([200, 'gpt-4o', 'gpt-4o']);

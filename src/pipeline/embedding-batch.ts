@@ -60,6 +60,8 @@ interface DistinctInput {
 export function answerEmbeddingBatch(batch: EmbeddingBatch, deps: PipelineDeps, store: CacheStore): ClientWriter {
   const { prepared, context, response } = batch;
   const writer = new ClientWriter(response, batch.requestId, prepared.provider, context);
+  // Every cached-route answer names the model that answered (X-Gateway-Model).
+  writer.answeredBy(prepared.provider, prepared.upstreamModel, undefined);
   const distinct = distinctInputs(batch);
   const reads = batch.policy.lookup ? distinct.map((one) => readStore(store, one.key)) : [];
   const settle = (settled: StoreRead[]): void => {

@@ -9,7 +9,18 @@ import type { Json } from './json-text.js';
 export type Family = 'json' | 'bytes' | 'framing' | 'large';
 export const FAMILIES: readonly Family[] = ['json', 'bytes', 'framing', 'large'];
 
-export type RouteKind = 'chat' | 'completions' | 'embeddings' | 'models' | 'model' | 'transcription' | 'passthrough' | 'healthz' | 'readyz' | 'metrics';
+export type RouteKind =
+  | 'chat'
+  | 'completions'
+  | 'embeddings'
+  | 'responses'
+  | 'models'
+  | 'model'
+  | 'transcription'
+  | 'passthrough'
+  | 'healthz'
+  | 'readyz'
+  | 'metrics';
 
 export interface Exchange {
   /** The request head as sent (request line and headers). */

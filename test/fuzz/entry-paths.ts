@@ -72,7 +72,7 @@ export interface EntryPathReport {
   stoppedEarly: boolean;
 }
 
-const CACHED_KINDS: ReadonlySet<string> = new Set(['chat', 'completions', 'embeddings']);
+const CACHED_KINDS: ReadonlySet<string> = new Set(['chat', 'completions', 'embeddings', 'responses']);
 
 interface Input {
   ex: Exchange;

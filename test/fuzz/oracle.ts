@@ -41,6 +41,7 @@ const CACHED_ROUTES: Readonly<Record<string, RouteKind>> = {
   '/chat/completions': 'chat',
   '/completions': 'completions',
   '/embeddings': 'embeddings',
+  '/responses': 'responses',
 };
 
 export interface RouteOfTarget {
@@ -159,6 +160,35 @@ function completionProblem(kind: 'chat' | 'completions', response: WireResponse,
   return undefined;
 }
 
+/** A Responses API answer: the response object, or its stream of named events ending in response.completed (no [DONE]). */
+function responsesProblem(response: WireResponse, stream: boolean): string | undefined {
+  const type = (header(response, 'content-type') ?? '').toLowerCase();
+  if (!stream) {
+    if (!type.startsWith('application/json')) return `JSON asked, Content-Type ${JSON.stringify(type)}`;
+    const body = parseJson(response.body);
+    return isObject(body) && body.object === 'response' && Array.isArray(body.output) ? undefined : `not a response object: ${excerpt(response.body)}`;
+  }
+  if (!type.startsWith('text/event-stream')) return `stream asked, Content-Type ${JSON.stringify(type)}`;
+  const events: Array<Record<string, unknown>> = [];
+  for (const block of response.body.toString('utf8').split(/\r?\n\r?\n/)) {
+    const lines = block.split(/\r?\n/);
+    const data = lines.filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trimStart());
+    if (data.length === 0) continue;
+    const event = parseJson(Buffer.from(data.join('\n')));
+    if (!isObject(event) || typeof event.type !== 'string') return `stream event without a type: ${JSON.stringify(data.join('').slice(0, 80))}`;
+    const name = lines
+      .find((line) => line.startsWith('event:'))
+      ?.slice(6)
+      .trim();
+    if (name !== event.type) return `event named ${JSON.stringify(name)} carries ${JSON.stringify(event.type)}`;
+    events.push(event);
+  }
+  if (events[0]?.type !== 'response.created') return 'stream does not begin with response.created';
+  if (events.at(-1)?.type !== 'response.completed')
+    return `stream does not end with response.completed: …${JSON.stringify(response.body.subarray(-80).toString('utf8'))}`;
+  return undefined;
+}
+
 function embeddingsProblem(response: WireResponse): string | undefined {
   const body = parseJson(response.body);
   // An empty list is the upstream's answer to an empty input list, passed on as it came.
@@ -180,7 +210,8 @@ function successProblem(ex: Exchange, response: WireResponse): string | undefine
   switch (route.kind) {
     case 'chat':
     case 'completions':
-    case 'embeddings': {
+    case 'embeddings':
+    case 'responses': {
       const cache = header(response, 'x-cache');
       if (!cache || !['HIT', 'MISS', 'BYPASS', 'COALESCED'].includes(cache)) {
         return `a ${route.kind} answer without X-Cache${route.odd ? ` (odd path ${JSON.stringify(ex.target.slice(0, 60))}: not cached nor accounted)` : ''}`;
@@ -191,6 +222,7 @@ function successProblem(ex: Exchange, response: WireResponse): string | undefine
         return `answered 2xx without a model or ${required}`;
       }
       if (route.kind === 'embeddings') return embeddingsProblem(response);
+      if (route.kind === 'responses') return responsesProblem(response, json.stream === true);
       return completionProblem(route.kind, response, json.stream === true);
     }
     case 'models': {

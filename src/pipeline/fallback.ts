@@ -59,7 +59,9 @@ class FallbackChain implements FlightFallback {
     private readonly requestId: string,
     private readonly deps: FallbackDeps,
   ) {
-    this.remaining = deps.router.policies.current.fallbacksOf(asked.asked, asked.model);
+    // Never for embeddings: another model's vectors live in another space, and mixed into a
+    // vector store with the asked model's they would silently spoil every search.
+    this.remaining = asked.endpoint === 'embeddings' ? [] : deps.router.policies.current.fallbacksOf(asked.asked, asked.model);
     this.tried.add(`${asked.provider}/${asked.upstreamModel}`);
   }
 

@@ -97,13 +97,16 @@ describe('no fallback for embeddings', () => {
   it('answers the provider’s error: another model’s vectors would not match the ones already stored', async () => {
     const gw = await gateway({}, { fallbacks: { '*': ['groq/llama-3.3-70b-versatile'] } });
     for (const key of TEST_OPENAI_KEYS) fixture.fake.keyResponses.set(key, { status: 500 });
-    const failure = await openaiClient(gw)
-      .embeddings.create({ model: 'text-embedding-3-small', input: ['one', 'two'] })
-      .then(
-        () => undefined,
-        (error: unknown) => error as { status?: number },
-      );
-    expect(failure?.status).toBe(500);
+    // A single input (one flight) and a batch (cached input by input).
+    for (const input of ['one', ['one', 'two']]) {
+      const failure = await openaiClient(gw)
+        .embeddings.create({ model: 'text-embedding-3-small', input })
+        .then(
+          () => undefined,
+          (error: unknown) => error as { status?: number },
+        );
+      expect(failure?.status).toBe(500);
+    }
     expect(groqCalls()).toBe(0);
     expect(await fallbackCount(gw)).toBe(0);
   });

@@ -6,13 +6,20 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BUILTIN_PRICES } from '../src/pricing/builtin-prices.js';
+import { responsesAnswerFor } from './helpers/fake-responses.js';
 import { answerFor, startFakeUpstream, type FakeUpstream, type Flavour } from './helpers/fake-upstream.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { scrape, waitForModelLists, type Scrape } from './helpers/metrics-scrape.js';
 import { readSse, type TimedEvent } from './helpers/sse-reader.js';
 
-type Endpoint = 'chat.completions' | 'completions' | 'embeddings';
-const PATHS: Record<Endpoint, string> = { 'chat.completions': '/chat/completions', completions: '/completions', embeddings: '/embeddings' };
+type Endpoint = 'chat.completions' | 'completions' | 'embeddings' | 'responses';
+const PATHS: Record<Endpoint, string> = {
+  'chat.completions': '/chat/completions',
+  completions: '/completions',
+  embeddings: '/embeddings',
+  responses: '/responses',
+};
+const ENDPOINTS = Object.keys(PATHS) as Endpoint[];
 
 interface Usage {
   prompt: number;
@@ -34,6 +41,7 @@ interface Received {
 /** The usage the fake upstream reports for a request body (see helpers/fake-upstream.ts). */
 function fakeUsage(endpoint: Endpoint, body: Record<string, unknown>): Usage {
   if (endpoint === 'embeddings') return { prompt: (Array.isArray(body.input) ? body.input.length : 1) * 3, completion: 0 };
+  if (endpoint === 'responses') return { prompt: 11, completion: Math.max(1, responsesAnswerFor(body).split(/\s+/).filter(Boolean).length) };
   return { prompt: 11, completion: Math.max(1, answerFor(body).split(/\s+/).filter(Boolean).length) };
 }
 
@@ -170,6 +178,20 @@ describe('a scripted mix, then one scrape', () => {
     expect((await send('embeddings', { model: 'text-embedding-3-small', input: ['a', 'b'] })).cache).toBe('MISS');
     expect((await send('embeddings', { model: 'text-embedding-3-small', input: ['a', 'b'] })).cache).toBe('HIT');
 
+    // Responses API: a JSON miss answers a stream as a hit; a stream miss with a JSON request coalesced on it.
+    expect((await send('responses', { model: 'gpt-4o-mini', input: 'nu' })).cache).toBe('MISS');
+    const nuHit = await send('responses', { model: 'gpt-4o-mini', input: 'nu', stream: true });
+    expect(nuHit.cache).toBe('HIT');
+    expect(nuHit.events?.at(-1)?.data).toContain('"type":"response.completed"');
+    fake.options.latencyMs = 200;
+    const callsBeforeXi = fake.completionCalls().length;
+    const xi = send('responses', { model: 'llama-3.1-8b-instant', input: 'xi', stream: true });
+    await until(() => fake.completionCalls().length === callsBeforeXi + 1, 'the first xi request upstream');
+    const [xiLeader, xiFollower] = await Promise.all([xi, send('responses', { model: 'llama-3.1-8b-instant', input: 'xi' })]);
+    expect([xiLeader.cache, xiFollower.cache]).toEqual(['MISS', 'COALESCED']);
+    expect((xiFollower.json?.usage as { output_tokens?: number } | undefined)?.output_tokens).toBe(xiFollower.usage?.completion);
+    fake.options.latencyMs = 0;
+
     // no-store: paid upstream, not looked up.
     expect((await send('chat.completions', chat('gpt-4o-mini', 'theta'), { headers: { 'cache-control': 'no-store' } })).cache).toBe('BYPASS');
 
@@ -202,7 +224,7 @@ describe('a scripted mix, then one scrape', () => {
   });
 
   it('hits, misses and coalesced per endpoint equal the X-Cache the clients saw', () => {
-    for (const endpoint of ['chat.completions', 'completions', 'embeddings'] as const) {
+    for (const endpoint of ENDPOINTS) {
       const mine = received.filter((r) => r.endpoint === endpoint);
       expect(delta('gateway_cache_hits_total', { endpoint }), endpoint).toBe(mine.filter((r) => r.cache === 'HIT').length);
       // A miss is a lookup that went upstream, whatever the upstream then answered.
@@ -217,7 +239,7 @@ describe('a scripted mix, then one scrape', () => {
   });
 
   it('every answer is one observation of the duration and time-to-first-byte histograms', () => {
-    for (const endpoint of ['chat.completions', 'completions', 'embeddings'] as const) {
+    for (const endpoint of ENDPOINTS) {
       for (const cache of ['HIT', 'MISS', 'BYPASS', 'COALESCED']) {
         const count = received.filter((r) => r.endpoint === endpoint && r.cache === cache).length;
         expect(delta('gateway_request_duration_seconds_count', { endpoint, cache }), `${endpoint} ${cache}`).toBe(count);

@@ -6,7 +6,7 @@
  * stream is never cut; spending resumes when the day and the month turn.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BACKENDS, chat, chatBody, unique } from './helpers/cache-e2e.js';
+import { BACKENDS, chat, chatBody, post, unique } from './helpers/cache-e2e.js';
 import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
 import { AUTH, as, paidAnswer, spend as spendFor, useLimitedGateways } from './helpers/limits.js';
 import { scrape } from './helpers/metrics-scrape.js';
@@ -97,6 +97,22 @@ for (const backend of BACKENDS) {
       expect(streamed.xCache).toBe('HIT');
       expect(setup.fake.completionCalls()).toHaveLength(1);
       expect((await scrape(running.url)).sum('gateway_budget_spent_usd', { budget: 'daily' })).toBeCloseTo(0.01, 9);
+    });
+
+    it('an embeddings batch answered wholly from the cache passes a spent budget; one with a new input is refused', async () => {
+      const running = await start({ BUDGET_DAILY_USD: '0.01' });
+      const inputs = [unique('first'), unique('second')];
+      const embed = (input: string[]) => post(running, '/v1/embeddings', { model: 'text-embedding-3-small', input }, as('ann'));
+      expect((await embed(inputs)).status).toBe(200);
+      expect((await spend(running, 'ann', 1)).status).toBe(200);
+      const cached = await embed([inputs[1]!, inputs[0]!]);
+      expect(cached.status).toBe(200);
+      expect(cached.xCache).toBe('HIT');
+      const refused = await embed([inputs[0]!, unique('new')]);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('x-should-retry')).toBe('false');
+      expect(JSON.parse(refused.text).error.code).toBe('budget_exceeded');
+      expect(setup.fake.requests.filter((request) => request.path.endsWith('/embeddings'))).toHaveLength(1);
     });
 
     it('a stream that crosses the budget is never cut; the call after it is refused', async () => {

@@ -26,7 +26,7 @@ import { cacheKey } from '../cache/key.js';
 import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js';
 import { readStore, type StoreRead } from '../cache/store-read.js';
 import type { CacheStore } from '../cache/store.js';
-import { errors } from '../errors.js';
+import { errors, type GatewayError } from '../errors.js';
 import type { RequestContext } from '../request-context.js';
 import { decodeCachedAnswer } from './cache-answers.js';
 import { ClientWriter } from './client-writer.js';
@@ -123,6 +123,38 @@ function answerWithHits(batch: EmbeddingBatch, distinct: DistinctInput[], cacheU
     writer.sendJson(200, batchAnswer(vectorsInOrder(batch, distinct), model, 0), { age: String(ageSeconds(oldest)), ...hitsHeader });
     return;
   }
+  // A paid call: refused while a budget of the user's or the gateway's is spent (limits/limits.ts).
+  const admitted = deps.limits.admitPaidCall(context.user ?? 'anonymous');
+  if (admitted instanceof Promise) {
+    void admitted.then((refusal) => {
+      if (batch.response.destroyed) return;
+      if (refusal) refuseBatch(batch, refusal, writer);
+      else callForMissing(batch, distinct, missing, looked, writer, deps, store, hitsHeader);
+    });
+    return;
+  }
+  if (admitted) refuseBatch(batch, admitted, writer);
+  else callForMissing(batch, distinct, missing, looked, writer, deps, store, hitsHeader);
+}
+
+function refuseBatch(batch: EmbeddingBatch, refusal: GatewayError, writer: ClientWriter): void {
+  batch.context.error = refusal;
+  writer.sendError(refusal);
+}
+
+/** The one upstream call for the inputs the cache did not hold. */
+function callForMissing(
+  batch: EmbeddingBatch,
+  distinct: DistinctInput[],
+  missing: DistinctInput[],
+  looked: boolean,
+  writer: ClientWriter,
+  deps: PipelineDeps,
+  store: CacheStore,
+  hitsHeader: Record<string, string> | undefined,
+): void {
+  const { prepared, context } = batch;
+  const total = batch.inputs.length;
   // Counted as a miss only once its call is sent (request-log.ts, cacheOutcomeOf); its errors are a miss's.
   context.cache = looked ? 'MISS' : 'BYPASS';
   const sent = missing.map((one) => one.input);
@@ -171,7 +203,7 @@ function finishWithUpstream(
     writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);
     return;
   }
-  deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss');
+  deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss', context.user);
   const json = outcome.json ?? Buffer.alloc(0);
   const answer = parseEmbeddingAnswer(json, missing.length);
   if (!answer) {

@@ -3,6 +3,7 @@
  * model and `*`), every way a file can be wrong refused with one line naming the file and the
  * fault, and a gateway process given a bad file refusing to start with that one line.
  */
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { ModelPolicy } from '../src/models-policy/model-policy.js';
 import { parseModelsFile } from '../src/models-policy/models-file.js';
@@ -81,6 +82,27 @@ describe('a valid MODELS_FILE', () => {
     const onlyAliases = parse({ aliases: { chat: 'gpt-4o-mini' }, allow: [] });
     expect(onlyAliases.resolve('chat')).toBe('gpt-4o-mini');
     expect(onlyAliases.resolve('gpt-4o-mini')).toBeUndefined();
+  });
+});
+
+describe('the documented examples', () => {
+  it('deploy/models.example.json is valid: OpenAI and Groq fall back to each other', async () => {
+    const example = parse(await readFile(new URL('../deploy/models.example.json', import.meta.url), 'utf8'));
+    expect(example.fallbacksOf('gpt-4o-mini', 'gpt-4o-mini')).toEqual(['groq/llama-3.3-70b-versatile']);
+    expect(example.fallbacksOf('llama-3.3-70b-versatile', 'llama-3.3-70b-versatile')).toEqual(['openai/gpt-4o-mini']);
+    expect(example.resolve('fast')).toBe('groq/llama-3.1-8b-instant');
+    expect(example.resolve('whisper-1')).toBeUndefined();
+  });
+
+  it('every JSON example of the README’s model policy section and .env.example is valid', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Model policy'), readme.indexOf('\n## ', readme.indexOf('## Model policy') + 1));
+    const blocks = [...section.matchAll(/```json\n([\s\S]*?)```/g)].map((match) => match[1]!);
+    expect(blocks.length).toBeGreaterThan(0);
+    for (const block of blocks) expect(() => parse(block)).not.toThrow();
+    const envExample = await readFile(new URL('../.env.example', import.meta.url), 'utf8');
+    const line = envExample.split('\n').find((text) => text.startsWith('# {"aliases"'));
+    expect(() => parse(line!.slice(2))).not.toThrow();
   });
 });
 

@@ -267,8 +267,14 @@ describe('Responses API: controls, coalescing, pass-through, Groq layout, metric
       expect(streamed.xCache).toBe('BYPASS');
       expect(streamed.text).toBe(responsesAnswerFor(conversation));
     }
+    // A background stream runs to its end upstream, relayed as it comes, and is not kept either.
+    for (let i = 0; i < 2; i++) {
+      const streamed = await sdkStream(client, background);
+      expect(streamed.xCache).toBe('BYPASS');
+      expect(streamed.events.at(-1)?.type).toBe('response.completed');
+    }
     const calls = setup.fake.requests.filter((r) => r.path === '/v1/responses');
-    expect(calls).toHaveLength(6);
+    expect(calls).toHaveLength(8);
     expect(calls[0]?.json).toEqual({ ...background, stream: false });
     expect(calls[2]?.json).toEqual({ ...conversation, stream: false });
   });

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { multipartBody, tinyWav } from './helpers/audio.js';
 import { setUpFakeUpstream } from './helpers/fake-upstream-fixture.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
-import { waitForModelLists } from './helpers/metrics-scrape.js';
+import { scrape, waitForModelLists } from './helpers/metrics-scrape.js';
 import { writeModelsFile } from './helpers/models-file.js';
 import { groqClient, openaiClient } from './helpers/sdk-clients.js';
 import { chat, uniqueContent } from './helpers/upstream-e2e.js';
@@ -29,6 +29,25 @@ async function gateway(): Promise<RunningGateway> {
 }
 
 const LISTED = ['gpt-4o-mini', 'text-embedding-3-small', 'llama-3.1-8b-instant', 'llama-3.3-70b-versatile', 'fast', 'smart', 'stt'];
+
+describe('the metrics', () => {
+  it('has gateway_fallbacks_total and gateway_provider_up from start-up: zero fallbacks between any pair, every provider up', async () => {
+    const metrics = await scrape((await gateway()).url);
+    expect(metrics.types.get('gateway_fallbacks_total')).toBe('counter');
+    expect(metrics.types.get('gateway_provider_up')).toBe('gauge');
+    const pairs = metrics.select('gateway_fallbacks_total').map((sample) => [sample.labels.provider, sample.labels.to_provider, sample.value]);
+    expect(pairs.sort()).toEqual([
+      ['groq', 'groq', 0],
+      ['groq', 'openai', 0],
+      ['openai', 'groq', 0],
+      ['openai', 'openai', 0],
+    ]);
+    expect(metrics.select('gateway_provider_up').map((sample) => [sample.labels.provider, sample.value])).toEqual([
+      ['openai', 1],
+      ['groq', 1],
+    ]);
+  });
+});
 
 describe('/v1/models', () => {
   it('lists the allowed models and the aliases, through both SDKs', async () => {

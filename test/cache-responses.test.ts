@@ -188,12 +188,22 @@ describe.each(BACKENDS)('Responses API cached (%s backend)', (backend) => {
     expect(responsesCalls(setup)).toBe(1);
   });
 
-  it('a stream cut off by the provider is never stored', async () => {
+  it('a stream cut off by the provider ends with an error event the SDK raises, and is never stored', async () => {
     const request = body(unique('cut'));
+    // Its first events reach the client before the cut (paced, so they are not lost with the socket).
+    setup.fake.options.chunkDelayMs = 20;
     setup.fake.cutStreamAfterChunks = 2;
-    const cut = await rawStream(setup.gateway, request).catch(() => undefined);
-    expect(cut?.text ?? '').not.toContain('response.completed');
+    const cut = await rawStream(setup.gateway, request);
+    expect(cut.xCache).toBe('MISS');
+    expect(cut.text).toContain('event: response.output_text.delta');
+    expect(cut.text).not.toContain('response.completed');
+    const last = eventsOf(cut.text).at(-1);
+    expect(last?.event).toBe('error');
+    expect(last?.data).toMatchObject({ type: 'error', code: expect.any(String), message: expect.any(String) });
+    const read = sdkStream(openaiClient(setup.gateway), body(unique('cut-sdk')));
+    await expect(read).rejects.toBeInstanceOf(OpenAI.APIError);
     setup.fake.cutStreamAfterChunks = undefined;
+    setup.fake.options.chunkDelayMs = 0;
     const next = await rawStream(setup.gateway, request);
     expect(next.xCache).toBe('MISS');
     expectResponsesStream(next.text);

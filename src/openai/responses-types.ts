@@ -60,3 +60,12 @@ export function usageOfResponse(usage: unknown): Usage | undefined {
   if (isObject(details) && typeof details['cached_tokens'] === 'number') tokens['prompt_tokens_details'] = { cached_tokens: details['cached_tokens'] };
   return tokens;
 }
+
+/**
+ * An error in the middle of a Responses stream, as the API sends one (`event: error`, with its
+ * `type`, `code` and `message`), carrying also the `error` object from which every OpenAI SDK
+ * raises an APIError, as it does for a chat stream's error.
+ */
+export function responsesErrorEvent(error: { message: string; type: string; code: string | null }): string {
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', code: error.code, message: error.message, param: null, error })}\n\n`;
+}

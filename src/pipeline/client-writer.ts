@@ -5,7 +5,9 @@
  * without Web stream conversions.
  */
 import type { ServerResponse } from 'node:http';
+import type { CachedEndpoint } from '../endpoints.js';
 import type { GatewayError } from '../errors.js';
+import { responsesErrorEvent } from '../openai/responses-types.js';
 import type { RequestContext } from '../request-context.js';
 import { cacheOutcomeOf } from '../request-log.js';
 import type { FlightHead } from './flight.js';
@@ -63,9 +65,9 @@ export class ClientWriter {
     this.response.end();
   }
 
-  /** Ends a started stream with an error event the OpenAI SDKs raise as an APIError. */
-  failStream(error: GatewayError): void {
-    this.endStream(`data: ${JSON.stringify(error.toBody())}\n\n`);
+  /** Ends a started stream with an error event the OpenAI SDKs raise as an APIError (in the Responses API's own form there). */
+  failStream(error: GatewayError, endpoint?: CachedEndpoint): void {
+    this.endStream(endpoint === 'responses' ? responsesErrorEvent(error.toBody().error) : `data: ${JSON.stringify(error.toBody())}\n\n`);
   }
 
   sendJson(statusCode: number, body: Buffer | string, headers?: Readonly<Record<string, string>>): void {

@@ -136,7 +136,7 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
       return;
     case 'failed':
       context.error = outcome.error;
-      if (writer.started) writer.failStream(outcome.error);
+      if (writer.started) writer.failStream(outcome.error, prepared.endpoint);
       else writer.sendError(outcome.error);
       return;
   }

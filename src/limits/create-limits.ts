@@ -45,6 +45,7 @@ export async function createLimits(config: Config, registry: Registry, log: Logg
     limits,
     async close() {
       reloading.close();
+      limits.close();
       await counters.close();
       await redis?.close();
     },

@@ -17,7 +17,7 @@ import type { LimitMetrics, LimitReason } from './limit-metrics.js';
 import type { LimitsConfig } from './limits-config.js';
 import type { LimitOverrides, UserLimitOverrides } from './limits-file.js';
 import { fromNanoUsd, toNanoUsd } from './money.js';
-import { type Period, type Periods, periodsAt } from './periods.js';
+import { type Periods, periodsAt } from './periods.js';
 
 /** The fields of the period hashes (counters.ts). */
 export const GATEWAY_SPEND = 'g';
@@ -25,8 +25,6 @@ export const spendField = (user: string): string => `s:${user}`;
 export const requestsField = (user: string): string => `r:${user}`;
 export const refusalsField = (user: string): string => `x:${user}`;
 const tokensField = (user: string): string => `t:${user}`;
-
-export const hashOf = (kind: 'day' | 'month' | 'minute', period: Period): string => `${kind}:${period.id}`;
 
 interface BudgetCheck {
   scope: BudgetScope;
@@ -39,6 +37,10 @@ export type Admission = GatewayError | undefined;
 
 export class Limits {
   private overrides: LimitOverrides = new Map();
+  /** Requests per user not yet handed to the counters, and the periods they fall in. */
+  private readonly requests = new Map<string, number>();
+  private tallied: Periods | undefined;
+  private readonly requestsTimer = setInterval(() => this.flushRequests(), 1_000).unref();
 
   constructor(
     private readonly config: LimitsConfig,
@@ -61,7 +63,7 @@ export class Limits {
       return undefined;
     }
     const minute = periods.minute;
-    return andThen(this.counters.takeIfBelow(hashOf('minute', minute), minute.endsAt, requestsField(user), rpm), ({ taken }) => {
+    return andThen(this.counters.takeIfBelow(minute.hash, minute.endsAt, requestsField(user), rpm), ({ taken }) => {
       this.countRequest(user, periods);
       if (taken) return undefined;
       return this.refuse(user, periods, 'rpm', rateLimited('rpm', rpm, minute.endsAt - this.now()));
@@ -76,7 +78,7 @@ export class Limits {
     // Nothing configured: nothing to read, and the miss pays nothing for the feature.
     if (budgets.length === 0 && tpm === undefined) return undefined;
     const refs = budgets.map((budget) => budget.ref);
-    if (tpm !== undefined) refs.push({ hash: hashOf('minute', periods.minute), endsAt: periods.minute.endsAt, field: tokensField(user) });
+    if (tpm !== undefined) refs.push({ hash: periods.minute.hash, endsAt: periods.minute.endsAt, field: tokensField(user) });
     return andThen(this.counters.read(refs), (values) => {
       for (const [index, budget] of budgets.entries()) {
         const spentNano = values[index] ?? 0;
@@ -102,11 +104,11 @@ export class Limits {
     if (nanos > 0) {
       for (const kind of ['day', 'month'] as const) {
         const period = periods[kind];
-        adds.push({ hash: hashOf(kind, period), endsAt: period.endsAt, field: GATEWAY_SPEND, by: nanos });
-        adds.push({ hash: hashOf(kind, period), endsAt: period.endsAt, field: spendField(user), by: nanos });
+        adds.push({ hash: period.hash, endsAt: period.endsAt, field: GATEWAY_SPEND, by: nanos });
+        adds.push({ hash: period.hash, endsAt: period.endsAt, field: spendField(user), by: nanos });
       }
     }
-    if (tokens > 0) adds.push({ hash: hashOf('minute', periods.minute), endsAt: periods.minute.endsAt, field: tokensField(user), by: tokens });
+    if (tokens > 0) adds.push({ hash: periods.minute.hash, endsAt: periods.minute.endsAt, field: tokensField(user), by: tokens });
     if (adds.length > 0) this.counters.add(adds);
   }
 
@@ -114,8 +116,8 @@ export class Limits {
   gatewaySpend(): Maybe<{ daily: number; monthly: number }> {
     const periods = periodsAt(this.now());
     const refs: FieldRef[] = [
-      { hash: hashOf('day', periods.day), endsAt: periods.day.endsAt, field: GATEWAY_SPEND },
-      { hash: hashOf('month', periods.month), endsAt: periods.month.endsAt, field: GATEWAY_SPEND },
+      { hash: periods.day.hash, endsAt: periods.day.endsAt, field: GATEWAY_SPEND },
+      { hash: periods.month.hash, endsAt: periods.month.endsAt, field: GATEWAY_SPEND },
     ];
     return andThen(this.counters.read(refs), ([day, month]) => ({ daily: fromNanoUsd(day ?? 0), monthly: fromNanoUsd(month ?? 0) }));
   }
@@ -134,9 +136,8 @@ export class Limits {
       );
       // The gateway's before the user's: past it, raising the user's own would not help.
       if (gateway !== undefined)
-        checks.push({ scope: 'gateway', period, limitUsd: gateway, ref: { hash: hashOf(kind, range), endsAt: range.endsAt, field: GATEWAY_SPEND } });
-      if (own !== undefined)
-        checks.push({ scope: 'user', period, limitUsd: own, ref: { hash: hashOf(kind, range), endsAt: range.endsAt, field: spendField(user) } });
+        checks.push({ scope: 'gateway', period, limitUsd: gateway, ref: { hash: range.hash, endsAt: range.endsAt, field: GATEWAY_SPEND } });
+      if (own !== undefined) checks.push({ scope: 'user', period, limitUsd: own, ref: { hash: range.hash, endsAt: range.endsAt, field: spendField(user) } });
     }
     return checks;
   }
@@ -147,18 +148,40 @@ export class Limits {
     return override ?? fallback;
   }
 
+  /**
+   * Every request is counted for /admin/usage, so this is on the hit path: one Map increment per
+   * request (~40 ns), the tally handed to the counters once a second and whenever the minute turns
+   * (writing the counters per request cost ~1 µs).
+   */
   private countRequest(user: string, periods: Periods): void {
-    this.counters.addLater([
-      { hash: hashOf('day', periods.day), endsAt: periods.day.endsAt, field: requestsField(user), by: 1 },
-      { hash: hashOf('month', periods.month), endsAt: periods.month.endsAt, field: requestsField(user), by: 1 },
-    ]);
+    if (periods !== this.tallied) this.flushRequests(periods);
+    this.requests.set(user, (this.requests.get(user) ?? 0) + 1);
+  }
+
+  /** Hands the requests counted so far to the counters (before a usage report reads them, and on close). */
+  flushRequests(next: Periods | undefined = this.tallied): void {
+    const periods = this.tallied;
+    this.tallied = next;
+    if (periods === undefined || this.requests.size === 0) return;
+    const adds: CounterAdd[] = [];
+    for (const [user, count] of this.requests) {
+      adds.push({ hash: periods.day.hash, endsAt: periods.day.endsAt, field: requestsField(user), by: count });
+      adds.push({ hash: periods.month.hash, endsAt: periods.month.endsAt, field: requestsField(user), by: count });
+    }
+    this.requests.clear();
+    this.counters.addLater(adds);
+  }
+
+  close(): void {
+    clearInterval(this.requestsTimer);
+    this.flushRequests();
   }
 
   private refuse(user: string, periods: Periods, reason: LimitReason, error: GatewayError): GatewayError {
     this.metrics.limited.inc({ reason });
     this.counters.addLater([
-      { hash: hashOf('day', periods.day), endsAt: periods.day.endsAt, field: refusalsField(user), by: 1 },
-      { hash: hashOf('month', periods.month), endsAt: periods.month.endsAt, field: refusalsField(user), by: 1 },
+      { hash: periods.day.hash, endsAt: periods.day.endsAt, field: refusalsField(user), by: 1 },
+      { hash: periods.month.hash, endsAt: periods.month.endsAt, field: refusalsField(user), by: 1 },
     ]);
     return error;
   }

@@ -9,6 +9,8 @@ export interface Period {
   readonly id: string;
   /** When it ends (ms since the epoch): counters expire then, refusals say "resets at". */
   readonly endsAt: number;
+  /** The name of its counters' hash: `day:2026-12-02`, `month:2026-12`, `minute:m29434567`. */
+  readonly hash: string;
 }
 
 export interface Periods {
@@ -19,19 +21,30 @@ export interface Periods {
 
 const MINUTE_MS = 60_000;
 
+/**
+ * The periods `now` falls in. Asked on every request: the answer is kept for the rest of its
+ * minute (a few ns instead of ~0.8 µs of date arithmetic and strings), for whatever clock asks.
+ */
 export function periodsAt(now: number): Periods {
+  if (last !== undefined && now >= lastMinuteStart && now < last.minute.endsAt) return last;
   const date = new Date(now);
   const year = date.getUTCFullYear();
   const month = date.getUTCMonth();
   const day = date.getUTCDate();
   const monthId = `${year}-${pad(month + 1)}`;
+  const dayId = `${monthId}-${pad(day)}`;
   const minute = Math.floor(now / MINUTE_MS);
-  return {
-    day: { id: `${monthId}-${pad(day)}`, endsAt: Date.UTC(year, month, day + 1) },
-    month: { id: monthId, endsAt: Date.UTC(year, month + 1, 1) },
-    minute: { id: `m${minute}`, endsAt: (minute + 1) * MINUTE_MS },
+  last = {
+    day: { id: dayId, endsAt: Date.UTC(year, month, day + 1), hash: `day:${dayId}` },
+    month: { id: monthId, endsAt: Date.UTC(year, month + 1, 1), hash: `month:${monthId}` },
+    minute: { id: `m${minute}`, endsAt: (minute + 1) * MINUTE_MS, hash: `minute:m${minute}` },
   };
+  lastMinuteStart = minute * MINUTE_MS;
+  return last;
 }
+
+let last: Periods | undefined;
+let lastMinuteStart = 0;
 
 /** `2026-12-03 00:00 UTC (in 4 h 12 min)`: what a user reads in a refusal. */
 export function describeReset(endsAt: number, now: number): string {

@@ -5,7 +5,7 @@
  * (user-id.ts): an Open WebUI user id, or `key:` and a short hash, never a key.
  */
 import type { LimitsConfig } from './limits-config.js';
-import { GATEWAY_SPEND, hashOf, type Limits } from './limits.js';
+import { GATEWAY_SPEND, type Limits } from './limits.js';
 import { fromNanoUsd } from './money.js';
 import { periodsAt } from './periods.js';
 
@@ -37,10 +37,8 @@ const FIELD_PREFIXES = { 's:': 'spentUsd', 'r:': 'requests', 'x:': 'refusals' } 
 
 export async function usageReport(limits: Limits, config: LimitsConfig, top: number): Promise<UsageReport> {
   const periods = periodsAt(limits.now());
-  const [dayFields, monthFields] = await Promise.all([
-    limits.counters.readAll(hashOf('day', periods.day)),
-    limits.counters.readAll(hashOf('month', periods.month)),
-  ]);
+  limits.flushRequests();
+  const [dayFields, monthFields] = await Promise.all([limits.counters.readAll(periods.day.hash), limits.counters.readAll(periods.month.hash)]);
   const users = new Map<string, UserUsage>();
   const collect = (fields: Map<string, number>, which: 'day' | 'month'): void => {
     for (const [field, value] of fields) {

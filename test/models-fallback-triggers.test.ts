@@ -13,6 +13,8 @@ import { setUpFakeUpstream } from './helpers/fake-upstream-fixture.js';
 import { startGateway, TEST_GROQ_KEYS, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
 import { scrape, waitForModelLists } from './helpers/metrics-scrape.js';
 import { writeModelsFile } from './helpers/models-file.js';
+import { startGatewayProcess } from './helpers/gateway-process.js';
+import { fakeUpstreamEnv } from './helpers/gateway.js';
 import { groqClient, openaiClient, readChatStream } from './helpers/sdk-clients.js';
 
 const fixture = setUpFakeUpstream();
@@ -178,5 +180,53 @@ describe.each(DIRECTIONS)('$from → $to', (direction) => {
       to_provider: direction.to,
       to_model: `${direction.to}/${direction.answeredBy}`,
     });
+  });
+});
+
+describe('beyond chat completions', () => {
+  it('falls back on /v1/responses (JSON and stream) too', async () => {
+    const gateway = await gatewayFor(TRIGGERS[2]!, DIRECTIONS[0]!);
+    const client = openaiClient(gateway);
+    const { data, response } = await client.responses.create({ model: 'gpt-4o-mini', input: 'responses fallback' }).withResponse();
+    expect(data.model).toBe('llama-3.3-70b-versatile');
+    expect(data.output_text).toBe(answerFor({ messages: [{ content: 'responses fallback' }] }));
+    expect([response.headers.get('x-gateway-fallback'), response.headers.get('x-gateway-model')]).toEqual(['gpt-4o-mini', 'llama-3.3-70b-versatile']);
+    const { data: stream, response: streamed } = await client.responses
+      .create({ model: 'gpt-4o-mini', input: 'responses fallback stream', stream: true })
+      .withResponse();
+    let text = '';
+    for await (const event of stream) if (event.type === 'response.output_text.delta') text += event.delta;
+    expect(text).toBe(answerFor({ messages: [{ content: 'responses fallback stream' }] }));
+    expect(streamed.headers.get('x-gateway-fallback')).toBe('gpt-4o-mini');
+  });
+});
+
+describe('the real process', () => {
+  it('answers a request for an OpenAI model through the openai SDK from Groq while OpenAI is down', async () => {
+    const models = await writeModelsFile(MODELS);
+    const gateway = await startGatewayProcess({
+      ...fakeUpstreamEnv(fixture.fake),
+      OPENAI_BASE_URL: `http://127.0.0.1:${deadPort}/v1`,
+      MODELS_FILE: models.path,
+    });
+    try {
+      const { data, response } = await openaiClient({ baseURL: `${gateway.url}/v1` })
+        .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'is anyone there?' }] })
+        .withResponse();
+      expect(data.choices[0]?.message.content).toBe(answerFor({ messages: [{ content: 'is anyone there?' }] }));
+      expect(data.model).toBe('llama-3.3-70b-versatile');
+      expect(response.headers.get('x-gateway-fallback')).toBe('gpt-4o-mini');
+      expect(response.headers.get('x-gateway-model')).toBe('llama-3.3-70b-versatile');
+      expect(response.headers.get('x-gateway-provider')).toBe('groq');
+      expect(gateway.logs().find((line) => line.msg === 'provider could not answer; falling back to another model')).toMatchObject({
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        to_provider: 'groq',
+        to_model: 'groq/llama-3.3-70b-versatile',
+        reason: 'upstream_unreachable',
+      });
+    } finally {
+      gateway.kill();
+    }
   });
 });

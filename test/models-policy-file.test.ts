@@ -12,14 +12,14 @@ import { writeModelsFile } from './helpers/models-file.js';
 
 const parse = (value: unknown): ModelPolicy => parseModelsFile('/etc/models.json', typeof value === 'string' ? value : JSON.stringify(value));
 
-const CONTRACT_EXAMPLE = {
+const SPEC_EXAMPLE = {
   aliases: { fast: 'groq/llama-3.1-8b-instant', smart: 'gpt-4o' },
   allow: ['gpt-4o-mini', 'gpt-4o', 'llama-*', 'text-embedding-3-small'],
   fallbacks: { 'gpt-4o-mini': ['groq/llama-3.3-70b-versatile'], '*': ['gpt-4o-mini'] },
 };
 
 describe('a valid MODELS_FILE', () => {
-  const policy = parse(CONTRACT_EXAMPLE);
+  const policy = parse(SPEC_EXAMPLE);
 
   it('resolves an alias to its target, whatever the allow list says', () => {
     expect(policy.resolve('fast')).toBe('groq/llama-3.1-8b-instant');

@@ -7,7 +7,7 @@
  * it says: an upstream answer and a stored one differ legitimately in their id and creation time
  * (the fake upstream numbers its answers), and a stream is split into chunks freely, so the
  * comparison is of the choices' text, roles and finish reasons, the usage and the model (for
- * an embedding list: its data, usage and model).
+ * an embedding list: its data and model).
  */
 import { header, type WireResponse } from './http-wire.js';
 import type { JudgedOutcome } from './oracle.js';
@@ -43,7 +43,9 @@ export function contentSignature(response: WireResponse): string {
   if (type.startsWith('text/event-stream')) return streamSignature(text);
   const body = parseJson(text);
   if (!isObject(body)) return `raw ${text}`;
-  if (Array.isArray(body.data)) return JSON.stringify({ object: body.object, model: body.model, data: body.data, usage: body.usage ?? null });
+  // An embedding list's usage is what that request was billed: a batch answered from the cache
+  // bills nothing (0), the same batch paid upstream its tokens, so only the vectors must agree.
+  if (Array.isArray(body.data)) return JSON.stringify({ object: body.object, model: body.model, data: body.data });
   const choices = Array.isArray(body.choices) ? body.choices : [];
   return JSON.stringify({
     object: body.object,

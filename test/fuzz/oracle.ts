@@ -213,7 +213,9 @@ function successProblem(ex: Exchange, response: WireResponse): string | undefine
     case 'embeddings':
     case 'responses': {
       const cache = header(response, 'x-cache');
-      if (!cache || !['HIT', 'MISS', 'BYPASS', 'COALESCED'].includes(cache)) {
+      // PARTIAL: an embeddings batch answered partly from the cache.
+      const outcomes = route.kind === 'embeddings' ? ['HIT', 'MISS', 'BYPASS', 'COALESCED', 'PARTIAL'] : ['HIT', 'MISS', 'BYPASS', 'COALESCED'];
+      if (!cache || !outcomes.includes(cache)) {
         return `a ${route.kind} answer without X-Cache${route.odd ? ` (odd path ${JSON.stringify(ex.target.slice(0, 60))}: not cached nor accounted)` : ''}`;
       }
       if (ex.invalidJson === true) return 'a body that is not valid JSON was answered 2xx';

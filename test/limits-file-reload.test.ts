@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { chat, chatBody, unique } from './helpers/cache-e2e.js';
 import { fakeUpstreamEnv } from './helpers/gateway.js';
 import { runGatewayProcess, startGatewayProcess } from './helpers/gateway-process.js';
-import { as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
+import { AUTH, as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
 import { waitForModelLists } from './helpers/metrics-scrape.js';
 
 function limitsDir(): string {
@@ -84,6 +84,23 @@ describe('LIMITS_FILE', () => {
     expect((await chat(running, body, as('carl'))).status).toBe(200);
     expect((await chat(running, body, as('carl'))).status).toBe(200);
     expect((await chat(running, body, as('carl'))).status).toBe(429);
+  });
+
+  it('names a client without X-OpenWebUI-User-Id by the key: id /admin/usage shows, never by its key', async () => {
+    const file = join(limitsDir(), 'limits.json');
+    writeLimits(file, { users: {} });
+    const running = await setup.start({ USER_BUDGET_DAILY_USD: '0.01', LIMITS_FILE: file });
+    setup.fake.queue.push(paidAnswer(1));
+    expect((await chat(running, chatBody(unique('script')), AUTH)).status).toBe(200);
+    expect((await chat(running, chatBody(unique('script')), AUTH)).status).toBe(429);
+    const usage = await (await fetch(`${running.url}/admin/usage`)).json();
+    const id: string = usage.users[0].user;
+    expect(id).toMatch(/^key:/);
+    writeLimits(file, { users: { [id]: { dailyUsd: 0.02 } } });
+    await expect.poll(() => running.logs.filter((line) => line.includes('user limits reloaded')).length, { timeout: 5_000 }).toBe(1);
+    setup.fake.queue.push(paidAnswer(1));
+    expect((await chat(running, chatBody(unique('script')), AUTH)).status).toBe(200);
+    expect((await chat(running, chatBody(unique('script')), AUTH)).status).toBe(429);
   });
 
   it('SIGHUP re-reads it in the running process', async () => {

@@ -129,6 +129,7 @@ describe('the passthrough', () => {
     const aliased = await upload('stt');
     expect(aliased.status).toBe(200);
     expect(aliased.headers.get('x-gateway-provider')).toBe('openai');
+    expect(aliased.headers.get('x-gateway-model')).toBe('whisper-1');
     const forwarded = fixture.fake.requests.at(-1);
     expect(forwarded?.path).toBe('/v1/audio/transcriptions');
     expect(forwarded?.raw.toString('latin1')).toContain('name="model"\r\n\r\nwhisper-1\r\n');

@@ -23,6 +23,8 @@ interface PassthroughTarget {
   provider: Provider;
   /** The body to forward (the client's bytes; a forced provider prefix removed from its model). */
   body: Buffer | undefined;
+  /** The model id the provider is asked for, when the request names one (X-Gateway-Model). */
+  model: string | undefined;
 }
 
 declare module 'fastify' {
@@ -82,6 +84,7 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
           request.passthrough = await choose(request, prefix, deps);
           request.gw.provider = request.passthrough.provider.name;
           void reply.header('x-gateway-provider', request.passthrough.provider.name);
+          if (request.passthrough.model !== undefined) void reply.header('x-gateway-model', request.passthrough.model);
         },
         replyOptions: {
           getUpstream: (request: FastifyRequest) => providerAddress(targetOf(request).provider.name),
@@ -154,10 +157,12 @@ async function choose(request: FastifyRequest, prefix: string, deps: Passthrough
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && Buffer.isBuffer(request.body) && request.body.length > 0;
   let body = hasBody ? (request.body as Buffer) : undefined;
   let name: ProviderName | undefined;
+  let upstreamModel: string | undefined;
   if (model !== undefined) {
     const target = await deps.router.targetOf(model);
     if (!target) throw errors.modelNotFound(model);
     name = target.provider;
+    upstreamModel = target.upstreamModel;
     if (target.upstreamModel !== model && body !== undefined) body = withModel(body, request.headers['content-type'] ?? '', target.upstreamModel);
   } else if (prefix === '/openai/v1') {
     name = 'groq';
@@ -165,7 +170,7 @@ async function choose(request: FastifyRequest, prefix: string, deps: Passthrough
     name = deps.pools.openai.size > 0 || deps.pools.groq.size === 0 ? 'openai' : 'groq';
   }
   request.gw.model = model;
-  return { provider: deps.providers[name], body };
+  return { provider: deps.providers[name], body, model: upstreamModel };
 }
 
 /** The model named by a JSON body, a multipart field or the query, without parsing it all. */

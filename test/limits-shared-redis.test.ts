@@ -91,8 +91,13 @@ describe('while Redis does not answer', () => {
     const { Redis } = await import('ioredis');
     const client = new Redis(setup.redis!.url);
     const stored = await client.hget('cachegate:limits:{usage}:day:2099-06-15', 'g');
+    // Each period's counters expire exactly when it ends (UTC).
+    const dayEnds = await client.call('PEXPIRETIME', 'cachegate:limits:{usage}:day:2099-06-15');
+    const monthEnds = await client.call('PEXPIRETIME', 'cachegate:limits:{usage}:month:2099-06');
     client.disconnect();
     expect(Number(stored)).toBe(30_000_000);
+    expect(Number(dayEnds)).toBe(Date.parse('2099-06-16T00:00:00Z'));
+    expect(Number(monthEnds)).toBe(Date.parse('2099-07-01T00:00:00Z'));
     expect(running.logs.some((line) => line.includes('usage counters: Redis answers again'))).toBe(true);
   });
 });

@@ -6,7 +6,9 @@
  * from the cache with no provider call, a regeneration answered fresh while its background tasks
  * (title, tags, follow-ups) come from the cache, a file embedded through the gateway and
  * re-embedded from the cache (an edited copy costing its changed chunks only), a provider's error
- * shown with its message. It prints what it checked. Never skipped: without the install it fails.
+ * shown with its message; then the connection switched to the Responses API as the admin page
+ * does, and chats, their repeats and a regeneration's tasks through /v1/responses. It prints what
+ * it checked. Never skipped: without the install it fails.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -261,4 +263,57 @@ describe('the real Open WebUI in front of the gateway', () => {
     expect(answer.text).toContain(message);
     report(`a provider's 400: Open WebUI answered ${answer.status} with the provider's message`);
   });
+
+  it('with the connection type set to Responses: chats go to /v1/responses and are cached the same way, a regeneration spares its tasks', async () => {
+    // What the admin page's Connections dialog saves when the type is switched to "Responses".
+    const current = (await api(owui, 'GET', '/openai/config', token)).json as { OPENAI_API_CONFIGS: Record<string, Record<string, unknown>> };
+    const configs = { ...current.OPENAI_API_CONFIGS, 0: { ...current.OPENAI_API_CONFIGS['0'], api_type: 'responses' } };
+    const saved = await api(owui, 'POST', '/openai/config/update', token, { ...current, OPENAI_API_CONFIGS: configs });
+    expect(saved.status, saved.text).toBe(200);
+    const responsesCalls = (): RecordedRequest[] => fake.requests.filter((r) => r.path === '/v1/responses');
+
+    const chatId = `local:${randomUUID()}`;
+    let answered = '';
+    for (const stream of [true, false]) {
+      const asked = `What flour suits a starter? ${randomUUID()}`;
+      const from = gateway.logs.length;
+      const calls = responsesCalls().length;
+      const turn = chatTurn(OPENAI_MODEL, stream ? chatId : `local:${randomUUID()}`, [{ role: 'user', content: asked }], stream);
+      const answer = await api(owui, 'POST', '/api/chat/completions', token, turn);
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.text).toContain(asked);
+      expect(responsesCalls().length).toBe(calls + 1);
+      const again = await api(owui, 'POST', '/api/chat/completions', token, { ...turn, chat_id: `local:${randomUUID()}` });
+      expect(again.status, again.text).toBe(200);
+      expect(again.text).toContain(asked);
+      expect(responsesCalls().length).toBe(calls + 1);
+      expect(gatewayLines(from).map((line) => `${line.route} ${line.cache}`)).toEqual(['/v1/responses MISS', '/v1/responses HIT']);
+      if (stream) answered = asked;
+      report(`Responses connection, chat (${stream ? 'stream' : 'JSON'}): /v1/responses MISS, the same question from another chat HIT, no provider call`);
+    }
+
+    const history = [
+      { role: 'user', content: answered },
+      { role: 'assistant', content: `Echo: ${answered}` },
+    ];
+    const runTasks = async (): Promise<string[]> => {
+      const from = gateway.logs.length;
+      for (const task of ['title', 'tags', 'follow_up']) {
+        const answer = await api(owui, 'POST', `/api/v1/tasks/${task}/completions`, token, { model: OPENAI_MODEL, messages: history, chat_id: chatId });
+        expect(answer.status, `${task}: ${answer.text}`).toBe(200);
+      }
+      return gatewayLines(from).map((line) => `${line.route} ${line.cache}`);
+    };
+    expect(await runTasks()).toEqual(['/v1/responses MISS', '/v1/responses MISS', '/v1/responses MISS']);
+    const task = responsesCalls().at(-1)?.json as { input: Array<{ role: string; content: Array<{ type: string; text: string }> }> };
+    expect(task.input.at(-1)?.content[0]?.text.startsWith('### Task:')).toBe(true);
+    const from = gateway.logs.length;
+    const calls = responsesCalls().length;
+    const regenerated = await api(owui, 'POST', '/api/chat/completions', token, chatTurn(OPENAI_MODEL, chatId, [{ role: 'user', content: answered }], true));
+    expect(regenerated.status, regenerated.text).toBe(200);
+    expect(gatewayLines(from).map((line) => `${line.route} ${line.cache}`)).toEqual(['/v1/responses BYPASS']);
+    expect(await runTasks()).toEqual(['/v1/responses HIT', '/v1/responses HIT', '/v1/responses HIT']);
+    expect(responsesCalls().length).toBe(calls + 1);
+    report('Responses connection, regeneration: the answer BYPASS (one provider call); its title, tags and follow-ups (input items) HIT (none)');
+  }, 60_000);
 });

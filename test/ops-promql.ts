@@ -26,6 +26,8 @@ export const CONTRACT_METRICS: Readonly<Record<string, MetricType>> = {
   gateway_cache_errors_total: 'counter',
   gateway_budget_spent_usd: 'gauge',
   gateway_limited_total: 'counter',
+  gateway_fallbacks_total: 'counter',
+  gateway_provider_up: 'gauge',
   // Not in the contract: the configured budgets, for the alerts' ratios.
   gateway_budget_usd: 'gauge',
 };

@@ -106,7 +106,7 @@ export class CachedRequest {
     // Counted for its user (limits/limits.ts); refused past the user's requests per minute.
     const admitted = deps.limits.admitRequest(this.context.user);
     if (admitted instanceof Promise) {
-      void admitted.then((refusal) => (refusal ? this.refuse(refusal, Stage.Head) : this.readRequest()));
+      admitted.then((refusal) => (refusal ? this.refuse(refusal, Stage.Head) : this.readRequest())).catch((error: unknown) => this.failed(error));
       return;
     }
     if (admitted) {
@@ -354,11 +354,13 @@ export class CachedRequest {
     if (!admitted) {
       const refusal = deps.limits.admitPaidCall(this.context.user!);
       if (refusal instanceof Promise) {
-        void refusal.then((refused) => {
-          if (this.recorded) return;
-          if (refused) this.refuse(refused, Stage.Request);
-          else this.joinOrFly(decided, prepared, key, policy, cacheAvailable, true);
-        });
+        refusal
+          .then((refused) => {
+            if (this.recorded) return;
+            if (refused) this.refuse(refused, Stage.Request);
+            else this.joinOrFly(decided, prepared, key, policy, cacheAvailable, true);
+          })
+          .catch((error: unknown) => this.failed(error));
         return;
       }
       if (refusal) {

@@ -31,6 +31,7 @@ import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js'
 import { ModelLists } from './providers/model-lists.js';
 import { CachedRequests } from './pipeline/cached-requests.js';
 import type { Flight } from './pipeline/flight.js';
+import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
@@ -117,6 +118,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     health,
     store,
     flights: new SingleFlight<Flight>(),
+    replicaFlights: replicaFlightsOf(store),
     regenerations: new RegenerationTracker(),
     metrics,
     accounting,

@@ -183,6 +183,11 @@ export class RedisStore implements CacheStore {
     }
   }
 
+  /** The connection, for the gateway's other uses of the same Redis (coalescing across replicas). */
+  redisClient(): RedisClient {
+    return this.#client;
+  }
+
   isUp(): boolean {
     return this.#client.status === 'ready' && this.#answering;
   }

@@ -27,6 +27,7 @@ import { decodeCachedAnswer } from './cache-answers.js';
 import type { ClientWriter } from './client-writer.js';
 import { answerEmbeddingBatch, embeddingBatchInputs } from './embedding-batch.js';
 import { headerValue, joinFlight, startFlight, type Follower } from './follow-flight.js';
+import { flyAcrossReplicas } from './remote-flight.js';
 import type { Flight } from './flight.js';
 import type { HitRequest, KnownRequests } from './known-requests.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
@@ -367,6 +368,12 @@ export class CachedRequest {
         this.refuse(refusal, Stage.Request);
         return;
       }
+    }
+    // On a shared Redis, a miss first looks for the same call on another replica (remote-flight.ts).
+    if (deps.replicaFlights && policy.lookup && policy.store && cacheAvailable && key) {
+      const answered = (writer: ClientWriter): void => void (this.writer = writer);
+      flyAcrossReplicas(deps.replicaFlights, follower, key, policy, deps, answered, () => this.recorded);
+      return;
     }
     // Counted as a miss (request-log.ts, cacheOutcomeOf) only once its upstream call is sent.
     this.context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';

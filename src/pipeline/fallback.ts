@@ -147,7 +147,7 @@ export function answerKey(flight: Flight, key: string, scope: string): string {
 }
 
 /** Tells a client's writer and record who answered it, before its answer's head is written. */
-export function tellWhoAnswered(flight: Flight, asked: PreparedRequest, writer: ClientWriter, context: RequestContext): void {
+export function tellWhoAnswered(flight: Pick<Flight, 'current' | 'fellBack'>, asked: PreparedRequest, writer: ClientWriter, context: RequestContext): void {
   const current = flight.current;
   writer.answeredBy(current.provider, current.upstreamModel, flight.fellBack ? asked.asked : undefined);
   context.provider = current.provider;

@@ -73,6 +73,8 @@ export interface FlightSubscriber {
   onStreamStart?(head: FlightHead): void;
   onEvent?(event: StreamEvent): void;
   onDone(outcome: FlightOutcome): void;
+  /** Receives everything but does not keep the call going: it stops once only passive ones are left. */
+  passive?: boolean;
 }
 
 export class Flight implements UpstreamListener {
@@ -141,7 +143,7 @@ export class Flight implements UpstreamListener {
   /** A subscriber's client went away; with nobody left, the upstream call stops at once. */
   unsubscribe(subscriber: FlightSubscriber): void {
     if (!this.subscribers.delete(subscriber)) return;
-    if (this.subscribers.size === 0 && !this.outcome && !this.aborted) {
+    if (!this.outcome && !this.aborted && ![...this.subscribers].some((left) => !left.passive)) {
       this.aborted = true;
       // The reason an AbortController gives: failures.ts's isAbortError knows it.
       this.call?.abort(new DOMException('This operation was aborted', 'AbortError'));

@@ -32,8 +32,11 @@ export interface Follower {
   scope?: string;
 }
 
+/** What a client can follow: a flight of this process, or another replica's (remote-flight.ts). */
+export type FollowableFlight = Pick<Flight, 'subscribe' | 'unsubscribe' | 'settled' | 'result' | 'current' | 'fellBack'>;
+
 /** Joins a flight still running for this request's key; the writer that follows it. */
-export function joinFlight(flight: Flight, follower: Follower, deps: PipelineDeps): ClientWriter {
+export function joinFlight(flight: FollowableFlight, follower: Follower, deps: PipelineDeps): ClientWriter {
   follower.context.cache = 'COALESCED';
   deps.metrics.cacheCoalesced.inc({ endpoint: follower.prepared.endpoint });
   return follow(flight, follower, deps, 'hit');
@@ -45,6 +48,15 @@ export function joinFlight(flight: Flight, follower: Follower, deps: PipelineDep
  * served to identical requests from the flight).
  */
 export function startFlight(follower: Follower, key: string, policy: CachePolicy, canShare: boolean, deps: PipelineDeps): ClientWriter {
+  const flight = launchFlight(follower, key, policy, canShare, deps);
+  // Followed before it starts: a call refused at once (no usable key) fails synchronously.
+  const writer = follow(flight, follower, deps, 'miss');
+  flight.start();
+  return writer;
+}
+
+/** startFlight's upstream call, registered, stored and accounted for, not yet started nor followed. */
+export function launchFlight(follower: Follower, key: string, policy: CachePolicy, canShare: boolean, deps: PipelineDeps): Flight {
   const { prepared, context } = follower;
   const flight = new Flight(
     deps.clients[prepared.provider],
@@ -68,14 +80,11 @@ export function startFlight(follower: Follower, key: string, policy: CachePolicy
   void flight.settled.then((outcome) => {
     if (outcome.kind === 'completed') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'miss', context.user);
   });
-  // Followed before it starts: a call refused at once (no usable key) fails synchronously.
-  const writer = follow(flight, follower, deps, 'miss');
-  flight.start();
-  return writer;
+  return flight;
 }
 
 /** Subscribes this client to a flight; it leaves the flight when its client goes away. */
-function follow(flight: Flight, follower: Follower, deps: PipelineDeps, paid: 'hit' | 'miss'): ClientWriter {
+export function follow(flight: FollowableFlight, follower: Follower, deps: PipelineDeps, paid: 'hit' | 'miss'): ClientWriter {
   const { prepared, response, context } = follower;
   const writer = new ClientWriter(response, follower.requestId, prepared.provider, context);
   const subscriber: FlightSubscriber = {
@@ -97,7 +106,8 @@ function follow(flight: Flight, follower: Follower, deps: PipelineDeps, paid: 'h
       tellWhoAnswered(flight, prepared, writer, context);
       answerFromOutcome(outcome, prepared, writer, context);
       // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
-      if (outcome.kind === 'completed' && paid === 'hit') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'hit');
+      // (A follower of another replica that called upstream itself after all is a miss by now.)
+      if (outcome.kind === 'completed' && paid === 'hit' && context.cache === 'COALESCED') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'hit');
     },
   };
   // A client that leaves unsubscribes; the call goes on while anyone else still follows it.

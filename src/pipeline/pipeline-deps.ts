@@ -13,6 +13,7 @@ import type { ModelRouter } from '../routing.js';
 import type { ProviderHealth } from '../upstream/circuit-breaker.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import type { Flight } from './flight.js';
+import type { ReplicaFlights } from './replica-flights.js';
 
 export interface PipelineDeps {
   config: Config;
@@ -23,6 +24,8 @@ export interface PipelineDeps {
   health: ProviderHealth;
   store: CacheStore | undefined;
   flights: SingleFlight<Flight>;
+  /** Coalescing across replicas: set only when the cache is on Redis. */
+  replicaFlights?: ReplicaFlights;
   regenerations: RegenerationTracker;
   metrics: GatewayMetrics;
   accounting: Accounting;

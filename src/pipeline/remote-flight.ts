@@ -1,0 +1,327 @@
+/**
+ * Coalescing across replicas on a shared Redis (the protocol: replica-flights.ts). Only a miss
+ * that is about to call upstream on a Redis-backed gateway comes here, so hits, and a gateway on
+ * the embedded cache, pay nothing. The miss takes the key's lease: as leader it calls upstream as
+ * any miss does, and publishes the answer only once a follower has announced itself (a lone
+ * replica sends no answer to Redis). Finding the lease taken, it follows the leader's stream
+ * (COALESCED, streams from the first byte); when the leader dies, it calls upstream itself.
+ */
+import { decodeEntry, encodeEntry } from '../cache/entry.js';
+import type { CachePolicy } from '../cache/policy.js';
+import { errors, GatewayError } from '../errors.js';
+import type { ClientWriter } from './client-writer.js';
+import type { Flight, FlightHead, FlightOutcome, FlightSubscriber, StreamEvent } from './flight.js';
+import { type FollowableFlight, type Follower, follow, joinFlight, launchFlight, startFlight } from './follow-flight.js';
+import type { PipelineDeps } from './pipeline-deps.js';
+import type { PreparedRequest } from './prepare.js';
+import { type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
+
+/**
+ * Calls upstream for `follower` on a Redis-backed gateway, coordinated with the other replicas:
+ * `answered` receives the writer that follows the chosen flight; `gone` tells whether the client
+ * left meanwhile. Redis not answering: the replica calls upstream on its own (fail open).
+ */
+export function flyAcrossReplicas(
+  replicas: ReplicaFlights,
+  follower: Follower,
+  key: string,
+  policy: CachePolicy,
+  deps: PipelineDeps,
+  answered: (writer: ClientWriter) => void,
+  gone: () => boolean,
+): void {
+  replicas.claim(key).then(
+    (claim) => {
+      const local = deps.flights.get(key);
+      if (gone() || (local && !local.result)) {
+        if (claim.leader) void replicas.finish(key, claim.token).catch(() => {});
+        // An identical request of this replica started meanwhile: ride on it.
+        if (!gone()) answered(joinFlight(local!, follower, deps));
+        return;
+      }
+      if (claim.leader) {
+        follower.context.cache = 'MISS';
+        const flight = launchFlight(follower, key, policy, true, deps);
+        lead(replicas, flight, key, claim.token);
+        const writer = follow(flight, follower, deps, 'miss');
+        flight.start();
+        answered(writer);
+        return;
+      }
+      follower.context.cache = 'COALESCED';
+      const remote = new RemoteFlight(replicas, follower, key, claim.token, policy, deps);
+      const writer = follow(remote, follower, deps, 'hit');
+      remote.start();
+      answered(writer);
+    },
+    () => {
+      if (gone()) return;
+      follower.context.cache = 'MISS';
+      answered(startFlight(follower, key, policy, true, deps));
+    },
+  );
+}
+
+/**
+ * Publishes a leading flight for the followers on other replicas: nothing while none announced
+ * itself (the lease is renewed, that is all), then what was sent so far and every record as it
+ * comes. Followers keep the call going when the leader's own clients leave.
+ */
+function lead(replicas: ReplicaFlights, flight: Flight, key: string, token: string): void {
+  let live = false;
+  let settled = false;
+  const backlog: FlightRecord[] = [];
+  const send = (records: FlightRecord[]): Promise<void> => replicas.publish(key, token, records).catch(() => {});
+  const goLive = (): void => {
+    if (live || settled) return;
+    live = true;
+    // Remote followers wait on this call: it goes on even when this replica's clients leave.
+    flight.subscribe({ onDone: () => {} });
+    void send(backlog.splice(0));
+  };
+  const add = (record: FlightRecord): void => {
+    if (live) void send([record]);
+    else backlog.push(record);
+  };
+  const renewal = setInterval(() => {
+    replicas.renew(key, token).then((followers) => {
+      if (followers > 0) goLive();
+    }, noop);
+  }, RENEW_MS);
+  renewal.unref();
+  flight.subscribe({
+    passive: true,
+    onStreamStart: (head) => add({ kind: 'head', head }),
+    onEvent: (event) => add({ kind: 'event', data: event.data, usageOnly: event.usageOnly }),
+    onDone: (outcome) => {
+      clearInterval(renewal);
+      settled = true;
+      const last = recordOf(outcome);
+      if (live) {
+        void send([last])
+          .then(() => replicas.finish(key, token))
+          .catch(noop);
+        return;
+      }
+      replicas.finish(key, token).then((followers) => {
+        if (followers > 0) void send([...backlog.splice(0), last]);
+      }, noop);
+    },
+  });
+}
+
+function recordOf(outcome: FlightOutcome): FlightRecord {
+  switch (outcome.kind) {
+    case 'completed':
+      return outcome.entry
+        ? { kind: 'completed', head: outcome.head, entry: encodeEntry(outcome.entry).toString('base64') }
+        : { kind: 'completed', head: outcome.head, ...(outcome.json ? { json: outcome.json.toString('utf8') } : {}) };
+    case 'upstream-error':
+      return { kind: 'upstream-error', head: outcome.head, body: outcome.body.toString('utf8') };
+    case 'failed': {
+      const { error } = outcome;
+      return { kind: 'failed', statusCode: error.statusCode, type: error.type, code: error.code, message: error.message, headers: { ...error.headers } };
+    }
+  }
+}
+
+/**
+ * Another replica's flight, read from its Redis stream, followed like a flight of this process.
+ * When the leader dies (its lease lapses with no outcome, or its call failed) before anything
+ * reached this client, the request takes the lease and calls upstream itself (or follows whoever
+ * took it first); after the first byte it can only end with an error, as a broken upstream
+ * stream does.
+ */
+export class RemoteFlight implements FollowableFlight {
+  readonly settled: Promise<FlightOutcome>;
+  private resolve!: (outcome: FlightOutcome) => void;
+  private readonly subscribers = new Set<FlightSubscriber>();
+  private head: FlightHead | undefined;
+  private readonly events: StreamEvent[] = [];
+  private outcome: FlightOutcome | undefined;
+  private lastId = '0';
+  private failingSince: number | undefined;
+  private stopped = false;
+  /** Set while the lease is claimed again after the leader was lost (no polling meanwhile). */
+  private lost = false;
+  private counted = false;
+  /** This replica's own call, once the leader was lost. */
+  private own: { flight: FollowableFlight; relay: FlightSubscriber } | undefined;
+
+  constructor(
+    private readonly replicas: ReplicaFlights,
+    private readonly follower: Follower,
+    private readonly key: string,
+    private token: string,
+    private readonly policy: CachePolicy,
+    private readonly deps: PipelineDeps,
+  ) {
+    this.settled = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  get result(): FlightOutcome | undefined {
+    return this.outcome;
+  }
+
+  get current(): PreparedRequest {
+    return this.own?.flight.current ?? this.follower.prepared;
+  }
+
+  get fellBack(): boolean {
+    return this.own?.flight.fellBack ?? false;
+  }
+
+  start(): void {
+    this.replicas.announceFollower(this.key, this.token);
+    this.poll();
+  }
+
+  subscribe(subscriber: FlightSubscriber): void {
+    if (this.outcome) {
+      subscriber.onDone(this.outcome);
+      return;
+    }
+    this.subscribers.add(subscriber);
+    if (this.head) {
+      subscriber.onStreamStart?.(this.head);
+      for (const event of this.events) subscriber.onEvent?.(event);
+    }
+  }
+
+  unsubscribe(subscriber: FlightSubscriber): void {
+    if (!this.subscribers.delete(subscriber) || this.subscribers.size > 0) return;
+    this.stopped = true;
+    if (this.own) this.own.flight.unsubscribe(this.own.relay);
+  }
+
+  private readonly poll = (): void => {
+    if (this.stopped || this.outcome || this.lost) return;
+    this.replicas.read(this.key, this.token, this.lastId).then(this.onRead, this.onReadFailed);
+  };
+
+  private readonly onRead = (read: StreamRead): void => {
+    if (this.stopped || this.outcome || this.lost) return;
+    this.failingSince = undefined;
+    this.lastId = read.lastId;
+    for (const record of read.records) {
+      this.apply(record);
+      if (this.outcome || this.stopped || this.lost) return;
+    }
+    if (read.records.length === 0 && read.holder !== this.token) {
+      this.leaderLost();
+      return;
+    }
+    setTimeout(this.poll, POLL_MS).unref();
+  };
+
+  /** Redis not answering for as long as a lease lasts: the leader cannot be followed. */
+  private readonly onReadFailed = (): void => {
+    if (this.stopped || this.outcome || this.lost) return;
+    this.failingSince ??= Date.now();
+    if (Date.now() - this.failingSince > LEASE_MS) this.leaderLost();
+    else setTimeout(this.poll, POLL_MS).unref();
+  };
+
+  private apply(record: FlightRecord): void {
+    if (!this.counted) {
+      // Coalesced for real: the leader is answering this request.
+      this.counted = true;
+      this.deps.metrics.cacheCoalesced.inc({ endpoint: this.follower.prepared.endpoint });
+    }
+    switch (record.kind) {
+      case 'head':
+        this.announce(record.head);
+        return;
+      case 'event':
+        this.relay({ data: record.data, usageOnly: record.usageOnly });
+        return;
+      case 'completed': {
+        const entry = record.entry === undefined ? undefined : decodeEntry(Buffer.from(record.entry, 'base64'));
+        const json = entry?.form === 'json' ? entry.body : record.json === undefined ? undefined : Buffer.from(record.json);
+        this.finish({ kind: 'completed', head: record.head, json, completion: undefined, usage: entry?.usage, entry });
+        return;
+      }
+      case 'upstream-error':
+        this.finish({ kind: 'upstream-error', head: record.head, body: Buffer.from(record.body) });
+        return;
+      case 'failed':
+        // The leader's call broke (or was stopped): like a broken answer, asked again when nothing was relayed.
+        if (!this.head) this.leaderLost();
+        else
+          this.finish({
+            kind: 'failed',
+            error: new GatewayError(record.statusCode, record.type, record.code, record.message, record.headers),
+            afterHead: true,
+          });
+        return;
+    }
+  }
+
+  private leaderLost(): void {
+    this.lost = true;
+    if (this.head) {
+      const provider = this.follower.prepared.provider;
+      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(provider, new Error('the replica answering this stream stopped')), afterHead: true });
+      return;
+    }
+    this.replicas.claim(this.key).then(
+      (claim) => {
+        if (this.stopped) {
+          if (claim.leader) void this.replicas.finish(this.key, claim.token).catch(noop);
+          return;
+        }
+        if (claim.leader) this.callUpstream(claim.token);
+        else {
+          // Another follower took over first: follow it from its first record.
+          this.token = claim.token;
+          this.lastId = '0';
+          this.lost = false;
+          this.replicas.announceFollower(this.key, claim.token);
+          this.poll();
+        }
+      },
+      () => {
+        if (!this.stopped) this.callUpstream(undefined);
+      },
+    );
+  }
+
+  /** This request's own upstream call (leading the others when it holds the lease). */
+  private callUpstream(token: string | undefined): void {
+    this.follower.context.cache = 'MISS';
+    const flight = launchFlight(this.follower, this.key, this.policy, true, this.deps);
+    if (token !== undefined) lead(this.replicas, flight, this.key, token);
+    const relay: FlightSubscriber = {
+      onStreamStart: (head) => this.announce(head),
+      onEvent: (event) => this.relay(event),
+      onDone: (outcome) => this.finish(outcome),
+    };
+    this.own = { flight, relay };
+    flight.subscribe(relay);
+    flight.start();
+  }
+
+  private announce(head: FlightHead): void {
+    if (this.head) return;
+    this.head = head;
+    for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
+  }
+
+  private relay(event: StreamEvent): void {
+    if (!this.head) return;
+    this.events.push(event);
+    for (const subscriber of this.subscribers) subscriber.onEvent?.(event);
+  }
+
+  private finish(outcome: FlightOutcome): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    this.stopped = true;
+    const subscribers = [...this.subscribers];
+    this.subscribers.clear();
+    for (const subscriber of subscribers) subscriber.onDone(outcome);
+    this.resolve(outcome);
+  }
+}
+
+function noop(): void {}

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { keySlot } from '../src/cache/redis-slots.js';
+import { ReplicaFlights } from '../src/pipeline/replica-flights.js';
 import { startRedisCluster, type RedisCluster } from './helpers/redis-cluster.js';
 
 let cluster: RedisCluster;
@@ -33,6 +34,30 @@ describe('RedisStore on a Redis Cluster', () => {
   it('says which backend it is and is up', () => {
     expect(store.label).toBe('redis-cluster');
     expect(store.isUp()).toBe(true);
+  });
+
+  it("coalescing's lease, announcements and answer stream work on a Cluster (one slot per key by hash tag)", async () => {
+    const flights = new ReplicaFlights(store.redisClient());
+    const key = 'gw:v1:cluster-flight';
+    const leader = await flights.claim(key);
+    expect(leader.leader).toBe(true);
+    const follower = await flights.claim(key);
+    expect(follower).toEqual({ leader: false, token: leader.token });
+    flights.announceFollower(key, leader.token);
+    expect(await flights.renew(key, leader.token)).toBe(1);
+    const head = { statusCode: 200, headers: {} };
+    await flights.publish(key, leader.token, [
+      { kind: 'head', head },
+      { kind: 'event', data: 'data: {}\n\n', usageOnly: false },
+    ]);
+    const first = await flights.read(key, leader.token, '0');
+    expect(first.records.map((record) => record.kind)).toEqual(['head', 'event']);
+    expect(first.holder).toBe(leader.token);
+    await flights.publish(key, leader.token, [{ kind: 'completed', head, json: '{}' }]);
+    expect(await flights.finish(key, leader.token)).toBe(1);
+    const rest = await flights.read(key, leader.token, first.lastId);
+    expect(rest.records.map((record) => record.kind)).toEqual(['completed']);
+    expect(errors).toEqual([]);
   });
 
   it('a batch of reads across slots and nodes: every value, no error', async () => {

@@ -73,17 +73,24 @@ describe('LIMITS_FILE', () => {
     expect(new Set(statuses)).toEqual(new Set([200]));
   });
 
-  it('per-user requests per minute from the file, and a user the file does not name keeps the default', async () => {
+  it('per-user requests and tokens per minute and monthly budgets from the file; a user the file does not name keeps the defaults', async () => {
     const file = join(limitsDir(), 'limits.json');
-    writeLimits(file, { users: { ann: { rpm: 1 }, bob: { rpm: null } } });
-    const running = await setup.start({ USER_RPM: '2', LIMITS_FILE: file });
+    writeLimits(file, { users: { ann: { rpm: 2, tpm: 5 }, bob: { rpm: null, monthlyUsd: 0.02 } } });
+    const running = await setup.start({ USER_RPM: '3', USER_TPM: '1000', USER_BUDGET_MONTHLY_USD: '1', LIMITS_FILE: file });
     const body = chatBody(unique('rpm'));
-    expect((await chat(running, body, as('ann'))).status).toBe(200);
-    expect((await chat(running, body, as('ann'))).status).toBe(429);
-    for (let i = 0; i < 4; i++) expect((await chat(running, body, as('bob'))).status).toBe(200);
-    expect((await chat(running, body, as('carl'))).status).toBe(200);
-    expect((await chat(running, body, as('carl'))).status).toBe(200);
-    expect((await chat(running, body, as('carl'))).status).toBe(429);
+    for (const status of [200, 200, 429]) expect((await chat(running, body, as('ann'))).status).toBe(status);
+    for (let i = 0; i < 5; i++) expect((await chat(running, body, as('bob'))).status).toBe(200);
+    for (const status of [200, 200, 200, 429]) expect((await chat(running, body, as('carl'))).status).toBe(status);
+    // Next minute: Ann's 5 tokens, then her next paid call is refused; Bob's two cents a month.
+    setup.clock.advance(60_000);
+    expect((await spend(setup, running, 'ann', 0, 5)).status).toBe(200);
+    setup.clock.advance(1_000);
+    const tokens = await chat(running, chatBody(unique('ann tokens')), as('ann'));
+    expect(JSON.parse(tokens.text).error.message).toMatch(/^Rate limit reached: at most 5 upstream tokens per minute per user/);
+    expect((await spend(setup, running, 'bob', 2)).status).toBe(200);
+    const monthly = await chat(running, chatBody(unique('bob month')), as('bob'));
+    expect(JSON.parse(monthly.text).error.message).toMatch(/^Your monthly budget of \$0\.02 is spent/);
+    expect((await spend(setup, running, 'carl', 3)).status).toBe(200);
   });
 
   it('names a client without X-OpenWebUI-User-Id by the key: id /admin/usage shows, never by its key', async () => {

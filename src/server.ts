@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import { Accounting } from './accounting.js';
 import { ClientAuth, cacheScopeOf } from './auth.js';
 import { createCacheStore } from './cache/create-store.js';
-import { RegenerationTracker } from './cache/regeneration.js';
+import { regenerationsFor } from './cache/shared-regenerations.js';
 import { SingleFlight } from './cache/single-flight.js';
 import type { CacheStore } from './cache/store.js';
 import type { Config } from './config.js';
@@ -31,6 +31,7 @@ import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js'
 import { ModelLists } from './providers/model-lists.js';
 import { CachedRequests } from './pipeline/cached-requests.js';
 import type { Flight } from './pipeline/flight.js';
+import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
 import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
@@ -110,6 +111,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const accounting = new Accounting(metrics, prices, (model) => lists.isKnown(model), log);
   accounting.onPaidCall = (payer, costUsd, usage) => limits.charge(payer ?? 'unknown', costUsd, usage);
   const auth = new ClientAuth(config.gatewayApiKeys);
+  // Shared with the other replicas through Redis when the cache is there.
+  const regenerations = regenerationsFor(store);
   const cachedRequests = new CachedRequests({
     config,
     auth,
@@ -119,7 +122,8 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     store,
     flights: new SingleFlight<Flight>(),
     replicaFlights: replicaFlightsOf(store),
-    regenerations: new RegenerationTracker(),
+    replicaFlights: replicaFlightsOf(store),
+    regenerations: regenerations.tracker,
     metrics,
     accounting,
     limits,
@@ -224,6 +228,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     await Promise.all(upstreamPools.map((pool) => pool.close()));
     if (!deps.store) await store?.close();
     await closeLimits();
+    await regenerations.close();
   });
   return app;
 }

@@ -7,6 +7,8 @@ export interface RegenerationTrackerOptions {
   maxEntries?: number;
   /** How long a pair is remembered. */
   ttlMs?: number;
+  /** Told each pair newly remembered (by its fixed-size digest), to share it with other replicas. */
+  onRemember?: (pair: string) => void;
 }
 
 const DEFAULT_MAX_ENTRIES = 100_000;
@@ -36,8 +38,10 @@ const digest: (value: string) => Buffer =
  */
 export class RegenerationTracker {
   readonly #seen: LRUCache<string, true>;
+  readonly #onRemember: ((pair: string) => void) | undefined;
 
   constructor(options: RegenerationTrackerOptions = {}) {
+    this.#onRemember = options.onRemember;
     this.#seen = new LRUCache<string, true>({
       max: options.maxEntries ?? DEFAULT_MAX_ENTRIES,
       ttl: options.ttlMs ?? DEFAULT_TTL_MS,
@@ -50,7 +54,14 @@ export class RegenerationTracker {
   }
 
   remember(chatId: string, cacheKey: string): void {
-    this.#seen.set(pairKey(chatId, cacheKey), true);
+    const key = pairKey(chatId, cacheKey);
+    if (!this.#seen.has(key)) this.#onRemember?.(key);
+    this.#seen.set(key, true);
+  }
+
+  /** A pair another replica remembered (shared-regenerations.ts). */
+  learn(pair: string): void {
+    this.#seen.set(pair, true);
   }
 
   /** seen() then remember(), in one call: true when this request is a regeneration. */
@@ -58,6 +69,7 @@ export class RegenerationTracker {
     const key = pairKey(chatId, cacheKey);
     const seen = this.#seen.has(key);
     this.#seen.set(key, true);
+    if (!seen) this.#onRemember?.(key);
     return seen;
   }
 

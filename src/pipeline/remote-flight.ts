@@ -17,6 +17,15 @@ import type { PreparedRequest } from './prepare.js';
 import { type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
 
 /**
+ * Lets a paid upstream call start (`start`), or refuses it (a budget is spent: the client is
+ * answered, then `refused` runs). Asked only when this replica is about to call upstream itself,
+ * so a request that follows another replica's call is never refused by a budget.
+ */
+export type PaidCallGate = (start: () => void, refused: () => void) => void;
+
+const ADMIT_ALL: PaidCallGate = (start) => start();
+
+/**
  * Calls upstream for `follower` on a Redis-backed gateway, coordinated with the other replicas:
  * `answered` receives the writer that follows the chosen flight; `gone` tells whether the client
  * left meanwhile. Redis not answering: the replica calls upstream on its own (fail open).
@@ -29,6 +38,7 @@ export function flyAcrossReplicas(
   deps: PipelineDeps,
   answered: (writer: ClientWriter) => void,
   gone: () => boolean,
+  admit: PaidCallGate = ADMIT_ALL,
 ): void {
   replicas.claim(key).then(
     (claim) => {
@@ -40,26 +50,60 @@ export function flyAcrossReplicas(
         return;
       }
       if (claim.leader) {
-        follower.context.cache = 'MISS';
-        const flight = launchFlight(follower, key, policy, true, deps);
-        lead(replicas, flight, key, claim.token);
-        const writer = follow(flight, follower, deps, 'miss');
-        flight.start();
-        answered(writer);
+        const release = (): void => void replicas.finish(key, claim.token).catch(() => {});
+        admit(() => {
+          if (gone()) return release();
+          follower.context.cache = 'MISS';
+          const flight = launchFlight(follower, key, policy, true, deps);
+          lead(replicas, flight, key, claim.token);
+          const writer = follow(flight, follower, deps, 'miss');
+          flight.start();
+          answered(writer);
+        }, release);
         return;
       }
       follower.context.cache = 'COALESCED';
+      replicas.announceFollower(key, claim.token);
+      // Identical requests of this replica following the same leader share one reader of its stream.
+      const following = followedBy(replicas);
+      const shared = following.get(key);
+      if (shared?.joinable(claim.token)) {
+        answered(follow(shared, follower, deps, 'hit'));
+        return;
+      }
       const remote = new RemoteFlight(replicas, follower, key, claim.token, policy, deps);
+      following.set(key, remote);
+      void remote.settled.then(() => {
+        if (following.get(key) === remote) following.delete(key);
+      });
       const writer = follow(remote, follower, deps, 'hit');
       remote.start();
       answered(writer);
     },
     () => {
       if (gone()) return;
-      follower.context.cache = 'MISS';
-      answered(startFlight(follower, key, policy, true, deps));
+      admit(
+        () => {
+          if (gone()) return;
+          follower.context.cache = 'MISS';
+          answered(startFlight(follower, key, policy, true, deps));
+        },
+        () => {},
+      );
     },
   );
+}
+
+const followedByReplicas = new WeakMap<ReplicaFlights, Map<string, RemoteFlight>>();
+
+/** The other replicas' flights this replica follows, by cache key. */
+function followedBy(replicas: ReplicaFlights): Map<string, RemoteFlight> {
+  let following = followedByReplicas.get(replicas);
+  if (!following) {
+    following = new Map();
+    followedByReplicas.set(replicas, following);
+  }
+  return following;
 }
 
 /**
@@ -144,7 +188,8 @@ export class RemoteFlight implements FollowableFlight {
   private stopped = false;
   /** Set while the lease is claimed again after the leader was lost (no polling meanwhile). */
   private lost = false;
-  private counted = false;
+  /** Set once the leader answered something: from then on every follower here is coalesced for real. */
+  private confirmed = false;
   /** This replica's own call, once the leader was lost. */
   private own: { flight: FollowableFlight; relay: FlightSubscriber } | undefined;
 
@@ -163,6 +208,11 @@ export class RemoteFlight implements FollowableFlight {
     return this.outcome;
   }
 
+  /** Whether another request of this replica may follow the same leader through this reader. */
+  joinable(token: string): boolean {
+    return token === this.token && !this.outcome && !this.stopped && !this.lost && !this.own;
+  }
+
   get current(): PreparedRequest {
     return this.own?.flight.current ?? this.follower.prepared;
   }
@@ -172,7 +222,6 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   start(): void {
-    this.replicas.announceFollower(this.key, this.token);
     this.poll();
   }
 
@@ -182,10 +231,15 @@ export class RemoteFlight implements FollowableFlight {
       return;
     }
     this.subscribers.add(subscriber);
+    if (this.confirmed) this.countCoalesced(1);
     if (this.head) {
       subscriber.onStreamStart?.(this.head);
       for (const event of this.events) subscriber.onEvent?.(event);
     }
+  }
+
+  private countCoalesced(requests: number): void {
+    if (requests > 0) this.deps.metrics.cacheCoalesced.inc({ endpoint: this.follower.prepared.endpoint }, requests);
   }
 
   unsubscribe(subscriber: FlightSubscriber): void {
@@ -223,10 +277,10 @@ export class RemoteFlight implements FollowableFlight {
   };
 
   private apply(record: FlightRecord): void {
-    if (!this.counted) {
-      // Coalesced for real: the leader is answering this request.
-      this.counted = true;
-      this.deps.metrics.cacheCoalesced.inc({ endpoint: this.follower.prepared.endpoint });
+    if (!this.confirmed) {
+      // Coalesced for real: the leader is answering these requests.
+      this.confirmed = true;
+      this.countCoalesced(this.subscribers.size);
     }
     switch (record.kind) {
       case 'head':
@@ -288,7 +342,9 @@ export class RemoteFlight implements FollowableFlight {
 
   /** This request's own upstream call (leading the others when it holds the lease). */
   private callUpstream(token: string | undefined): void {
+    // The first request pays for the call; the others of this replica ride on it.
     this.follower.context.cache = 'MISS';
+    if (!this.confirmed) this.countCoalesced(this.subscribers.size - 1);
     const flight = launchFlight(this.follower, this.key, this.policy, true, this.deps);
     if (token !== undefined) lead(this.replicas, flight, this.key, token);
     const relay: FlightSubscriber = {

@@ -22,6 +22,7 @@ const REDACTED_PATHS = [
   'config.gatewayApiKeys',
   'config.metricsToken',
   'config.redisUrl',
+  'config.redisPassword',
   // Node's HTTP parser errors carry the raw request bytes, Authorization header included.
   'err.rawPacket',
   'error.rawPacket',

@@ -104,10 +104,18 @@ export function follow(flight: FollowableFlight, follower: Follower, deps: Pipel
       // X-Cache is the outcome reached by now (client-writer.ts): a miss refused before any
       // upstream call (no usable key) was no miss, and its answer says so.
       tellWhoAnswered(flight, prepared, writer, context);
-      answerFromOutcome(outcome, prepared, writer, context);
+      try {
+        answerFromOutcome(outcome, prepared, writer, context);
+      } catch (error) {
+        // A defect in writing this one answer: its client gets a 500 or a cut connection, never
+        // a hang, and the flight's other clients are still answered.
+        answerDefect(error, writer, response, context, deps);
+        return;
+      }
       // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
       // (A follower of another replica that called upstream itself after all is a miss by now.)
-      if (outcome.kind === 'completed' && paid === 'hit' && context.cache === 'COALESCED') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'hit');
+      if (outcome.kind === 'completed' && paid === 'hit' && context.cache === 'COALESCED')
+        deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'hit');
     },
   };
   // A client that leaves unsubscribes; the call goes on while anyone else still follows it.
@@ -116,6 +124,21 @@ export function follow(flight: FollowableFlight, follower: Follower, deps: Pipel
   });
   flight.subscribe(subscriber);
   return writer;
+}
+
+function answerDefect(error: unknown, writer: ClientWriter, response: ServerResponse, context: RequestContext, deps: PipelineDeps): void {
+  const internal = errors.internal(error);
+  deps.log.error({ err: error }, 'answer could not be written');
+  context.error = internal;
+  try {
+    if (!writer.started) {
+      writer.sendError(internal);
+      return;
+    }
+  } catch {
+    // Even the error cannot be written: only cutting the connection tells the client.
+  }
+  response.destroy();
 }
 
 function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, writer: ClientWriter, context: RequestContext): void {

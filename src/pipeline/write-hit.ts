@@ -5,6 +5,7 @@
  * routes (a miss, a coalesced follower, an error) is made by the same answerHead, so a client
  * sees one header set in one order, whatever answered it.
  */
+import { headerSafe } from '../http/header-value.js';
 import type { ServerResponse } from 'node:http';
 import type { Accounting } from '../accounting.js';
 import { ageSeconds } from '../cache/policy.js';
@@ -51,9 +52,9 @@ export function answerHead(
   const head =
     model === undefined
       ? ['x-request-id', requestId, 'x-gateway-provider', provider, 'x-cache', cache]
-      : ['x-request-id', requestId, 'x-gateway-provider', provider, 'x-gateway-model', model, 'x-cache', cache];
+      : ['x-request-id', requestId, 'x-gateway-provider', provider, 'x-gateway-model', headerSafe(model), 'x-cache', cache];
   if (age !== undefined) head.push('age', age);
-  if (fallbackFrom !== undefined) head.push('x-gateway-fallback', fallbackFrom);
+  if (fallbackFrom !== undefined) head.push('x-gateway-fallback', headerSafe(fallbackFrom));
   if (extra !== undefined) for (const name in extra) head.push(name, extra[name]!);
   if (body === 'sse') for (const part of SSE_HEADER_PAIRS) head.push(part);
   else head.push('content-type', 'application/json', 'content-length', String(body));

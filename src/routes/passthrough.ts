@@ -6,6 +6,7 @@
  * routes: the client's key is replaced by a provider key there, and refusals and retries are
  * handled there, before any byte reaches the client.
  */
+import { headerSafe } from '../http/header-value.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy';
 import type { Dispatcher } from 'undici';
@@ -84,7 +85,7 @@ export async function registerPassthrough(app: FastifyInstance, deps: Passthroug
           request.passthrough = await choose(request, prefix, deps);
           request.gw.provider = request.passthrough.provider.name;
           void reply.header('x-gateway-provider', request.passthrough.provider.name);
-          if (request.passthrough.model !== undefined) void reply.header('x-gateway-model', request.passthrough.model);
+          if (request.passthrough.model !== undefined) void reply.header('x-gateway-model', headerSafe(request.passthrough.model));
         },
         replyOptions: {
           getUpstream: (request: FastifyRequest) => providerAddress(targetOf(request).provider.name),

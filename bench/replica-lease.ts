@@ -13,7 +13,7 @@ const misses = Number(process.argv[2] ?? 5_000);
 const ROUNDS = 3;
 const redis = await startRedis();
 const store = await RedisStore.connect(redis.url, { commandTimeoutMs: 5_000 });
-const flights = new ReplicaFlights(store.redisClient());
+const flights = new ReplicaFlights(store.redisClient(), 5_000);
 const keys = Array.from({ length: misses }, () => `gw:v1:${randomBytes(32).toString('base64url')}`);
 
 async function measure(name: string, one: (key: string) => Promise<unknown>): Promise<void> {

@@ -32,7 +32,6 @@ import { ModelLists } from './providers/model-lists.js';
 import { CachedRequests } from './pipeline/cached-requests.js';
 import type { Flight } from './pipeline/flight.js';
 import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
-import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
@@ -121,8 +120,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     health,
     store,
     flights: new SingleFlight<Flight>(),
-    replicaFlights: replicaFlightsOf(store),
-    replicaFlights: replicaFlightsOf(store),
+    replicaFlights: replicaFlightsOf(store, config.redisCommandTimeoutMs),
     regenerations: regenerations.tracker,
     metrics,
     accounting,

@@ -37,7 +37,7 @@ describe('RedisStore on a Redis Cluster', () => {
   });
 
   it("coalescing's lease, announcements and answer stream work on a Cluster (one slot per key by hash tag)", async () => {
-    const flights = new ReplicaFlights(store.redisClient());
+    const flights = new ReplicaFlights(store.redisClient(), 5_000);
     const key = 'gw:v1:cluster-flight';
     const leader = await flights.claim(key);
     expect(leader.leader).toBe(true);

@@ -85,3 +85,16 @@ export function createRedisClient(target: RedisTarget, tuning: RedisConnectionTu
     }
   }
 }
+
+/**
+ * A Cluster retries a command whose node went away (after a slot refresh, on the promoted replica)
+ * and may hold it in its own queues before any node's command timeout starts: the deadline bounds
+ * the whole, so a request waits at most this long before it bypasses the cache.
+ */
+export function withDeadline<T>(command: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Command timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([command, deadline]).finally(() => clearTimeout(timer));
+}

@@ -1,6 +1,6 @@
 import { Cluster } from 'ioredis';
 import { keySlot } from './redis-slots.js';
-import { createRedisClient, redisLabel, type RedisClient, type RedisTarget } from './redis-connection.js';
+import { createRedisClient, redisLabel, type RedisClient, type RedisTarget, withDeadline } from './redis-connection.js';
 import { CacheStoreError, type CacheStore, type CacheStoreObservers, type CacheStoreOp } from './store.js';
 
 export interface RedisStoreOptions extends CacheStoreObservers {
@@ -270,17 +270,4 @@ export class RedisStore implements CacheStore {
     if (Array.isArray(reply) && typeof reply[1] === 'string') return reply[1];
     return undefined;
   }
-}
-
-/**
- * A Cluster retries a command whose node went away (after a slot refresh, on the promoted replica)
- * and may hold it in its own queues before any node's command timeout starts: the deadline bounds
- * the whole, so a request waits at most this long before it bypasses the cache.
- */
-function withDeadline<T>(command: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Command timed out after ${timeoutMs} ms`)), timeoutMs);
-  });
-  return Promise.race([command, deadline]).finally(() => clearTimeout(timer));
 }

@@ -3,6 +3,6 @@ import { RedisStore } from '../cache/redis-store.js';
 import type { CacheStore } from '../cache/store.js';
 import { ReplicaFlights } from './replica-flights.js';
 
-export function replicaFlightsOf(store: CacheStore | undefined): ReplicaFlights | undefined {
-  return store instanceof RedisStore ? new ReplicaFlights(store.redisClient()) : undefined;
+export function replicaFlightsOf(store: CacheStore | undefined, commandTimeoutMs: number): ReplicaFlights | undefined {
+  return store instanceof RedisStore ? new ReplicaFlights(store.redisClient(), commandTimeoutMs) : undefined;
 }

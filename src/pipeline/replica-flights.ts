@@ -12,7 +12,7 @@
  * themselves.
  */
 import { randomBytes } from 'node:crypto';
-import type { RedisClient } from '../cache/redis-connection.js';
+import { type RedisClient, withDeadline } from '../cache/redis-connection.js';
 import type { FlightHead } from './flight.js';
 
 export const LEASE_MS = 2_000;
@@ -80,7 +80,11 @@ interface FlightScripts {
 export class ReplicaFlights {
   private readonly scripts: FlightScripts;
 
-  constructor(private readonly client: RedisClient) {
+  /** `claimTimeoutMs`: a miss waits this long at most for the lease before calling upstream on its own. */
+  constructor(
+    private readonly client: RedisClient,
+    private readonly claimTimeoutMs: number,
+  ) {
     client.defineCommand('cachegateFlightClaim', { numberOfKeys: 1, lua: CLAIM });
     client.defineCommand('cachegateFlightAnnounce', { numberOfKeys: 1, lua: ANNOUNCE });
     client.defineCommand('cachegateFlightRenew', { numberOfKeys: 1, lua: RENEW });
@@ -91,7 +95,7 @@ export class ReplicaFlights {
   /** Takes the key's lease, or names its holder; rejects when Redis does not answer. */
   async claim(key: string): Promise<Claim> {
     const token = randomBytes(9).toString('base64url');
-    const holder = (await this.scripts.cachegateFlightClaim(leaseKey(key), token, String(LEASE_MS))) as string | null;
+    const holder = (await withDeadline(this.scripts.cachegateFlightClaim(leaseKey(key), token, String(LEASE_MS)), this.claimTimeoutMs)) as string | null;
     return holder === null ? { leader: true, token } : { leader: false, token: holder };
   }
 

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chat, chatBody, unique } from './helpers/cache-e2e.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
+import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
 import { fakeUpstreamEnv } from './helpers/gateway.js';
 import { startGatewayProcess } from './helpers/gateway-process.js';
 import { as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
@@ -60,6 +61,45 @@ describe('two gateway processes sharing one Redis', () => {
       one.kill();
       two.kill();
     }
+  });
+});
+
+describe('replicas coalescing on one Redis', () => {
+  const setup = useLimitedGateways('redis');
+  let gate: GatedUpstream;
+  beforeAll(async () => {
+    gate = await startGatedUpstream(setup.fake.url);
+  });
+  afterAll(async () => {
+    gate.release();
+    await gate.close();
+  });
+
+  it("a user past their budget still follows another replica's call (COALESCED), and only the leader's user pays", async () => {
+    const upstream = { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` };
+    const one = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
+    const two = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
+    gate.calls.splice(0);
+    expect((await spend(setup, two, 'bob', 1)).status).toBe(200);
+    expect((await chat(two, chatBody(unique('bob again')), as('bob'))).status).toBe(429);
+    // Ann leads a call on one replica; Bob asks the same on the other while it runs.
+    const same = chatBody(unique('asked on both replicas'));
+    gate.hold();
+    setup.fake.queue.push(paidAnswer(1));
+    const annAnswer = chat(one, same, as('ann'));
+    await expect.poll(() => gate.calls.length, { timeout: 5_000 }).toBe(2);
+    const bobAnswer = chat(two, same, as('bob'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    gate.release();
+    const [ann, bob] = await Promise.all([annAnswer, bobAnswer]);
+    expect(ann.status).toBe(200);
+    expect(ann.xCache).toBe('MISS');
+    expect(bob.status).toBe(200);
+    expect(bob.xCache).toBe('COALESCED');
+    expect(gate.calls).toHaveLength(2);
+    const usage = await (await fetch(`${one.url}/admin/usage`)).json();
+    const spentBy = Object.fromEntries(usage.users.map((u: { user: string; day: { spentUsd: number } }) => [u.user, u.day.spentUsd]));
+    expect(spentBy).toEqual({ ann: 0.01, bob: 0.01 });
   });
 });
 

@@ -27,7 +27,7 @@ import { decodeCachedAnswer } from './cache-answers.js';
 import type { ClientWriter } from './client-writer.js';
 import { answerEmbeddingBatch, embeddingBatchInputs } from './embedding-batch.js';
 import { headerValue, joinFlight, startFlight, type Follower } from './follow-flight.js';
-import { flyAcrossReplicas } from './remote-flight.js';
+import { flyAcrossReplicas, type PaidCallGate } from './remote-flight.js';
 import type { Flight } from './flight.js';
 import type { HitRequest, KnownRequests } from './known-requests.js';
 import { overlongOpenWebUiHeader } from './openwebui-headers.js';
@@ -350,6 +350,13 @@ export class CachedRequest {
     // answer is a BYPASS from upstream, or COALESCED with one).
     const answeredMeanwhile = cacheAvailable && policy.lookup ? answeredEntry(joinable, policy) : undefined;
     if (answeredMeanwhile && this.answerFromCache(decided, answeredMeanwhile)) return;
+    // On a shared Redis, a miss first looks for the same call on another replica (remote-flight.ts);
+    // a budget is asked only if this replica is to call upstream itself.
+    if (deps.replicaFlights && policy.lookup && policy.store && cacheAvailable && key) {
+      const answered = (writer: ClientWriter): void => void (this.writer = writer);
+      flyAcrossReplicas(deps.replicaFlights, follower, key, policy, deps, answered, () => this.recorded, this.paidCallGate());
+      return;
+    }
     // A paid upstream call (never a hit or a coalesced answer) is refused while a budget is spent;
     // admitted after a round trip, it looks for a flight to join again first.
     if (!admitted) {
@@ -369,15 +376,24 @@ export class CachedRequest {
         return;
       }
     }
-    // On a shared Redis, a miss first looks for the same call on another replica (remote-flight.ts).
-    if (deps.replicaFlights && policy.lookup && policy.store && cacheAvailable && key) {
-      const answered = (writer: ClientWriter): void => void (this.writer = writer);
-      flyAcrossReplicas(deps.replicaFlights, follower, key, policy, deps, answered, () => this.recorded);
-      return;
-    }
     // Counted as a miss (request-log.ts, cacheOutcomeOf) only once its upstream call is sent.
     this.context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
     this.writer = startFlight(follower, key, policy, policy.store && cacheAvailable, deps);
+  }
+
+  /** The budget check of a paid call that another module starts later (flyAcrossReplicas). */
+  private paidCallGate(): PaidCallGate {
+    return (start, refused) => {
+      const decide = (refusal: GatewayError | undefined): void => {
+        if (this.recorded || refusal) refused();
+        if (this.recorded) return;
+        if (refusal) this.refuse(refusal, Stage.Request);
+        else start();
+      };
+      const admission = this.state.deps.limits.admitPaidCall(this.context.user!);
+      if (admission instanceof Promise) admission.then(decide).catch((error: unknown) => this.failed(error));
+      else decide(admission);
+    };
   }
 
   private refuseBody(error: unknown, stage: Stage): void {

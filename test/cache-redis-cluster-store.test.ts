@@ -16,7 +16,7 @@ let store: RedisStore;
 const errors: string[] = [];
 
 beforeAll(async () => {
-  cluster = await startRedisCluster({ nodeTimeoutMs: 1_000 });
+  cluster = await startRedisCluster({ nodeTimeoutMs: 1_500 });
   store = await RedisStore.connect(
     { kind: 'cluster', nodes: cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })), password: undefined },
     { commandTimeoutMs: 400, onError: (op) => errors.push(op) },

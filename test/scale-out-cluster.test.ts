@@ -18,7 +18,7 @@ let fake: FakeUpstream;
 let replicas: RunningGateway[];
 
 beforeAll(async () => {
-  cluster = await startRedisCluster({ nodeTimeoutMs: 1_000 });
+  cluster = await startRedisCluster({ nodeTimeoutMs: 1_500 });
   fake = await startFakeUpstream();
   // 400 ms: long enough for a busy machine's cluster round trip, short enough that a request
   // stuck on the dead master bypasses quickly.

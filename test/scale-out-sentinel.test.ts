@@ -19,7 +19,7 @@ let fake: FakeUpstream;
 let replicas: RunningGateway[];
 
 beforeAll(async () => {
-  sentinels = await startRedisSentinels({ masterName: 'cachegate-test', downAfterMs: 1_000, password: PASSWORD });
+  sentinels = await startRedisSentinels({ masterName: 'cachegate-test', downAfterMs: 1_500, password: PASSWORD });
   fake = await startFakeUpstream();
   replicas = await startReplicas(fake, {
     REDIS_SENTINELS: sentinels.sentinels,

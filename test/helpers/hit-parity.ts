@@ -39,13 +39,14 @@ export function seriesId(name: string, labels: Record<string, string>): string {
 }
 
 /**
- * What a request that started an upstream call moved (its MISS, the money spent, the upstream's
- * own series): taken out of a coalesced episode's movements, what is left is its follower's.
+ * What a request that started an upstream call moved (its MISS, the money spent and the budgets
+ * it counts against, the upstream's own series): taken out of a coalesced episode's movements,
+ * what is left is its follower's.
  */
 export function withoutLeader(moved: Map<string, number>): Map<string, number> {
   const left = new Map<string, number>();
   for (const [id, delta] of moved) {
-    if (/cache=(MISS|miss)\b/.test(id) || /^gateway_(cache_misses_total|cost_usd_total|upstream_)/.test(id)) continue;
+    if (/cache=(MISS|miss)\b/.test(id) || /^gateway_(cache_misses_total|cost_usd_total|budget_spent_usd|upstream_)/.test(id)) continue;
     left.set(id, delta);
   }
   return left;

@@ -46,14 +46,15 @@ describe('RedisStore on a Redis Cluster', () => {
     flights.announceFollower(key, leader.token);
     expect(await flights.renew(key, leader.token)).toBe(1);
     const head = { statusCode: 200, headers: {} };
+    const by = { provider: 'openai', model: 'gpt-4o-mini', upstreamModel: 'gpt-4o-mini', fellBack: false };
     await flights.publish(key, leader.token, [
-      { kind: 'head', head },
+      { kind: 'head', head, by },
       { kind: 'event', data: 'data: {}\n\n', usageOnly: false },
     ]);
     const first = await flights.read(key, leader.token, '0');
     expect(first.records.map((record) => record.kind)).toEqual(['head', 'event']);
     expect(first.holder).toBe(leader.token);
-    await flights.publish(key, leader.token, [{ kind: 'completed', head, json: '{}' }]);
+    await flights.publish(key, leader.token, [{ kind: 'completed', head, by, json: '{}' }]);
     expect(await flights.finish(key, leader.token)).toBe(1);
     const rest = await flights.read(key, leader.token, first.lastId);
     expect(rest.records.map((record) => record.kind)).toEqual(['completed']);

@@ -15,6 +15,8 @@ import { fakeUpstreamEnv, type RunningGateway } from './helpers/gateway.js';
 import { startGatewayProcess } from './helpers/gateway-process.js';
 import { startReplicas } from './helpers/gateway-replicas.js';
 import { scrape } from './helpers/metrics-scrape.js';
+import { writeModelsFile } from './helpers/models-file.js';
+import { freePort } from './helpers/free-port.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 
 let redis: RedisServer;
@@ -143,4 +145,37 @@ describe('coalescing across two replicas on one Redis', () => {
     expect(tookOverMs).toBeLessThan(LEASE_MS + 1_000);
     expect(tookMs).toBeLessThan(LEASE_MS + 3_000);
   }, 40_000);
+});
+
+describe('coalescing across replicas when the leader fell back to another model', () => {
+  let fallbackReplicas: RunningGateway[] = [];
+
+  afterAll(async () => {
+    await Promise.all(fallbackReplicas.map((replica) => replica.close()));
+  });
+
+  it("the other replica's followers say who answered: the fallback's provider and the model asked for", async () => {
+    await clearFlights();
+    // OpenAI refuses connections; gpt-4o-mini falls back to a Groq model, whose answer the gate holds.
+    const models = await writeModelsFile({ fallbacks: { 'gpt-4o-mini': ['groq/llama-3.3-70b-versatile'] } });
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
+    fallbackReplicas = await startReplicas(
+      { openaiBaseUrl: dead, groqBaseUrl: `${gate.url}/openai/v1` },
+      { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000', MODELS_FILE: models.path, UPSTREAM_MAX_RETRIES: '0' },
+    );
+    const body = chatBody(unique('replicas-fallback'));
+    gate.hold();
+    const leader = chat(fallbackReplicas[0]!, body);
+    expect(await until(() => gate.waiting >= 1, 10_000)).toBe(true);
+    const followers = Array.from({ length: 3 }, () => chat(fallbackReplicas[1]!, body));
+    expect(await until(async () => (await remoteFollowers()) >= 3, 10_000)).toBe(true);
+    gate.release();
+    const answers = [await leader, ...(await Promise.all(followers))];
+    for (const answer of answers) {
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('x-gateway-provider')).toBe('groq');
+      expect(answer.headers.get('x-gateway-fallback')).toBe('gpt-4o-mini');
+    }
+    expect(answers.slice(1).map((answer) => answer.xCache)).toEqual(['COALESCED', 'COALESCED', 'COALESCED']);
+  }, 30_000);
 });

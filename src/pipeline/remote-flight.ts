@@ -14,7 +14,7 @@ import type { Flight, FlightHead, FlightOutcome, FlightSubscriber, StreamEvent }
 import { type FollowableFlight, type Follower, follow, joinFlight, launchFlight, startFlight } from './follow-flight.js';
 import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
-import { type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
+import { type AnsweredBy, type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
 
 /**
  * Lets a paid upstream call start (`start`), or refuses it (a budget is spent: the client is
@@ -135,12 +135,12 @@ function lead(replicas: ReplicaFlights, flight: Flight, key: string, token: stri
   renewal.unref();
   flight.subscribe({
     passive: true,
-    onStreamStart: (head) => add({ kind: 'head', head }),
+    onStreamStart: (head) => add({ kind: 'head', head, by: answeredBy(flight) }),
     onEvent: (event) => add({ kind: 'event', data: event.data, usageOnly: event.usageOnly }),
     onDone: (outcome) => {
       clearInterval(renewal);
       settled = true;
-      const last = recordOf(outcome);
+      const last = recordOf(outcome, answeredBy(flight));
       if (live) {
         void send([last])
           .then(() => replicas.finish(key, token))
@@ -154,12 +154,17 @@ function lead(replicas: ReplicaFlights, flight: Flight, key: string, token: stri
   });
 }
 
-function recordOf(outcome: FlightOutcome): FlightRecord {
+function answeredBy(flight: Flight): AnsweredBy {
+  const { provider, model, upstreamModel } = flight.current;
+  return { provider, model, upstreamModel, fellBack: flight.fellBack };
+}
+
+function recordOf(outcome: FlightOutcome, by: AnsweredBy): FlightRecord {
   switch (outcome.kind) {
     case 'completed':
       return outcome.entry
-        ? { kind: 'completed', head: outcome.head, entry: encodeEntry(outcome.entry).toString('base64') }
-        : { kind: 'completed', head: outcome.head, ...(outcome.json ? { json: outcome.json.toString('utf8') } : {}) };
+        ? { kind: 'completed', head: outcome.head, by, entry: encodeEntry(outcome.entry).toString('base64') }
+        : { kind: 'completed', head: outcome.head, by, ...(outcome.json ? { json: outcome.json.toString('utf8') } : {}) };
     case 'upstream-error':
       return { kind: 'upstream-error', head: outcome.head, body: outcome.body.toString('utf8') };
     case 'failed': {
@@ -185,6 +190,8 @@ export class RemoteFlight implements FollowableFlight {
   private outcome: FlightOutcome | undefined;
   private lastId = '0';
   private failingSince: number | undefined;
+  /** Who answered the leader's call, once it said. */
+  private by: AnsweredBy | undefined;
   private stopped = false;
   /** Set while the lease is claimed again after the leader was lost (no polling meanwhile). */
   private lost = false;
@@ -214,11 +221,14 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   get current(): PreparedRequest {
-    return this.own?.flight.current ?? this.follower.prepared;
+    if (this.own) return this.own.flight.current;
+    const asked = this.follower.prepared;
+    const by = this.by;
+    return by ? { ...asked, provider: by.provider as PreparedRequest['provider'], model: by.model, upstreamModel: by.upstreamModel } : asked;
   }
 
   get fellBack(): boolean {
-    return this.own?.flight.fellBack ?? false;
+    return this.own?.flight.fellBack ?? this.by?.fellBack ?? false;
   }
 
   start(): void {
@@ -284,12 +294,14 @@ export class RemoteFlight implements FollowableFlight {
     }
     switch (record.kind) {
       case 'head':
+        this.by = record.by;
         this.announce(record.head);
         return;
       case 'event':
         this.relay({ data: record.data, usageOnly: record.usageOnly });
         return;
       case 'completed': {
+        this.by = record.by;
         const entry = record.entry === undefined ? undefined : decodeEntry(Buffer.from(record.entry, 'base64'));
         const json = entry?.form === 'json' ? entry.body : record.json === undefined ? undefined : Buffer.from(record.json);
         this.finish({ kind: 'completed', head: record.head, json, completion: undefined, usage: entry?.usage, entry });

@@ -21,11 +21,19 @@ export const POLL_MS = 25;
 /** After the outcome, late identical requests still read it from the stream (the store write may lag). */
 export const DONE_KEEP_MS = 5_000;
 
+/** Who answered the leader's call (a model-policy fallback may have answered instead of the model asked). */
+export interface AnsweredBy {
+  provider: string;
+  model: string;
+  upstreamModel: string;
+  fellBack: boolean;
+}
+
 export type FlightRecord =
-  | { kind: 'head'; head: FlightHead }
+  | { kind: 'head'; head: FlightHead; by: AnsweredBy }
   | { kind: 'event'; data: string; usageOnly: boolean }
   /** `entry`: the encoded cache entry (base64), or the upstream's JSON body when there is none. */
-  | { kind: 'completed'; head: FlightHead; entry?: string; json?: string }
+  | { kind: 'completed'; head: FlightHead; by: AnsweredBy; entry?: string; json?: string }
   | { kind: 'upstream-error'; head: FlightHead; body: string }
   | { kind: 'failed'; statusCode: number; type: string; code: string; message: string; headers: Record<string, string> };
 

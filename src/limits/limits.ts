@@ -35,12 +35,25 @@ interface BudgetCheck {
 
 export type Admission = GatewayError | undefined;
 
+/**
+ * Users a replica counts apart in one month. A user is whatever X-OpenWebUI-User-Id a client
+ * with a valid key sends, so a client inventing a new id per request would otherwise grow the
+ * counters (and /admin/usage) without bound until the month ends. Past this many, new ids are
+ * counted together as OTHER_USERS: the gateway's own budgets still hold exactly, and users named
+ * in LIMITS_FILE are always counted apart.
+ */
+export const MAX_USERS_PER_MONTH = 10_000;
+export const OTHER_USERS = '(other users)';
+
 export class Limits {
   private overrides: LimitOverrides = new Map();
   /** Requests per user not yet handed to the counters, and the periods they fall in. */
   private readonly requests = new Map<string, number>();
   private tallied: Periods | undefined;
   private readonly requestsTimer = setInterval(() => this.flushRequests(), 1_000).unref();
+  /** The users counted apart this month (their counters' names), and which month that is. */
+  private readonly countedApart = new Set<string>();
+  private countedMonth = '';
 
   constructor(
     private readonly config: LimitsConfig,
@@ -54,9 +67,10 @@ export class Limits {
     this.overrides = overrides;
   }
 
-  admitRequest(user: string): Maybe<Admission> {
+  admitRequest(asked: string): Maybe<Admission> {
     const now = this.now();
     const periods = periodsAt(now);
+    const user = this.accountOf(asked, periods);
     const rpm = this.limitOf(user, 'rpm', this.config.userRpm);
     if (rpm === undefined) {
       this.countRequest(user, periods);
@@ -70,9 +84,10 @@ export class Limits {
     });
   }
 
-  admitPaidCall(user: string): Maybe<Admission> {
+  admitPaidCall(asked: string): Maybe<Admission> {
     const now = this.now();
     const periods = periodsAt(now);
+    const user = this.accountOf(asked, periods);
     const budgets = this.budgetsOf(user, periods);
     const tpm = this.limitOf(user, 'tpm', this.config.userTpm);
     // Nothing configured: nothing to read, and the miss pays nothing for the feature.
@@ -96,8 +111,9 @@ export class Limits {
   }
 
   /** An upstream call's cost (USD, as gateway_cost_usd_total counted it) and tokens, charged to `user`. */
-  charge(user: string, costUsd: number, usage: TokenUsage | undefined): void {
+  charge(asked: string, costUsd: number, usage: TokenUsage | undefined): void {
     const periods = periodsAt(this.now());
+    const user = this.accountOf(asked, periods);
     const nanos = toNanoUsd(costUsd);
     const tokens = count(usage?.prompt_tokens) + count(usage?.completion_tokens);
     const adds: CounterAdd[] = [];
@@ -140,6 +156,20 @@ export class Limits {
       if (own !== undefined) checks.push({ scope: 'user', period, limitUsd: own, ref: { hash: range.hash, endsAt: range.endsAt, field: spendField(user) } });
     }
     return checks;
+  }
+
+  /** The name `user` is counted under this month: its own, or OTHER_USERS past the bound. */
+  private accountOf(user: string, periods: Periods): string {
+    if (periods.month.hash !== this.countedMonth) {
+      this.countedApart.clear();
+      this.countedMonth = periods.month.hash;
+    }
+    if (this.countedApart.has(user)) return user;
+    if (this.countedApart.size < MAX_USERS_PER_MONTH || this.overrides.has(user)) {
+      this.countedApart.add(user);
+      return user;
+    }
+    return OTHER_USERS;
   }
 
   private limitOf(user: string, field: keyof UserLimitOverrides, fallback: number | undefined): number | undefined {

@@ -39,8 +39,10 @@ export async function startRedisSentinels(options: RedisSentinelOptions = {}): P
   // requirepass is set once each node answers (startRedis's readiness check is an unauthenticated PING).
   const masterAuth = options.password ? ['--masterauth', options.password] : [];
   const dir = await mkdtemp(join(tmpdir(), 'cachegate-sentinel-'));
-  const master = await startRedis({ args: [...masterAuth, '--repl-diskless-sync-delay', '0'] });
-  const replica = await startRedis({ args: [...masterAuth, '--repl-diskless-sync-delay', '0', '--replicaof', '127.0.0.1', String(master.port)] });
+  // --dir: a replica's first sync writes the master's snapshot to its working directory.
+  const nodeArgs = [...masterAuth, '--repl-diskless-sync-delay', '0', '--dir', dir];
+  const master = await startRedis({ args: nodeArgs });
+  const replica = await startRedis({ args: [...nodeArgs, '--replicaof', '127.0.0.1', String(master.port)] });
   if (options.password) {
     for (const node of [master, replica]) await askNode(node.port, undefined, (client) => client.config('SET', 'requirepass', options.password!));
   }

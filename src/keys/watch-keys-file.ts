@@ -1,110 +1,53 @@
-import { watch, watchFile, unwatchFile, type FSWatcher, type Stats } from 'node:fs';
-import { basename, dirname } from 'node:path';
+/**
+ * KEYS_FILE as a file the gateway re-reads (src/reload/watched-file.ts does the watching, the
+ * ordering and the refusals): what is particular to keys is here.
+ * - A change event that yields the set in force again (a touch, an unrelated file in the
+ *   directory, the same keys reordered) is ignored: applying it would re-enable keys the provider
+ *   rejected, which only an explicit reload (SIGHUP) may do.
+ * - The "reloaded" line says what changed by counts and key ids only, never key material.
+ */
 import { keyId } from './key-id.js';
 import { KeysFileError, readKeysFile } from './keys-file.js';
 import { PROVIDER_NAMES } from '../providers/provider-name.js';
+import type { FileChangeTiming } from '../reload/file-changes.js';
+import { type ReloadableFile, type WatchedFile, watchReloadableFile } from '../reload/watched-file.js';
 import type { KeyLogger, ProviderKeys } from './types.js';
 
-export type KeysFileWatcher = {
-  /** Re-read now (SIGHUP). Applies the set even if unchanged, which re-enables disabled keys. */
-  reload(): Promise<boolean>;
-  close(): void;
-};
+export type KeysFileWatcher = WatchedFile;
 
-export type WatchKeysFileOptions = {
+export type WatchKeysFileOptions = FileChangeTiming & {
   /** The set already in force (read at start-up): a change event that yields it again is a no-op. */
   current?: ProviderKeys;
-  /** Editors and `cp` write in several steps; wait for quiet before reading. */
-  debounceMs?: number;
-  /** stat() polling, for file systems where fs.watch sees nothing (some bind mounts, NFS). */
-  pollIntervalMs?: number;
 };
 
-/**
- * Watch KEYS_FILE and hand every valid new key set to `onKeys`. A file that does not parse
- * is refused with one error line and the previous keys stay in force.
- */
-export function watchKeysFile(path: string, onKeys: (keys: ProviderKeys) => void, log: KeyLogger, opts: WatchKeysFileOptions = {}): KeysFileWatcher {
-  const debounceMs = opts.debounceMs ?? 100;
-  const pollIntervalMs = opts.pollIntervalMs ?? 2_000;
-  let applied: ProviderKeys | undefined = opts.current;
-  let timer: NodeJS.Timeout | undefined;
-  let closed = false;
-  // One load at a time, in order, so an older read can never overwrite a newer one.
-  let queue: Promise<unknown> = Promise.resolve();
-
-  const load = async (trigger: 'signal' | 'change'): Promise<boolean> => {
-    let keys: ProviderKeys;
-    try {
-      keys = await readKeysFile(path);
-    } catch (error) {
-      log.error({ path, trigger, err: safeMessage(error) }, 'keys file refused; the previous keys stay in force');
-      return false;
-    }
-    if (closed) return false;
-    // A change event that does not change the set (touch, an unrelated file in the directory)
-    // must not re-enable keys the provider rejected; only an explicit reload does that.
-    if (trigger === 'change' && applied !== undefined && sameKeys(applied, keys)) return false;
-    try {
-      onKeys(keys);
-    } catch (error) {
-      log.error({ path, trigger, err: safeMessage(error) }, 'applying the reloaded keys failed; the previous keys stay in force');
-      return false;
-    }
-    log.info({ path, trigger, ...describeChange(applied, keys) }, 'provider keys reloaded');
-    applied = keys;
-    return true;
-  };
-
-  const run = (trigger: 'signal' | 'change'): Promise<boolean> => {
-    const result = queue.then(() => load(trigger));
-    queue = result.catch(() => undefined);
-    return result;
-  };
-
-  const schedule = (): void => {
-    if (closed) return;
-    clearTimeout(timer);
-    timer = setTimeout(() => void run('change'), debounceMs);
-    timer.unref();
-  };
-
-  const directoryWatcher = watchDirectory(path, schedule, log);
-  const onStat = (current: Stats, previous: Stats): void => {
-    if (current.mtimeMs !== previous.mtimeMs || current.ino !== previous.ino || current.size !== previous.size) schedule();
-  };
-  watchFile(path, { persistent: false, interval: pollIntervalMs }, onStat);
-
+/** KEYS_FILE at `path`, every valid new key set handed to `onKeys` (which may throw to refuse it). */
+export function keysFile(path: string, onKeys: (keys: ProviderKeys) => void, current?: ProviderKeys): ReloadableFile<ProviderKeys> {
+  let applied = current;
   return {
-    reload: () => run('signal'),
-    close: () => {
-      closed = true;
-      clearTimeout(timer);
-      directoryWatcher?.close();
-      unwatchFile(path, onStat);
+    variable: 'KEYS_FILE',
+    path,
+    name: 'provider keys',
+    lines: {
+      signal: 'SIGHUP: reloading provider keys',
+      reloaded: 'provider keys reloaded',
+      refused: 'keys file refused; the previous keys stay in force',
+      applyFailed: 'applying the reloaded keys failed; the previous keys stay in force',
+    },
+    read: readKeysFile,
+    errorClass: KeysFileError,
+    ignoreChange: (keys) => applied !== undefined && sameKeys(applied, keys),
+    apply(keys) {
+      onKeys(keys);
+      const change = describeChange(applied, keys);
+      applied = keys;
+      return change;
     },
   };
 }
 
-// The directory, not the file: an editor's save-by-rename and a Kubernetes/Docker secret
-// update (a `..data` symlink swapped to a new directory) replace the inode, and a watch on
-// the old file would go silent.
-function watchDirectory(path: string, onChange: () => void, log: KeyLogger): FSWatcher | undefined {
-  const file = basename(path);
-  try {
-    const watcher = watch(dirname(path), { persistent: false }, (_event, filename) => {
-      const name = filename?.toString();
-      if (name === undefined || name === file || name.startsWith('..')) onChange();
-    });
-    watcher.on('error', (error) => {
-      log.warn({ path, err: safeMessage(error) }, 'keys file directory watch failed; falling back to polling');
-      watcher.close();
-    });
-    return watcher;
-  } catch (error) {
-    log.warn({ path, err: safeMessage(error) }, 'cannot watch the keys file directory; falling back to polling');
-    return undefined;
-  }
+/** Watch KEYS_FILE without joining the SIGHUP list (lifecycle.ts does both); reload() re-enables disabled keys. */
+export function watchKeysFile(path: string, onKeys: (keys: ProviderKeys) => void, log: KeyLogger, opts: WatchKeysFileOptions = {}): KeysFileWatcher {
+  return watchReloadableFile(keysFile(path, onKeys, opts.current), log, opts);
 }
 
 function sameKeys(a: ProviderKeys, b: ProviderKeys): boolean {
@@ -128,15 +71,4 @@ function describeChange(before: ProviderKeys | undefined, after: ProviderKeys): 
     };
   }
   return summary;
-}
-
-// Our own KeysFileError messages are written to be safe; any other error is named only by
-// its class and code, since its message could quote the file.
-function safeMessage(error: unknown): string {
-  if (error instanceof KeysFileError) return error.message;
-  if (error instanceof Error) {
-    const code = 'code' in error && typeof error.code === 'string' ? ` ${error.code}` : '';
-    return `${error.name}${code}`;
-  }
-  return 'unknown error';
 }

@@ -36,7 +36,7 @@ import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
 import { loadModelPolicy, startModelPolicyReloading } from './models-policy/lifecycle.js';
-import type { ChangeWatchOptions } from './models-policy/watch-changes.js';
+import type { FileChangeTiming } from './reload/file-changes.js';
 import { type BreakerOptions, ProviderHealth } from './upstream/circuit-breaker.js';
 import { registerCachedRouteGuard } from './routes/cached-route-guard.js';
 import { registerHealthRoutes } from './routes/health.js';
@@ -59,7 +59,7 @@ export interface ServerDeps {
   /** The providers' circuit breakers' thresholds and times (tests shorten them). */
   breaker?: BreakerOptions;
   /** How MODELS_FILE is watched (tests poll faster). */
-  modelsFileWatch?: ChangeWatchOptions;
+  modelsFileWatch?: FileChangeTiming;
   /** The clock budgets and rate limits count periods by (ms since the epoch); Date.now by default. */
   clock?: () => number;
 }

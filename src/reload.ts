@@ -1,8 +1,9 @@
 /**
- * What SIGHUP re-reads. Every file the gateway re-reads while it runs (KEYS_FILE today) registers
- * its reload here when it starts watching, and removes it when it stops; main.ts sends SIGHUP to
- * reloadAll(). One list, so a file added later cannot be forgotten by the signal handler, and
- * buildServer() itself never touches process signals (an embedding program, or a test, decides).
+ * What SIGHUP re-reads. Every file the gateway re-reads while it runs (KEYS_FILE, MODELS_FILE,
+ * LIMITS_FILE, each through src/reload/watched-file.ts) registers its reload here when it starts
+ * watching, and removes it when it stops; main.ts sends SIGHUP to reloadAll(). One list, so a
+ * file added later cannot be forgotten by the signal handler, and buildServer() itself never
+ * touches process signals (an embedding program, or a test, decides).
  */
 
 export interface ReloadLogger {
@@ -34,7 +35,9 @@ export function registerReloadable(reloadable: Reloadable): () => void {
  */
 export async function reloadAll(log: ReloadLogger): Promise<void> {
   if (reloadables.size === 0) {
-    log.warn({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (KEYS_FILE is not set); still serving');
+    // Generic on purpose: the list does not know which files could have been set, and a line
+    // naming some of them went stale when another became reloadable.
+    log.warn({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (no reloadable file is configured); still serving');
     return;
   }
   for (const reloadable of [...reloadables]) {

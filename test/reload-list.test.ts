@@ -19,10 +19,12 @@ function recordingLogger(): ReloadLogger & { lines: Array<{ level: string; obj: 
 }
 
 describe('reloadAll', () => {
-  it('with nothing registered: one warning that there is nothing to reload', async () => {
+  it('with nothing registered: one warning that there is nothing to reload, naming no file in particular', async () => {
     const log = recordingLogger();
     await reloadAll(log);
-    expect(log.lines).toEqual([expect.objectContaining({ level: 'warn', msg: expect.stringContaining('nothing to reload') })]);
+    expect(log.lines).toEqual([
+      { level: 'warn', obj: { signal: 'SIGHUP' }, msg: 'SIGHUP: nothing to reload (no reloadable file is configured); still serving' },
+    ]);
   });
 
   it('reloads each registered file in order; one that throws is logged and the rest still run', async () => {

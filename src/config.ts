@@ -6,10 +6,11 @@
 import { isIP } from 'node:net';
 import { type LimitsConfig, limitsFromEnv } from './limits/limits-config.js';
 import { type RedisTopologyConfig, redisTopologyFromEnv } from './redis-topology-config.js';
+import { type TaskPromptsConfig, taskPromptsFromEnv } from './cache/task-prompts.js';
 
 export type CacheScope = 'shared' | 'per-key' | 'per-user';
 
-export interface Config extends LimitsConfig, RedisTopologyConfig {
+export interface Config extends LimitsConfig, RedisTopologyConfig, TaskPromptsConfig {
   readonly host: string;
   readonly port: number;
   readonly openaiKeys: readonly string[];
@@ -207,6 +208,7 @@ export function loadConfig(env: Env = process.env): Config {
     ...clientLimits(env),
     ...limitsFromEnv(env),
     ...redisTopologyFromEnv(env),
+    ...taskPromptsFromEnv(env),
   };
   return Object.freeze(config);
 }

@@ -21,6 +21,7 @@ const WATCHED_UPSTREAM_STATUSES = ['0', '429', '500', '502', '503'] as const;
 
 /** Uncached endpoints (models, passthrough) are always BYPASS. */
 function outcomesOf(endpoint: Endpoint): readonly CacheOutcome[] {
+  if (endpoint === 'embeddings') return EMBEDDING_OUTCOMES;
   return (CACHED_ENDPOINTS as readonly Endpoint[]).includes(endpoint) ? CACHE_OUTCOMES : ['BYPASS'];
 }
 

@@ -14,6 +14,7 @@ import { cacheKey } from '../cache/key.js';
 import { isFreshEnough, parseCachePolicy, type CachePolicy } from '../cache/policy.js';
 import { applyBodyCacheControls } from '../cache/litellm-cache-field.js';
 import { readStore, type StoreRead } from '../cache/store-read.js';
+import { isBackgroundTaskRequest } from '../cache/task-prompts.js';
 import type { CacheEntry } from '../cache/entry.js';
 import type { CachedEndpoint } from '../endpoints.js';
 import { errors, toGatewayError, type GatewayError } from '../errors.js';
@@ -244,7 +245,13 @@ export class CachedRequest {
     const key = policy.lookup || policy.store ? (decided.knownKey ?? this.keyOf(decided.prepared!)) : '';
     const chatId = headerValue(headers['x-openwebui-chat-id']);
     // The same request again from the same chat is a regeneration: the user wants a new answer.
-    if (key && chatId !== undefined && deps.regenerations.checkAndRemember(chatId, key)) {
+    // Not so Open WebUI's background tasks, which it re-runs after a regeneration (task-prompts.ts).
+    if (
+      key &&
+      chatId !== undefined &&
+      deps.regenerations.checkAndRemember(chatId, key) &&
+      !isBackgroundTaskRequest(decided.prepared?.body, decided.body, deps.config.openWebUiTaskMarkers)
+    ) {
       policy.lookup = false;
       policy.bypassReason = 'no-cache';
     }

@@ -1,0 +1,202 @@
+/**
+ * Continuing a stream whose clients already received a prefix from a call that died (another
+ * replica's, in remote-flight.ts) with a new call's stream of the same request. The new stream
+ * is relayed only where it provably continues what was sent: its text, choice by choice, must
+ * reproduce the sent text exactly; nothing is relayed until it passes that text, the event that
+ * straddles the boundary is re-rendered with only the unsent rest, and every relayed chunk
+ * carries the id, created, model (and system_fingerprint) the clients' stream already uses, so
+ * they see one coherent stream. A new answer that differs from the sent prefix (a model that is
+ * not deterministic) is reported, never spliced onto it.
+ *
+ * Chat and text completions only: a sent prefix holding anything but text (tool calls, logprobs,
+ * refusals, reasoning) or a Responses API stream cannot be continued this way.
+ */
+import type { CachedEndpoint } from '../endpoints.js';
+import { isUsageOnlyChunk } from '../openai/completion-types.js';
+import { isObject, type JsonObject } from '../openai/json-fields.js';
+import { parseSse, type SseEvent } from '../openai/sse-parser.js';
+import type { StreamEvent } from './flight.js';
+
+/** What a choice's delta may carry besides its text and still be continued (chat: role; text: nothing). */
+const CHAT_DELTA_TEXT_FIELDS = new Set(['role', 'content']);
+const CHAT_CHOICE_FIELDS = new Set(['index', 'delta', 'logprobs', 'finish_reason']);
+const TEXT_CHOICE_FIELDS = new Set(['index', 'text', 'logprobs', 'finish_reason']);
+/** The fields every chunk repeats: the new call's are replaced by the sent stream's. */
+const IDENTITY_FIELDS = ['id', 'created', 'model', 'system_fingerprint'] as const;
+
+/** One event of the new call: relay this event, relay nothing, or the new answer is another. */
+export type ResumeStep = { kind: 'relay'; event: StreamEvent } | { kind: 'skip' } | { kind: 'diverged'; reason: string };
+
+interface ChoiceState {
+  /** The text the clients received for this choice (grows as the new call's rest is relayed). */
+  sent: string;
+  /** The new call's text for this choice so far. */
+  seen: string;
+  role: boolean;
+  finished: boolean;
+}
+
+export class StreamResume {
+  private readonly choices = new Map<number, ChoiceState>();
+  private usageSent = false;
+
+  private constructor(
+    private readonly chat: boolean,
+    private readonly identity: JsonObject,
+  ) {}
+
+  /**
+   * The resume of a stream after `sent` (the events its clients received, as relayed), or
+   * undefined when that prefix cannot be continued (see the header).
+   */
+  static after(endpoint: CachedEndpoint, sent: readonly StreamEvent[]): StreamResume | undefined {
+    if (endpoint !== 'chat.completions' && endpoint !== 'completions') return undefined;
+    let resume: StreamResume | undefined;
+    for (const { chunk, event, done } of sent.flatMap((relayed) => parseSse(relayed.data))) {
+      if (done) continue;
+      if (!chunk || event === 'error' || chunk['error'] !== undefined) return undefined;
+      resume ??= new StreamResume(endpoint === 'chat.completions', identityOf(chunk));
+      if (!resume.record(chunk)) return undefined;
+    }
+    return resume;
+  }
+
+  /** Whether the new call reproduced every choice's sent text (checked when it ends). */
+  get covered(): boolean {
+    for (const state of this.choices.values()) if (state.seen.length < state.sent.length) return false;
+    return true;
+  }
+
+  /** The new call's next event: what to relay of it, or that the new answer is another. */
+  next(event: StreamEvent): ResumeStep {
+    const parsed = parseSse(event.data);
+    const sse: SseEvent | undefined = parsed.length === 1 ? parsed[0] : undefined;
+    // An error event (or what cannot be read) ends the stream as the provider meant it.
+    if (!sse?.chunk || sse.event === 'error' || sse.chunk['error'] !== undefined) return { kind: 'relay', event };
+    const chunk = sse.chunk;
+    if (isUsageOnlyChunk(chunk)) {
+      if (this.usageSent) return { kind: 'skip' };
+      this.usageSent = true;
+      return { kind: 'relay', event: this.render(chunk, chunk['choices'], event) };
+    }
+    const choices = Array.isArray(chunk['choices']) ? chunk['choices'] : [];
+    const kept: unknown[] = [];
+    for (const choice of choices) {
+      const step = this.continueChoice(choice);
+      if (typeof step === 'string') return { kind: 'diverged', reason: step };
+      if (step) kept.push(step);
+    }
+    if (choices.length > 0 && kept.length === 0) return { kind: 'skip' };
+    const unchanged = kept.length === choices.length && kept.every((choice, i) => choice === choices[i]);
+    return { kind: 'relay', event: this.render(chunk, unchanged ? chunk['choices'] : kept, event) };
+  }
+
+  /** Takes in one sent chunk; false when it holds something that cannot be continued. */
+  private record(chunk: JsonObject): boolean {
+    if (isUsageOnlyChunk(chunk)) {
+      this.usageSent = true;
+      return true;
+    }
+    const choices = chunk['choices'];
+    if (!Array.isArray(choices)) return false;
+    for (const choice of choices) {
+      const parts = this.partsOf(choice);
+      if (!parts || parts.extra) return false;
+      const state = this.stateOf(parts.index);
+      state.sent += parts.text;
+      if (parts.role) state.role = true;
+      if (parts.finish) state.finished = true;
+    }
+    return true;
+  }
+
+  /**
+   * One choice of a new chunk: what to relay of it (undefined: nothing), or why the new answer
+   * is not the one sent.
+   */
+  private continueChoice(choice: unknown): JsonObject | undefined | string {
+    const parts = this.partsOf(choice);
+    if (!parts) return 'a choice that cannot be read';
+    const state = this.stateOf(parts.index);
+    const caughtUp = state.seen.length >= state.sent.length;
+    // Anything but text where the clients got text is another answer (or one not provably the same).
+    if (parts.extra && (!caughtUp || state.finished)) return 'a non-text delta where text was sent';
+    const seen = state.seen + parts.text;
+    if (!state.sent.startsWith(seen) && !seen.startsWith(state.sent)) return 'different text';
+    const rest = seen.length > state.sent.length ? seen.slice(state.sent.length) : '';
+    if (rest && state.finished) return 'more text after the choice had finished';
+    if (parts.finish && !state.finished && seen.length < state.sent.length) return 'a shorter answer';
+    state.seen = seen;
+    state.sent += rest;
+    const keepRole = parts.role && !state.role;
+    const keepFinish = parts.finish && !state.finished;
+    if (keepRole) state.role = true;
+    if (keepFinish) state.finished = true;
+    if (!rest && !keepRole && !keepFinish && !parts.extra) return undefined;
+    const unchanged = rest === parts.text && keepRole === parts.role && keepFinish === parts.finish;
+    return unchanged ? (choice as JsonObject) : this.rewrite(choice as JsonObject, rest, keepRole, keepFinish);
+  }
+
+  /** A choice carrying only what the clients have not received yet. */
+  private rewrite(choice: JsonObject, rest: string, keepRole: boolean, keepFinish: boolean): JsonObject {
+    const out: JsonObject = { ...choice };
+    if (!keepFinish) out['finish_reason'] = null;
+    if (!this.chat) {
+      out['text'] = rest;
+      return out;
+    }
+    const delta: JsonObject = { ...(choice['delta'] as JsonObject) };
+    if (!keepRole) delete delta['role'];
+    if (rest || typeof delta['content'] === 'string') delta['content'] = rest;
+    out['delta'] = delta;
+    return out;
+  }
+
+  /** The text, role and finish of a choice, and whether it carries anything else; undefined when unreadable. */
+  private partsOf(choice: unknown): { index: number; text: string; role: boolean; finish: boolean; extra: boolean } | undefined {
+    if (!isObject(choice) || typeof choice['index'] !== 'number') return undefined;
+    const finish = choice['finish_reason'] !== null && choice['finish_reason'] !== undefined;
+    const extra = hasOtherThan(choice, this.chat ? CHAT_CHOICE_FIELDS : TEXT_CHOICE_FIELDS) || (choice['logprobs'] ?? null) !== null;
+    if (!this.chat) {
+      const text = choice['text'] ?? '';
+      return typeof text === 'string' ? { index: choice['index'], text, role: false, finish, extra } : undefined;
+    }
+    const delta = choice['delta'] ?? {};
+    if (!isObject(delta)) return undefined;
+    const text = delta['content'] ?? '';
+    if (typeof text !== 'string') return undefined;
+    const role = delta['role'] !== undefined && delta['role'] !== null;
+    return { index: choice['index'], text, role, finish, extra: extra || hasOtherThan(delta, CHAT_DELTA_TEXT_FIELDS) };
+  }
+
+  private stateOf(index: number): ChoiceState {
+    let state = this.choices.get(index);
+    if (!state) {
+      state = { sent: '', seen: '', role: false, finished: false };
+      this.choices.set(index, state);
+    }
+    return state;
+  }
+
+  /** The chunk with `choices` and the sent stream's identity; the event itself when nothing changed. */
+  private render(chunk: JsonObject, choices: unknown, event: StreamEvent): StreamEvent {
+    const same =
+      choices === chunk['choices'] && IDENTITY_FIELDS.every((field) => !(field in chunk) || !(field in this.identity) || chunk[field] === this.identity[field]);
+    if (same) return event;
+    const out: JsonObject = { ...chunk, choices };
+    for (const field of IDENTITY_FIELDS) if (field in out && field in this.identity) out[field] = this.identity[field];
+    return { data: `data: ${JSON.stringify(out)}\n\n`, usageOnly: event.usageOnly };
+  }
+}
+
+function identityOf(chunk: JsonObject): JsonObject {
+  const identity: JsonObject = {};
+  for (const field of IDENTITY_FIELDS) if (chunk[field] !== undefined) identity[field] = chunk[field];
+  return identity;
+}
+
+/** Whether `object` has a field outside `allowed` with a value (null and absent say nothing). */
+function hasOtherThan(object: JsonObject, allowed: ReadonlySet<string>): boolean {
+  for (const [field, value] of Object.entries(object)) if (!allowed.has(field) && value !== null && value !== undefined) return true;
+  return false;
+}

@@ -15,6 +15,7 @@ import { type FollowableFlight, type Follower, follow, joinFlight, launchFlight,
 import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
 import { type AnsweredBy, type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
+import { StreamResume } from './stream-resume.js';
 
 /**
  * Lets a paid upstream call start (`start`), or refuses it (a budget is spent: the client is
@@ -176,10 +177,11 @@ function recordOf(outcome: FlightOutcome, by: AnsweredBy): FlightRecord {
 
 /**
  * Another replica's flight, read from its Redis stream, followed like a flight of this process.
- * When the leader dies (its lease lapses with no outcome, or its call failed) before anything
- * reached this client, the request takes the lease and calls upstream itself (or follows whoever
- * took it first); after the first byte it can only end with an error, as a broken upstream
- * stream does.
+ * When the leader dies (its lease lapses with no outcome, or, before anything reached this
+ * client, its call failed), the request takes the lease and calls upstream itself (or follows
+ * whoever took it first). A stream its clients already received part of goes on from the new
+ * call only where that call provably continues it (stream-resume.ts); otherwise it ends with an
+ * error, as a broken upstream stream does.
  */
 export class RemoteFlight implements FollowableFlight {
   readonly settled: Promise<FlightOutcome>;
@@ -199,6 +201,8 @@ export class RemoteFlight implements FollowableFlight {
   private confirmed = false;
   /** This replica's own call, once the leader was lost. */
   private own: { flight: FollowableFlight; relay: FlightSubscriber } | undefined;
+  /** Set once the leader died mid-stream: what the clients received, continued from the next call. */
+  private resume: StreamResume | undefined;
 
   constructor(
     private readonly replicas: ReplicaFlights,
@@ -326,9 +330,12 @@ export class RemoteFlight implements FollowableFlight {
   private leaderLost(): void {
     this.lost = true;
     if (this.head) {
-      const provider = this.follower.prepared.provider;
-      this.finish({ kind: 'failed', error: errors.upstreamBadResponse(provider, new Error('the replica answering this stream stopped')), afterHead: true });
-      return;
+      // The clients have part of the answer: the next call's stream must continue exactly that.
+      this.resume = StreamResume.after(this.follower.prepared.endpoint, this.events);
+      if (!this.resume) {
+        this.failMidStream('the replica answering this stream stopped');
+        return;
+      }
     }
     this.replicas.claim(this.key).then(
       (claim) => {
@@ -375,14 +382,39 @@ export class RemoteFlight implements FollowableFlight {
     for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
   }
 
-  private relay(event: StreamEvent): void {
-    if (!this.head) return;
+  private relay(streamed: StreamEvent): void {
+    if (!this.head || this.outcome) return;
+    let event = streamed;
+    if (this.resume) {
+      const step = this.resume.next(event);
+      if (step.kind === 'diverged') this.diverged(step.reason);
+      if (step.kind !== 'relay') return;
+      event = step.event;
+    }
     this.events.push(event);
     for (const subscriber of this.subscribers) subscriber.onEvent?.(event);
   }
 
+  /** The new call's answer is not the one the clients got the start of: never spliced onto it. */
+  private diverged(reason: string): void {
+    if (this.outcome) return;
+    this.deps.log.warn({ id: this.follower.requestId, reason }, 'stream not resumed after its replica stopped: the new answer differs from the part sent');
+    this.failMidStream('the replica answering this stream stopped, and a new answer differs from the part already sent');
+  }
+
+  private failMidStream(why: string): void {
+    const provider = this.follower.prepared.provider;
+    this.finish({ kind: 'failed', error: errors.upstreamBadResponse(provider, new Error(why)), afterHead: true });
+  }
+
   private finish(outcome: FlightOutcome): void {
     if (this.outcome) return;
+    // A resumed stream ends well only when the new call answered and went past all that was sent.
+    if (this.resume && (outcome.kind === 'upstream-error' || (outcome.kind === 'completed' && !this.resume.covered))) {
+      if (outcome.kind === 'upstream-error') this.failMidStream('the replica answering this stream stopped, and a new call was refused');
+      else this.diverged('a shorter answer');
+      return;
+    }
     this.outcome = outcome;
     this.stopped = true;
     const subscribers = [...this.subscribers];

@@ -7,11 +7,12 @@
  * unknown error's message is not logged; SIGHUP (the reload list) re-reads it, and close()
  * takes it off the list.
  */
-import { mkdir, mkdtemp, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { reloadAll } from '../src/reload.js';
+import { readConfigFileText } from '../src/reload/read-config-file.js';
 import { type ReloadableFile, type ReloadableFileLogger, startReloading, type WatchedFile, watchReloadableFile } from '../src/reload/watched-file.js';
 import { eventually, pause } from './helpers/upstream-e2e.js';
 
@@ -36,12 +37,7 @@ const LINES = {
 
 /** `{"colours": ["red", …]}`; anything else is refused with a ColoursFileError. */
 async function readColours(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ColoursFileError(`COLOURS_FILE ${path}: cannot be read (${(error as NodeJS.ErrnoException).code})`);
-  }
+  const text = await readConfigFileText('COLOURS_FILE', path, ColoursFileError);
   try {
     const { colours } = JSON.parse(text) as { colours: string[] };
     if (!Array.isArray(colours)) throw new Error('no colours');
@@ -107,7 +103,7 @@ describe('a watched file', () => {
   it('a file deleted is refused (what is in force stays); recreated, it is read again', async () => {
     watched = watchReloadableFile(file(), log, { debounceMs: 30, pollIntervalMs: 100 });
     await unlink(path);
-    await eventually(() => refusals().some((line) => String(line.obj.err).includes('cannot be read (ENOENT)')), 5_000);
+    await eventually(() => refusals().some((line) => line.obj.err === `COLOURS_FILE ${path}: cannot be read (ENOENT)`), 5_000);
     expect(inForce).toEqual([]);
     await writeFile(path, colours('back'));
     await eventually(() => expect(inForce).toEqual([['back']]), 5_000);

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { dedupe, isWellFormedKey } from './key-format.js';
 import { PROVIDER_NAMES, type ProviderName } from '../providers/provider-name.js';
+import { readConfigFileText } from '../reload/read-config-file.js';
 import type { ProviderKeys } from './types.js';
 
 /**
@@ -16,14 +16,7 @@ export class KeysFileError extends Error {
  * optional, each an array of non-empty key strings. Trimmed and deduplicated like env keys.
  */
 export async function readKeysFile(path: string): Promise<ProviderKeys> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    // An fs error says which file and why (ENOENT, EACCES), never the content: safe as a cause.
-    throw new KeysFileError(`KEYS_FILE ${path}: cannot be read (${errorCode(error)})`, { cause: error });
-  }
-  return parseKeysFile(path, text);
+  return parseKeysFile(path, await readConfigFileText('KEYS_FILE', path, KeysFileError));
 }
 
 function parseKeysFile(path: string, text: string): ProviderKeys {
@@ -63,9 +56,4 @@ function providerField(path: string, fields: Record<string, unknown>, provider: 
 // be a key pasted in the wrong place.
 function describeField(field: string): string {
   return /^[A-Za-z_-]{1,24}$/.test(field) ? `"${field}"` : '(name not shown)';
-}
-
-function errorCode(error: unknown): string {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;
-  return 'unknown error';
 }

@@ -4,7 +4,7 @@
  * A field left out takes the variable's value; `null` lifts that limit for the user.
  * Validated strictly: a file with a mistake is refused whole, never half applied.
  */
-import { readFile } from 'node:fs/promises';
+import { readConfigFileText } from '../reload/read-config-file.js';
 import { MAX_USD } from './limits-config.js';
 
 /** One user's overrides: a number replaces the default, null removes the limit, absent keeps the default. */
@@ -26,14 +26,7 @@ const FIELDS: Readonly<Record<keyof UserLimitOverrides, 'usd' | 'count'>> = { da
 const MAX_USER_ID_LENGTH = 512;
 
 export async function readLimitsFile(path: string): Promise<LimitOverrides> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : 'unknown error';
-    throw new LimitsFileError(`LIMITS_FILE ${path}: cannot be read (${code})`, { cause: error });
-  }
-  return parseLimitsFile(path, text);
+  return parseLimitsFile(path, await readConfigFileText('LIMITS_FILE', path, LimitsFileError));
 }
 
 export function parseLimitsFile(path: string, text: string): LimitOverrides {

@@ -4,8 +4,7 @@
  * every field optional. A file that cannot be used is refused whole with one message naming the
  * file and what is wrong: at start-up the gateway stops with it, on a reload the old policy stays.
  */
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readConfigFileText, readConfigFileTextSync } from '../reload/read-config-file.js';
 import { ANY_MODEL, ModelPolicy } from './model-policy.js';
 
 export class ModelsFileError extends Error {
@@ -17,23 +16,11 @@ const FIELDS = ['aliases', 'allow', 'fallbacks'] as const;
 const MAX_ID_LENGTH = 256;
 
 export function readModelsFileSync(path: string): ModelPolicy {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new ModelsFileError(`MODELS_FILE ${path}: cannot be read (${errorCode(error)})`, { cause: error });
-  }
-  return parseModelsFile(path, text);
+  return parseModelsFile(path, readConfigFileTextSync('MODELS_FILE', path, ModelsFileError));
 }
 
 export async function readModelsFile(path: string): Promise<ModelPolicy> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ModelsFileError(`MODELS_FILE ${path}: cannot be read (${errorCode(error)})`, { cause: error });
-  }
-  return parseModelsFile(path, text);
+  return parseModelsFile(path, await readConfigFileText('MODELS_FILE', path, ModelsFileError));
 }
 
 export function parseModelsFile(path: string, text: string): ModelPolicy {
@@ -99,9 +86,4 @@ function isModelId(value: unknown): value is string {
 /** A name from the file, quoted and bounded for the one error line. */
 function quote(text: string): string {
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
-}
-
-function errorCode(error: unknown): string {
-  if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;
-  return 'unknown error';
 }

@@ -135,6 +135,23 @@ export function checkTargets(results: ScenarioResult[]): TargetCheck[] {
       met: calls === undefined ? undefined : calls === 1,
     });
   }
+  for (const form of ['json', 'stream']) {
+    const row = byId(results, `replicas-storm-${form}-2`);
+    if (!row) continue;
+    const calls = row.details?.upstreamCallsPerStorm;
+    checks.push({
+      name: `storm over 2 replicas (${form}): upstream calls per storm of ${row.connections} identical requests`,
+      measured: String(calls),
+      required: '= 1 each',
+      met: row.details?.maxUpstreamCalls === 1,
+    });
+    checks.push({
+      name: `storm over 2 replicas (${form}): distinct answers per storm`,
+      measured: String(row.details?.maxDistinctAnswers),
+      required: '= 1',
+      met: row.details?.maxDistinctAnswers === 1 && row.errors === 0,
+    });
+  }
   const redisPeak = maxOf([byId(results, 'miss-redis')?.peakRssMb, byId(results, 'hit-redis')?.peakRssMb]);
   atMost('gateway peak RSS under load, Redis cache', redisPeak, 120, 'MB', 1);
   const memory = byId(results, 'miss-memory');
@@ -174,6 +191,8 @@ const REFERENCE: Record<string, string> = {
   'hit-memory-baseline': 'constant',
   'miss-redis-baseline': 'direct',
   'miss-memory-baseline': 'direct',
+  'replicas-hit-2': 'replicas-hit-1',
+  'replicas-miss-2': 'replicas-miss-1',
 };
 
 /** With BENCH_BASELINE: each gateway row against the baseline's, measured in the same rounds. */

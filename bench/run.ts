@@ -16,6 +16,7 @@ import { timedPost, type TimedResponse } from './load.js';
 import { nginxBinary, startNginx, type RunningNginx } from './nginx.js';
 import { loadOptions, type BenchOptions } from './options.js';
 import { freePort, killAllNow, stopAll, type Managed } from './processes.js';
+import { replicaContenders, replicaStorms, startReplicaStack, wantedReplicaRows, wantsAnyReplicaRow, type ReplicaStack } from './replicas.js';
 import { checkTargets, formatTables, type BenchRun, type Machine, type ScenarioResult } from './results.js';
 import { soak } from './soak.js';
 import {
@@ -147,6 +148,8 @@ interface Stack {
   gateways: Map<string, GatewayProcess>;
   /** The compiled gateway entry (undefined: run through tsx). */
   compiledMain: string | undefined;
+  /** Two replicas on one Redis behind Nginx (scenario 10). */
+  replicas: ReplicaStack | undefined;
 }
 
 /**
@@ -176,6 +179,7 @@ async function startStack(
     redis: undefined,
     gateways: new Map(),
     compiledMain,
+    replicas: undefined,
   };
   if (wants('constant', 'hit-redis', 'hit-memory', 'nginx')) stack.constant = await startConstantServer(tmp, await answer(fake));
   if (wants('naive-proxy', 'naive-proxy-c1', 'stream-naive')) stack.naiveProxy = await startNaive('proxy', { upstreamUrl: fake.url });
@@ -209,9 +213,11 @@ async function startStack(
     }
   };
   const redisInstalled = version('redis-server', ['--version']) !== undefined;
-  if (!redisInstalled) skipped.push('redis-server: not installed, the Redis scenarios (4, 5, 7, 8, 9) skipped (apt-get install redis-server)');
-  if (redisInstalled && wants('miss-redis', 'miss-redis-c1', 'hit-redis', 'stream-miss', 'stream-hit', 'storm', 'mixed', 'naive-redis-hit')) {
-    stack.redis = await startRedisServer(join(tmp, 'redis'));
+  if (!redisInstalled) skipped.push('redis-server: not installed, the Redis scenarios (4, 5, 7, 8, 9, 10) skipped (apt-get install redis-server)');
+  const replicaRows = wantsAnyReplicaRow(options.only);
+  const singleRedisRows = wants('miss-redis', 'miss-redis-c1', 'hit-redis', 'stream-miss', 'stream-hit', 'storm', 'mixed', 'naive-redis-hit');
+  if (redisInstalled && (singleRedisRows || replicaRows)) stack.redis = await startRedisServer(join(tmp, 'redis'));
+  if (stack.redis && singleRedisRows) {
     gateway('redis', 'warn', stack.redis.url);
     // Database 2: nothing of the gateways' entries.
     if (wants('naive-redis-hit')) stack.naiveRedisHit = await startNaive('redis-hit', { redisUrl: `${stack.redis.url}/2`, answer: await answer(fake) });
@@ -219,6 +225,24 @@ async function startStack(
   if (wants('hit-memory', 'miss-memory-c1', 'stream-miss-memory')) gateway('memory', 'warn');
   if (wants('miss-memory')) gateway('memory-miss', 'warn');
   if (wants('hit-memory-info')) gateway('memory-info', 'info');
+  if (replicaRows && stack.redis) {
+    const binary = nginxBinary();
+    const redisUrl = stack.redis.url;
+    if (binary) {
+      // Database 4: the replicas share their entries with each other and with nothing else.
+      const startReplica = (name: string): Promise<GatewayProcess> =>
+        startGateway({
+          name: `gateway-${name}`,
+          upstreamUrl: fake.url,
+          logLevel: 'warn',
+          cpuProfDir: profileDir,
+          compiledMain,
+          nodeFlags: options.gatewayNodeFlags,
+          redisUrl: `${redisUrl}/4`,
+        });
+      starting.push(startReplicaStack(binary, join(tmp, 'replicas'), startReplica).then((replicas) => void (stack.replicas = replicas)));
+    } else skipped.push('nginx: not installed, the replica scenarios (10) skipped (apt-get install nginx)');
+  }
   await Promise.all(starting);
   return stack;
 }
@@ -377,6 +401,7 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
     report(await storm(redisGateway, fake, options));
     await forThroughput();
   }
+  if (stack.replicas && stack.redis) await replicaScenarios(stack.replicas, fake, stack.redis.managed.pid, options, hitBody, forThroughput);
   if (redisGateway && wants('mixed')) {
     progress('mixed workload');
     report(await mixed(redisGateway, fake, options));
@@ -390,6 +415,41 @@ async function runScenarios(options: BenchOptions, tmp: string, profileDir: stri
     // Its own database: nothing of the other gateways' entries.
     for (const result of await soak({ options, fake, compiledMain: stack.compiledMain, redisUrl: redis ? `${redis.url}/3` : undefined, progress }))
       report(result);
+    await forThroughput();
+  }
+}
+
+/**
+ * Scenario 10: hits and misses through Nginx in front of one replica and of two (interleaved,
+ * like the single-gateway rows), then the coalescing storm split over the two replicas.
+ */
+async function replicaScenarios(
+  replicas: ReplicaStack,
+  fake: FakeUpstreamProcess,
+  redisPid: number,
+  options: BenchOptions,
+  hitBody: string,
+  forThroughput: () => Promise<void>,
+): Promise<void> {
+  const hitRows = wantedReplicaRows(options.only, 'hits');
+  if (hitRows.length > 0) {
+    for (const balancer of replicas.balancers) await primeHit(balancer.url, hitBody);
+    progress(`replica hits: ${hitRows.join(', ')} (${options.rounds} interleaved rounds)`);
+    for (const result of await compareThroughput(replicaContenders(replicas, hitRows, fake, redisPid, hitBody), options)) report(result);
+  }
+  const missRows = wantedReplicaRows(options.only, 'misses');
+  if (missRows.length > 0) {
+    progress(`replica misses: ${missRows.join(', ')}`);
+    for (const result of await compareThroughput(
+      replicaContenders(replicas, missRows, fake, redisPid, () => uniqueChatBody()),
+      options,
+    ))
+      report(result);
+  }
+  const stormRows = wantedReplicaRows(options.only, 'storms');
+  if (stormRows.length > 0) {
+    progress(`replica storms: ${stormRows.join(', ')}`);
+    for (const result of await replicaStorms(replicas, fake, options, stormRows)) report(result);
     await forThroughput();
   }
 }

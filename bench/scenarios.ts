@@ -3,7 +3,7 @@
  * (latency added), a coalescing storm and a replayed mixed workload. Each returns one row.
  */
 import { Pool } from 'undici';
-import { runLoad, runSequential, summarize, timedPost } from './load.js';
+import { runLoad, runSequential, summarize, timedPost, type TimedResponse } from './load.js';
 import type { BenchOptions } from './options.js';
 import { UsageMeter } from './proc-stats.js';
 import type { ScenarioResult } from './results.js';
@@ -15,7 +15,8 @@ export const CHAT_PATH = '/v1/chat/completions';
 export const CLIENT_HEADERS = { authorization: 'Bearer sk-bench-client' };
 
 let uniqueCounter = 0;
-const runTag = Date.now().toString(36);
+/** Tags this run's bodies, so a Redis that outlived an earlier run holds none of them. */
+export const runTag = Date.now().toString(36);
 
 /** A body no earlier request had: a guaranteed cache miss. */
 export function uniqueChatBody(stream = false): string {
@@ -173,6 +174,34 @@ export const upstreamCalls = async (fake: FakeUpstreamProcess): Promise<number> 
   return stats.chat + stats.chatStreams + stats.embeddings;
 };
 
+export type StormForm = 'json' | 'stream';
+
+/**
+ * One storm: `size` identical requests (body tagged `tag`) over `pool`, against an upstream slow
+ * enough for every request to arrive while the first is in flight. JSON: all at once; streams:
+ * in two waves, the second 250 ms after the first, while the answer streams (late joiners must
+ * get it from the first byte): 100 ms to the first token, then `streamTokensPerSecond` (400: the
+ * answer's 120 tokens last ~300 ms). Counts the upstream calls it caused with the fake upstream's
+ * own counter.
+ */
+export async function stormOnce(
+  pool: Pool,
+  fake: FakeUpstreamProcess,
+  form: StormForm,
+  size: number,
+  tag: string,
+  streamTokensPerSecond = 400,
+): Promise<{ responses: TimedResponse[]; upstreamCallsMade: number }> {
+  await fake.configure(form === 'json' ? { delayMs: 300, tokensPerSecond: 0 } : { delayMs: 100, tokensPerSecond: streamTokensPerSecond });
+  const body = JSON.stringify(chatBody({ tag, stream: form === 'stream' }));
+  const before = await upstreamCalls(fake);
+  const fire = (count: number) => Array.from({ length: count }, () => timedPost(pool, CHAT_PATH, body, CLIENT_HEADERS));
+  const firstWave = fire(form === 'json' ? size : Math.ceil(size / 2));
+  const secondWave = form === 'json' ? [] : await new Promise<ReturnType<typeof fire>>((resolve) => setTimeout(() => resolve(fire(Math.floor(size / 2))), 250));
+  const responses = await Promise.all([...firstWave, ...secondWave]);
+  return { responses, upstreamCallsMade: (await upstreamCalls(fake)) - before };
+}
+
 /**
  * N identical requests at once (JSON), then N identical stream requests in two waves, the second
  * while the first answer is already streaming (late joiners must get it from the first byte).
@@ -189,17 +218,8 @@ export async function storm(gateway: GatewayProcess, fake: FakeUpstreamProcess, 
   const started = performance.now();
   try {
     for (const form of ['json', 'stream'] as const) {
-      // The upstream is slow enough for every request to arrive while the first is in flight.
-      await fake.configure(form === 'json' ? { delayMs: 300, tokensPerSecond: 0 } : { delayMs: 100, tokensPerSecond: 400 });
-      const body = JSON.stringify(chatBody({ tag: `storm-${runTag}-${form}`, stream: form === 'stream' }));
-      const before = await upstreamCalls(fake);
-      const fire = (count: number) => Array.from({ length: count }, () => timedPost(pool, CHAT_PATH, body, CLIENT_HEADERS));
-      const firstWave = fire(form === 'json' ? size : Math.ceil(size / 2));
-      // Streams: the second wave joins 150 ms into a ~300 ms stream.
-      const secondWave =
-        form === 'json' ? [] : await new Promise<ReturnType<typeof fire>>((resolve) => setTimeout(() => resolve(fire(Math.floor(size / 2))), 250));
-      const responses = await Promise.all([...firstWave, ...secondWave]);
-      details[`${form}UpstreamCalls`] = (await upstreamCalls(fake)) - before;
+      const { responses, upstreamCallsMade } = await stormOnce(pool, fake, form, size, `storm-${runTag}-${form}`);
+      details[`${form}UpstreamCalls`] = upstreamCallsMade;
       const outcomes: Record<string, number> = {};
       for (const response of responses) {
         const cache = String(response.headers['x-cache'] ?? 'none');

@@ -28,6 +28,7 @@ export function startLimitsReloading(path: string | undefined, limits: Limits, l
       },
       read: readLimitsFile,
       errorClass: LimitsFileError,
+      // No ignoreChange, unlike KEYS_FILE: the same overrides again change nothing (counts stay).
       apply(overrides) {
         limits.setOverrides(overrides);
         return { users: overrides.size };

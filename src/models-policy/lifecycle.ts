@@ -36,6 +36,7 @@ export function startModelPolicyReloading(
       },
       read: readModelsFile,
       errorClass: ModelsFileError,
+      // No ignoreChange, unlike KEYS_FILE: applying the same policy again changes nothing.
       apply(policy) {
         source.replace(policy);
         const { aliases, allow, fallbacks } = policy.data;

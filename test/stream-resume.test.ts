@@ -117,6 +117,12 @@ describe('resuming a stream from a new call', () => {
     expect(recorder.completion().choices[0]).toMatchObject({ message: { content: 'Hello, brave new world!' } });
     expect(recorder.usage).toEqual({ prompt_tokens: 40, completion_tokens: 4, total_tokens: 44 });
     expect(new Set(chunksOf(client).map((chunk) => chunk.id))).toEqual(new Set(['chatcmpl-g1']));
+    // Groq's request id too: the last chunk (the new call's) says the first call's.
+    expect(chunksOf(client).map((chunk) => (chunk.x_groq as { id?: string } | undefined)?.id)).toEqual([
+      'req_chatcmpl-g1',
+      ...Array(5).fill(undefined),
+      'req_chatcmpl-g1',
+    ]);
   });
 
   it('legacy text completions: the text continued exactly', () => {

@@ -39,6 +39,8 @@ interface ChoiceState {
 export class StreamResume {
   private readonly choices = new Map<number, ChoiceState>();
   private usageSent = false;
+  /** Groq's request id (`x_groq.id`) the sent stream carried: the new call's is replaced by it too. */
+  private groqId: string | undefined;
 
   private constructor(
     private readonly chat: boolean,
@@ -93,6 +95,7 @@ export class StreamResume {
 
   /** Takes in one sent chunk; false when it holds something that cannot be continued. */
   private record(chunk: JsonObject): boolean {
+    this.groqId ??= groqIdOf(chunk);
     if (isUsageOnlyChunk(chunk)) {
       this.usageSent = true;
       return true;
@@ -180,11 +183,15 @@ export class StreamResume {
 
   /** The chunk with `choices` and the sent stream's identity; the event itself when nothing changed. */
   private render(chunk: JsonObject, choices: unknown, event: StreamEvent): StreamEvent {
+    const groqId = groqIdOf(chunk);
     const same =
-      choices === chunk['choices'] && IDENTITY_FIELDS.every((field) => !(field in chunk) || !(field in this.identity) || chunk[field] === this.identity[field]);
+      choices === chunk['choices'] &&
+      (groqId === undefined || this.groqId === undefined || groqId === this.groqId) &&
+      IDENTITY_FIELDS.every((field) => !(field in chunk) || !(field in this.identity) || chunk[field] === this.identity[field]);
     if (same) return event;
     const out: JsonObject = { ...chunk, choices };
     for (const field of IDENTITY_FIELDS) if (field in out && field in this.identity) out[field] = this.identity[field];
+    if (groqId !== undefined && this.groqId !== undefined) out['x_groq'] = { ...(chunk['x_groq'] as JsonObject), id: this.groqId };
     return { data: `data: ${JSON.stringify(out)}\n\n`, usageOnly: event.usageOnly };
   }
 }
@@ -193,6 +200,11 @@ function identityOf(chunk: JsonObject): JsonObject {
   const identity: JsonObject = {};
   for (const field of IDENTITY_FIELDS) if (chunk[field] !== undefined) identity[field] = chunk[field];
   return identity;
+}
+
+function groqIdOf(chunk: JsonObject): string | undefined {
+  const groq = chunk['x_groq'];
+  return isObject(groq) && typeof groq['id'] === 'string' ? groq['id'] : undefined;
 }
 
 /** Whether `object` has a field outside `allowed` with a value (null and absent say nothing). */

@@ -32,6 +32,7 @@ import { ModelLists } from './providers/model-lists.js';
 import { CachedRequests } from './pipeline/cached-requests.js';
 import type { Flight } from './pipeline/flight.js';
 import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
+import { registerReplicasGauge } from './pipeline/replica-presence.js';
 import { newRequestContext } from './request-context.js';
 import { observeRequest, observeRequests } from './request-log.js';
 import { ModelRouter } from './routing.js';
@@ -112,6 +113,10 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
   const auth = new ClientAuth(config.gatewayApiKeys);
   // Shared with the other replicas through Redis when the cache is there.
   const regenerations = regenerationsFor(store);
+  // Coalescing across replicas shares the store's Redis; a replica knows who else is there first.
+  const replicaFlights = replicaFlightsOf(store, config.redisCommandTimeoutMs);
+  await replicaFlights?.presence.ready;
+  registerReplicasGauge(metrics.registry, replicaFlights?.presence);
   const cachedRequests = new CachedRequests({
     config,
     auth,
@@ -120,7 +125,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     health,
     store,
     flights: new SingleFlight<Flight>(),
-    replicaFlights: replicaFlightsOf(store, config.redisCommandTimeoutMs),
+    replicaFlights,
     regenerations: regenerations.tracker,
     metrics,
     accounting,
@@ -224,6 +229,7 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     keyReloading.close();
     modelPolicyReloading.close();
     await Promise.all(upstreamPools.map((pool) => pool.close()));
+    await replicaFlights?.close();
     if (!deps.store) await store?.close();
     await closeLimits();
     await regenerations.close();

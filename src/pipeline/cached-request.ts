@@ -357,9 +357,9 @@ export class CachedRequest {
     // answer is a BYPASS from upstream, or COALESCED with one).
     const answeredMeanwhile = cacheAvailable && policy.lookup ? answeredEntry(joinable, policy) : undefined;
     if (answeredMeanwhile && this.answerFromCache(decided, answeredMeanwhile)) return;
-    // On a shared Redis, a miss first looks for the same call on another replica (remote-flight.ts);
-    // a budget is asked only if this replica is to call upstream itself.
-    if (deps.replicaFlights && policy.lookup && policy.store && cacheAvailable && key) {
+    // On a Redis other replicas share, a miss first looks for the same call on another replica
+    // (remote-flight.ts); a budget is asked only if this replica is to call upstream itself.
+    if (deps.replicaFlights?.presence.othersPresent && policy.lookup && policy.store && cacheAvailable && key) {
       const answered = (writer: ClientWriter): void => void (this.writer = writer);
       flyAcrossReplicas(deps.replicaFlights, follower, key, policy, deps, answered, () => this.recorded, this.paidCallGate());
       return;

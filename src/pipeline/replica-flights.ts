@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { type RedisClient, withDeadline } from '../cache/redis-connection.js';
 import type { FlightHead } from './flight.js';
+import { ReplicaPresence } from './replica-presence.js';
 
 export const LEASE_MS = 2_000;
 export const RENEW_MS = 500;
@@ -92,12 +93,19 @@ export class ReplicaFlights {
   constructor(
     private readonly client: RedisClient,
     private readonly claimTimeoutMs: number,
+    /** Who else shares this Redis: a replica alone on it takes no lease (replica-presence.ts). */
+    readonly presence: ReplicaPresence = new ReplicaPresence(client, claimTimeoutMs),
   ) {
     client.defineCommand('cachegateFlightClaim', { numberOfKeys: 1, lua: CLAIM });
     client.defineCommand('cachegateFlightAnnounce', { numberOfKeys: 1, lua: ANNOUNCE });
     client.defineCommand('cachegateFlightRenew', { numberOfKeys: 1, lua: RENEW });
     client.defineCommand('cachegateFlightFinish', { numberOfKeys: 1, lua: FINISH });
     this.scripts = client as unknown as FlightScripts;
+  }
+
+  /** Stops telling the other replicas this one is there (before the Redis connection closes). */
+  close(): Promise<void> {
+    return this.presence.close();
   }
 
   /** Takes the key's lease, or names its holder; rejects when Redis does not answer. */

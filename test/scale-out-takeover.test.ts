@@ -4,7 +4,8 @@
  * replica at most) and, the upstream being deterministic, every follower's stream finishes with
  * the whole answer, read by the openai SDK, under one completion id, within the documented bound
  * (LEASE_MS + POLL_MS after the death, plus the new call); the takeover's answer is cached. When
- * the new call answers differently, the streams end with an error event, never a spliced text.
+ * the new call answers differently, or is refused, the streams end with an error event, never a
+ * spliced text nor a hang.
  */
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,15 +28,13 @@ let redis: RedisServer;
 let provider: StallingStreamProvider;
 let followerReplicas: RunningGateway[];
 /** What calls after the first (the takeovers) answer; set by each test. */
-let takeoverAnswer: (call: number) => string[] = () => SAME_ANSWER_SPLIT_OTHERWISE;
+let takeoverAnswer: (call: number) => StreamPlan = () => ({ pieces: SAME_ANSWER_SPLIT_OTHERWISE });
 /** The call number of the current leader's call: it stalls mid-stream. */
 let leaderCall = -1;
 
 beforeAll(async () => {
   redis = await startRedis();
-  provider = await startStallingStreamProvider(
-    (call): StreamPlan => (call === leaderCall ? { pieces: ANSWER, stallAfter: 2 } : { pieces: takeoverAnswer(call) }),
-  );
+  provider = await startStallingStreamProvider((call): StreamPlan => (call === leaderCall ? { pieces: ANSWER, stallAfter: 2 } : takeoverAnswer(call)));
   followerReplicas = await startReplicas(provider, { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000' });
 }, 30_000);
 
@@ -102,7 +101,7 @@ async function killLeaderMidStream(prompt: string): Promise<{ followers: Followe
 
 describe('the leader of a cross-replica stream killed mid-stream', () => {
   it("followers on two replicas finish the stream from upstream: the whole answer, one id, within the bound; the takeover's answer is cached", async () => {
-    takeoverAnswer = () => SAME_ANSWER_SPLIT_OTHERWISE;
+    takeoverAnswer = () => ({ pieces: SAME_ANSWER_SPLIT_OTHERWISE });
     const prompt = unique('takeover-resumes');
     const { followers, killedAt, takeoverCalls } = await killLeaderMidStream(prompt);
     for (const follower of followers) {
@@ -124,7 +123,7 @@ describe('the leader of a cross-replica stream killed mid-stream', () => {
 
   it('a takeover that answers differently ends the streams with an error event, never a spliced text', async () => {
     const different = ['A different ', 'answer, call ', 'number ', 'two.'];
-    takeoverAnswer = () => different;
+    takeoverAnswer = () => ({ pieces: different });
     const prompt = unique('takeover-diverges');
     const { followers, takeoverCalls } = await killLeaderMidStream(prompt);
     for (const follower of followers) {
@@ -140,5 +139,17 @@ describe('the leader of a cross-replica stream killed mid-stream', () => {
     const hit = await untilStored(() => chat(followerReplicas[1]!, chatBody(prompt, { stream: true })));
     expect(hit.xCache).toBe('HIT');
     expect(streamText(parseStream(hit.text))).toBe(different.join(''));
+  }, 45_000);
+
+  it('a takeover call the provider refuses ends the streams with the error event at once, never leaves them hanging', async () => {
+    takeoverAnswer = () => ({ pieces: [], refuseWith: 400 });
+    const { followers, killedAt, takeoverCalls } = await killLeaderMidStream(unique('takeover-refused'));
+    for (const follower of followers) {
+      expect(follower.failure).toBeInstanceOf(Error);
+      expect(follower.text).toBe(SENT_BEFORE_DEATH);
+      expect(follower.endedAt - killedAt).toBeLessThan(LEASE_MS + POLL_MS + 1_500);
+    }
+    expect(takeoverCalls).toBeGreaterThanOrEqual(1);
+    expect(takeoverCalls).toBeLessThanOrEqual(2);
   }, 45_000);
 });

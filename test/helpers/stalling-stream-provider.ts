@@ -14,6 +14,8 @@ export interface StreamPlan {
   pieces: string[];
   /** Stall after this many pieces (the answer never ends); undefined: stream to the end. */
   stallAfter?: number;
+  /** Refuse the call with this status (an OpenAI-shaped error body) instead of answering. */
+  refuseWith?: number;
 }
 
 export interface StallingStreamProvider extends ProviderUrls {
@@ -33,7 +35,8 @@ export async function startStallingStreamProvider(plan: (call: number) => Stream
       return json(res, 404, { error: { message: `Unknown route ${path}`, type: 'invalid_request_error' } });
     const call = calls++;
     const body = JSON.parse(raw.toString('utf8') || '{}') as { model?: string; stream?: boolean; stream_options?: { include_usage?: boolean } };
-    const { pieces, stallAfter } = plan(call);
+    const { pieces, stallAfter, refuseWith } = plan(call);
+    if (refuseWith !== undefined) return json(res, refuseWith, { error: { message: 'Refused by the test', type: 'invalid_request_error', code: null } });
     const base = {
       id: `chatcmpl-stalling${call}`,
       object: 'chat.completion.chunk',

@@ -13,7 +13,7 @@ import { LEASE_MS, POLL_MS } from '../src/pipeline/replica-flights.js';
 import { chat, chatBody, parseStream, streamText, unique, until, untilStored } from './helpers/cache-e2e.js';
 import { fakeUpstreamEnv, type RunningGateway } from './helpers/gateway.js';
 import { type GatewayProcess, startGatewayProcess } from './helpers/gateway-process.js';
-import { startReplicas } from './helpers/gateway-replicas.js';
+import { startReplicas, untilReplicasMeet } from './helpers/gateway-replicas.js';
 import { type RedisServer, startRedis } from './helpers/redis-server.js';
 import { openaiClient } from './helpers/sdk-clients.js';
 import { type StallingStreamProvider, type StreamPlan, startStallingStreamProvider } from './helpers/stalling-stream-provider.js';
@@ -77,6 +77,8 @@ function readInBackground(stream: Promise<AsyncIterable<OpenAI.Chat.Completions.
 async function killLeaderMidStream(prompt: string): Promise<{ followers: FollowerStream[]; killedAt: number; takeoverCalls: number; leader: GatewayProcess }> {
   const leader = await startGatewayProcess({ ...fakeUpstreamEnv(provider), PORT: '0', LOG_LEVEL: 'info', REDIS_URL: redis.url });
   await fetch(`${leader.url}/v1/models`).then((response) => response.text());
+  // A replica that sees no other takes no lease: all three must have met.
+  await untilReplicasMeet([leader, ...followerReplicas], 3);
   const body = chatBody(prompt, { stream: true });
   leaderCall = provider.calls;
   const leadersClient = fetch(`${leader.url}/v1/chat/completions`, {

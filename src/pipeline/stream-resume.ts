@@ -125,7 +125,8 @@ export class StreamResume {
     // Anything but text where the clients got text is another answer (or one not provably the same).
     if (parts.extra && (!caughtUp || state.finished)) return 'a non-text delta where text was sent';
     const seen = state.seen + parts.text;
-    if (!state.sent.startsWith(seen) && !seen.startsWith(state.sent)) return 'different text';
+    // Once caught up, the new text extends the sent text by construction: only the part before is compared.
+    if (!caughtUp && !state.sent.startsWith(seen) && !seen.startsWith(state.sent)) return 'different text';
     const rest = seen.length > state.sent.length ? seen.slice(state.sent.length) : '';
     if (rest && state.finished) return 'more text after the choice had finished';
     if (parts.finish && !state.finished && seen.length < state.sent.length) return 'a shorter answer';

@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LEASE_MS } from '../src/pipeline/replica-flights.js';
+import { LEASE_MS, RENEW_MS } from '../src/pipeline/replica-flights.js';
 import { chat, chatBody, type GatewayResponse, parseStream, streamText, unique, until } from './helpers/cache-e2e.js';
 import { answerFor, startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
@@ -108,6 +108,23 @@ describe('coalescing across two replicas on one Redis', () => {
     }
     // The same chunks (ids and all) on both replicas, the first one included.
     expect(new Set(streams).size).toBe(1);
+  }, 30_000);
+
+  it("a stream's follower on the other replica gets its first byte within a few polls, not at the leader's next renewal", async () => {
+    await clearFlights();
+    const body = chatBody(unique('replicas-first-byte'));
+    gate.hold(); // the leader's first event goes out, the rest waits
+    const leader = await openStream(replicas[0]!, body);
+    expect(leader.xCache).toBe('MISS');
+    // Joined right after the leader started: its next renewal is ~RENEW_MS away.
+    const joinedAt = Date.now();
+    const follower = await openStream(replicas[1]!, body);
+    const firstByteMs = Date.now() - joinedAt;
+    expect(follower.xCache).toBe('COALESCED');
+    expect(firstByteMs).toBeLessThan(RENEW_MS * 0.6);
+    gate.release();
+    const [leaderText, followerText] = await Promise.all([leader.all, follower.all]);
+    expect(followerText).toBe(leaderText);
   }, 30_000);
 
   it("the leader's process killed mid-call: the other replica's followers call upstream themselves within the lease", async () => {

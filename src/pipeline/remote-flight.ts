@@ -14,7 +14,7 @@ import type { Flight, FlightHead, FlightOutcome, FlightSubscriber, StreamEvent }
 import { type FollowableFlight, type Follower, follow, joinFlight, launchFlight, startFlight } from './follow-flight.js';
 import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
-import { type AnsweredBy, type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
+import { type AnsweredBy, FOLLOWER_WATCH_MS, type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
 import { StreamResume } from './stream-resume.js';
 
 /**
@@ -128,12 +128,20 @@ function lead(replicas: ReplicaFlights, flight: Flight, key: string, token: stri
     if (live) void send([record]);
     else backlog.push(record);
   };
-  const renewal = setInterval(() => {
+  // Renewing also answers how many followers wait; a stream looks often until the first comes.
+  let watching = flight.current.stream;
+  const renew = (): void => {
     replicas.renew(key, token).then((followers) => {
-      if (followers > 0) goLive();
+      if (followers <= 0) return;
+      goLive();
+      if (watching && !settled) {
+        watching = false;
+        clearInterval(renewal);
+        renewal = setInterval(renew, RENEW_MS).unref();
+      }
     }, noop);
-  }, RENEW_MS);
-  renewal.unref();
+  };
+  let renewal = setInterval(renew, watching ? FOLLOWER_WATCH_MS : RENEW_MS).unref();
   flight.subscribe({
     passive: true,
     onStreamStart: (head) => add({ kind: 'head', head, by: answeredBy(flight) }),

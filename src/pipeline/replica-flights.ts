@@ -7,7 +7,8 @@
  * polling, until the outcome; when the lease lapses without one (the leader died), it is free to
  * take the lease itself. Lease and stream share a hash tag: one slot in a Redis Cluster.
  *
- * Bounds: a leader renews every RENEW_MS and its lease lapses LEASE_MS after the last renewal, so
+ * Bounds: a leader renews every RENEW_MS (a streaming one looks for followers every
+ * FOLLOWER_WATCH_MS until the first comes) and its lease lapses LEASE_MS after the last renewal, so
  * a dead leader holds its followers for at most LEASE_MS (+ one POLL_MS) before they call upstream
  * themselves.
  */
@@ -18,6 +19,12 @@ import { ReplicaPresence } from './replica-presence.js';
 
 export const LEASE_MS = 2_000;
 export const RENEW_MS = 500;
+/**
+ * How often a leader whose answer streams looks for followers until it has one: a follower's
+ * stream starts only once the leader publishes, so waiting for the next renewal would hold its
+ * first byte up to RENEW_MS. JSON answers are published whole at the end, so they wait for nothing.
+ */
+export const FOLLOWER_WATCH_MS = 50;
 export const POLL_MS = 25;
 /** After the outcome, late identical requests still read it from the stream (the store write may lag). */
 export const DONE_KEEP_MS = 5_000;

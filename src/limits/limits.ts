@@ -54,17 +54,22 @@ export class Limits {
   /** The users counted apart this month (their counters' names), and which month that is. */
   private readonly countedApart = new Set<string>();
   private countedMonth = '';
+  /** A budget or a tokens-per-minute limit is set: spend and tokens must reach the counters at once. */
+  private refusesOnUsage: boolean;
 
   constructor(
     private readonly config: LimitsConfig,
     readonly counters: UsageCounters,
     private readonly metrics: LimitMetrics,
     readonly now: () => number,
-  ) {}
+  ) {
+    this.refusesOnUsage = this.anyUsageLimit();
+  }
 
   /** LIMITS_FILE's content, applied to the next check (counts so far are kept). */
   setOverrides(overrides: LimitOverrides): void {
     this.overrides = overrides;
+    this.refusesOnUsage = this.anyUsageLimit();
   }
 
   admitRequest(asked: string): Maybe<Admission> {
@@ -125,7 +130,12 @@ export class Limits {
       }
     }
     if (tokens > 0) adds.push({ hash: periods.minute.hash, endsAt: periods.minute.endsAt, field: tokensField(user), by: tokens });
-    if (adds.length > 0) this.counters.add(adds);
+    if (adds.length === 0) return;
+    // Spend and tokens that nothing is refused on (no budget, no tokens per minute: only
+    // /admin/usage reads them) go with the next batch, once a second, as requests do: on Redis an
+    // immediate write per paid call cost a miss ~100 µs of CPU for a feature nobody set.
+    if (this.refusesOnUsage) this.counters.add(adds);
+    else this.counters.addLater(adds);
   }
 
   /** The whole gateway's spend in the current day and month, USD. */
@@ -156,6 +166,17 @@ export class Limits {
       if (own !== undefined) checks.push({ scope: 'user', period, limitUsd: own, ref: { hash: range.hash, endsAt: range.endsAt, field: spendField(user) } });
     }
     return checks;
+  }
+
+  /** Whether any budget or tokens-per-minute limit is set, by a variable or in LIMITS_FILE. */
+  private anyUsageLimit(): boolean {
+    const { budgetDailyUsd, budgetMonthlyUsd, userBudgetDailyUsd, userBudgetMonthlyUsd, userTpm } = this.config;
+    if (budgetDailyUsd !== undefined || budgetMonthlyUsd !== undefined || userBudgetDailyUsd !== undefined) return true;
+    if (userBudgetMonthlyUsd !== undefined || userTpm !== undefined) return true;
+    for (const limits of this.overrides.values()) {
+      if (limits.dailyUsd != null || limits.monthlyUsd != null || limits.tpm != null) return true;
+    }
+    return false;
   }
 
   /** The name `user` is counted under this month: its own, or OTHER_USERS past the bound. */

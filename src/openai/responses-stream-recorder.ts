@@ -5,35 +5,14 @@
  */
 import type { Completion, Usage } from './completion-types.js';
 import { asResponseObject, FAILED_EVENT_TYPES, FINISHED_EVENT_TYPES, usageOfResponse, type ResponseObject } from './responses-types.js';
-import { SseStreamParser, type SseEvent } from './sse-parser.js';
+import { EventRecording } from './event-recording.js';
+import type { SseEvent } from './sse-parser.js';
 import type { RecordedStream } from './stream-recorder.js';
 
-export class ResponsesStreamRecorder {
-  readonly #parser: SseStreamParser;
-  readonly #maxBodyBytes: number;
-  #parts: string[] = [];
-  #bodyBytes = 0;
+export class ResponsesStreamRecorder extends EventRecording {
   /** The response of the finishing event, once it came. */
   #finished: ResponseObject | undefined;
   #ended = false;
-  #unusable = false;
-
-  constructor(options: { maxBodyBytes?: number; maxEventBytes?: number } = {}) {
-    this.#parser = new SseStreamParser(options.maxEventBytes === undefined ? {} : { maxBufferBytes: options.maxEventBytes });
-    this.#maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  }
-
-  push(bytes: Uint8Array | string): SseEvent[] {
-    const events = this.#parser.push(bytes);
-    for (const event of events) this.add(event);
-    return events;
-  }
-
-  end(): SseEvent[] {
-    const events = this.#parser.end();
-    for (const event of events) this.add(event);
-    return events;
-  }
 
   add(event: SseEvent): void {
     // Not part of this format; a provider that appends it anyway has nothing more to say.
@@ -43,7 +22,7 @@ export class ResponsesStreamRecorder {
     if (!chunk || typeof type !== 'string' || event.event === 'error' || FAILED_EVENT_TYPES.has(type)) {
       // An error, a failed response or data we cannot read: never replayed. A failed response
       // still ends the stream as the provider meant it (the client has it already).
-      this.#unusable = true;
+      this.unusable = true;
       if (type === 'response.failed') this.#ended = true;
       return;
     }
@@ -51,16 +30,9 @@ export class ResponsesStreamRecorder {
       this.#ended = true;
       const response = asResponseObject(chunk['response']);
       if (response) this.#finished = response;
-      else this.#unusable = true;
+      else this.unusable = true;
     }
-    if (this.#unusable) return;
-    this.#bodyBytes += event.raw.length;
-    if (this.#bodyBytes > this.#maxBodyBytes) {
-      this.#unusable = true;
-      this.#parts = [];
-      return;
-    }
-    this.#parts.push(event.raw);
+    this.keep(event.raw);
   }
 
   /** The stream reached its last event (finished, incomplete or failed). */
@@ -80,9 +52,10 @@ export class ResponsesStreamRecorder {
   /** The stream as recorded, or undefined when it must not be replayed (cut off, failed, over the bounds). */
   recorded(): RecordedStream | undefined {
     const finished = this.#finished;
-    if (!this.#ended || this.#unusable || this.#parser.overflowed || !finished) return undefined;
+    const events = this.keptEvents();
+    if (!this.#ended || !events || !finished) return undefined;
     const identity = { id: finished.id, object: 'response', created: finished.created_at, model: finished.model };
-    const recorded: RecordedStream = { endpoint: 'responses', identity, events: Buffer.from(this.#parts.join('')) };
+    const recorded: RecordedStream = { endpoint: 'responses', identity, events };
     const usage = this.usage;
     if (usage) recorded.usage = usage;
     return recorded;

@@ -4,7 +4,8 @@
  */
 import { CompletionAssembler } from './completion-assembler.js';
 import { isUsageOnlyChunk, type ChunkIdentity, type Completion, type CompletionEndpoint, type Usage } from './completion-types.js';
-import { SseStreamParser, type SseEvent } from './sse-parser.js';
+import { EventRecording, type RecordingBounds } from './event-recording.js';
+import type { SseEvent } from './sse-parser.js';
 
 export interface RecordedStream {
   endpoint: CompletionEndpoint | 'responses';
@@ -20,35 +21,15 @@ export interface RecordedStream {
  * usage, the assembled answer. Feed it bytes with push()/end() (it parses them), or
  * already-parsed events with add().
  */
-export class SseRecorder {
-  readonly #parser: SseStreamParser;
+export class SseRecorder extends EventRecording {
   readonly #assembler: CompletionAssembler;
   readonly #endpoint: CompletionEndpoint;
-  readonly #maxBodyBytes: number;
-  #parts: string[] = [];
-  #bodyBytes = 0;
   #done = false;
-  #unusable = false;
 
-  constructor(endpoint: CompletionEndpoint, options: { maxBodyBytes?: number; maxEventBytes?: number } = {}) {
-    this.#parser = new SseStreamParser(options.maxEventBytes === undefined ? {} : { maxBufferBytes: options.maxEventBytes });
+  constructor(endpoint: CompletionEndpoint, bounds: RecordingBounds = {}) {
+    super(bounds);
     this.#endpoint = endpoint;
     this.#assembler = new CompletionAssembler(endpoint);
-    this.#maxBodyBytes = options.maxBodyBytes ?? 32 * 1024 * 1024;
-  }
-
-  /** Parses and records upstream bytes; returns the completed events (e.g. to forward all but the usage chunk). */
-  push(bytes: Uint8Array | string): SseEvent[] {
-    const events = this.#parser.push(bytes);
-    for (const event of events) this.add(event);
-    return events;
-  }
-
-  /** The upstream body ended. */
-  end(): SseEvent[] {
-    const events = this.#parser.end();
-    for (const event of events) this.add(event);
-    return events;
   }
 
   add(event: SseEvent): void {
@@ -59,18 +40,11 @@ export class SseRecorder {
     const chunk = event.chunk;
     // An error event, or data we cannot read, makes the stream something we must not replay.
     if (!chunk || event.event === 'error' || chunk['error'] !== undefined) {
-      this.#unusable = true;
+      this.unusable = true;
       return;
     }
     this.#assembler.add(chunk);
-    if (isUsageOnlyChunk(chunk) || this.#unusable) return;
-    this.#bodyBytes += event.raw.length;
-    if (this.#bodyBytes > this.#maxBodyBytes) {
-      this.#unusable = true;
-      this.#parts = [];
-      return;
-    }
-    this.#parts.push(event.raw);
+    if (!isUsageOnlyChunk(chunk)) this.keep(event.raw);
   }
 
   /** `[DONE]` arrived: the upstream finished the answer. */
@@ -92,8 +66,9 @@ export class SseRecorder {
    */
   recorded(): RecordedStream | undefined {
     const identity = this.#assembler.identity;
-    if (!this.#done || this.#unusable || this.#parser.overflowed || !identity) return undefined;
-    const recorded: RecordedStream = { endpoint: this.#endpoint, identity, events: Buffer.from(this.#parts.join('')) };
+    const events = this.keptEvents();
+    if (!this.#done || !events || !identity) return undefined;
+    const recorded: RecordedStream = { endpoint: this.#endpoint, identity, events };
     const usage = this.usage;
     if (usage) recorded.usage = usage;
     return recorded;

@@ -9,6 +9,7 @@ import { chat, chatBody, unique } from './helpers/cache-e2e.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
 import { fakeUpstreamEnv } from './helpers/gateway.js';
+import { untilReplicasMeet } from './helpers/gateway-replicas.js';
 import { startGatewayProcess } from './helpers/gateway-process.js';
 import { as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
 import { scrape, waitForModelLists } from './helpers/metrics-scrape.js';
@@ -79,6 +80,8 @@ describe('replicas coalescing on one Redis', () => {
     const upstream = { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` };
     const one = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
     const two = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
+    // Until the replicas found each other in Redis, each takes its misses alone.
+    await untilReplicasMeet([one, two], 2);
     gate.calls.splice(0);
     expect((await spend(setup, two, 'bob', 1)).status).toBe(200);
     expect((await chat(two, chatBody(unique('bob again')), as('bob'))).status).toBe(429);

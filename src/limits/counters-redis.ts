@@ -84,6 +84,12 @@ export class RedisCounters implements UsageCounters {
   /** Batches Redis has not confirmed, by id, and their sum per field. */
   private readonly unsent = new Map<string, readonly CounterAdd[]>();
   private readonly unsentTotals: ExpiringHashes;
+  /**
+   * The part of unsentTotals whose batch is on its way to Redis. Redis runs one connection's
+   * commands in order, so a read sent after such a batch already counts it: a read leaves it out
+   * of what it adds locally, or the batch would be counted twice until its reply is handled.
+   */
+  private readonly inFlightTotals: ExpiringHashes;
   private readonly flushTimer: NodeJS.Timeout;
   private flushing: Promise<void> | undefined;
   private up = true;
@@ -95,6 +101,7 @@ export class RedisCounters implements UsageCounters {
     this.known = new ExpiringHashes(options.now);
     this.later = new ExpiringHashes(options.now);
     this.unsentTotals = new ExpiringHashes(options.now);
+    this.inFlightTotals = new ExpiringHashes(options.now);
     this.flushTimer = setInterval(() => void this.flush(), FLUSH_INTERVAL_MS).unref();
   }
 
@@ -113,13 +120,15 @@ export class RedisCounters implements UsageCounters {
   read(fields: readonly FieldRef[]): Promise<number[]> {
     const keys = fields.map(({ hash }) => KEY_PREFIX + hash);
     const names = fields.map(({ field }) => field);
+    // What Redis will not hold when it runs this read, taken now: batches sent before it are in.
+    const local = fields.map(({ hash, field }) => this.notInRedis(hash, field) - this.inFlightTotals.get(hash, field));
     return this.redis.evalScript(READ_SCRIPT, keys, names).then(
       (values) => {
         this.answered();
         return fields.map(({ hash, field, endsAt }, index) => {
           const value = Number((values as unknown[])[index] ?? 0);
           this.known.set(hash, endsAt, field, value);
-          return value + this.notInRedis(hash, field);
+          return value + local[index]!;
         });
       },
       () => {
@@ -150,20 +159,29 @@ export class RedisCounters implements UsageCounters {
   }
 
   readAll(hash: string): Promise<Map<string, number>> {
-    const withLocal = (values: Map<string, number>): Map<string, number> => {
+    // What Redis will not hold when it runs this read, taken now: batches on their way reach it
+    // first (see inFlightTotals), so they are left out here.
+    const notInRedis = (withInFlight: boolean): Map<string, number> => {
+      const local = new Map<string, number>();
       for (const table of [this.later, this.unsentTotals]) {
-        for (const [field, by] of table.all(hash)) values.set(field, (values.get(field) ?? 0) + by);
+        for (const [field, by] of table.all(hash)) local.set(field, (local.get(field) ?? 0) + by);
       }
+      if (!withInFlight) for (const [field, by] of this.inFlightTotals.all(hash)) local.set(field, (local.get(field) ?? 0) - by);
+      return local;
+    };
+    const withLocal = (values: Map<string, number>, local: Map<string, number>): Map<string, number> => {
+      for (const [field, by] of local) values.set(field, (values.get(field) ?? 0) + by);
       return values;
     };
+    const local = notInRedis(false);
     return this.redis.hgetall(KEY_PREFIX + hash).then(
       (fields) => {
         this.answered();
-        return withLocal(new Map(Object.entries(fields).map(([field, value]) => [field, Number(value)])));
+        return withLocal(new Map(Object.entries(fields).map(([field, value]) => [field, Number(value)])), local);
       },
       () => {
         this.failed();
-        return withLocal(this.known.all(hash));
+        return withLocal(this.known.all(hash), notInRedis(true));
       },
     );
   }
@@ -185,7 +203,11 @@ export class RedisCounters implements UsageCounters {
     const batches = [...this.unsent];
     this.flushing = (async () => {
       for (const [id, adds] of batches) {
-        if (!(await this.send(id, adds))) return;
+        for (const { hash, endsAt, field, by } of adds) this.inFlightTotals.add(hash, endsAt, field, by);
+        const sent = await this.send(id, adds);
+        // Out of flight and out of the unsent totals in the same turn: no read sees it twice.
+        for (const { hash, endsAt, field, by } of adds) this.inFlightTotals.add(hash, endsAt, field, -by);
+        if (!sent) return;
         this.unsent.delete(id);
         for (const { hash, endsAt, field, by } of adds) this.unsentTotals.add(hash, endsAt, field, -by);
       }

@@ -60,7 +60,7 @@ const STARTUP_WAIT_MS = 2_000;
  * like the store's: commands fail fast instead of queueing while Redis is away (counters-redis.ts
  * answers then). Its keys share one hash tag, so on a Cluster every script runs on one node.
  */
-async function connectCounterRedis(target: RedisTarget, commandTimeoutMs: number): Promise<CounterRedis> {
+export async function connectCounterRedis(target: RedisTarget, commandTimeoutMs: number): Promise<CounterRedis> {
   const client = createRedisClient(target, {
     commandTimeoutMs,
     socketTimeoutMs: 5_000,

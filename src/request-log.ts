@@ -6,7 +6,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Accounting } from './accounting.js';
 import type { CacheOutcome, GatewayMetrics } from './metrics.js';
-import type { RequestContext } from './request-context.js';
+import type { Endpoint } from './endpoints.js';
+import type { RequestOutcome } from './request-outcome.js';
 
 /**
  * Status label and log status of a request whose client went away before its answer was
@@ -59,16 +60,26 @@ export function observeRequest(
   // The first-byte stamp is performance.now(): the first byte is placed by how long before now it left.
   const firstByte = sendingAt;
   const ttfb = firstByte === undefined ? seconds : Math.min(seconds, Math.max(0, seconds - (performance.now() - firstByte) / 1000));
+  // The routes Fastify answers never look up the cache: their outcome is what the context learned.
+  const outcome: RequestOutcome = {
+    cache: undefined,
+    upstreamCalled: false,
+    provider: context.provider,
+    model: context.model,
+    error: context.error,
+    status: clientClosed ? CLIENT_CLOSED_STATUS : reply.raw.statusCode,
+    bytes: Number(reply.getHeader('content-length') ?? 0),
+    firstByteAt: firstByte,
+  };
   recordRequest(
     {
       id: request.id,
       method: request.method,
       route: request.routeOptions.url ?? request.url.split('?')[0] ?? '',
-      context,
-      status: clientClosed ? CLIENT_CLOSED_STATUS : reply.raw.statusCode,
+      endpoint: context.endpoint,
+      outcome,
       seconds,
       ttfbSeconds: ttfb,
-      bytes: Number(reply.getHeader('content-length') ?? 0),
     },
     metrics,
     accounting,
@@ -82,11 +93,11 @@ export interface FinishedRequest {
   method: string;
   /** The route pattern (the path for unrouted requests). */
   route: string;
-  context: RequestContext;
-  status: number;
+  /** undefined for paths outside the contract's metrics (/healthz, /metrics, unrouted). */
+  endpoint: Endpoint | undefined;
+  outcome: RequestOutcome;
   seconds: number;
   ttfbSeconds: number;
-  bytes: number;
 }
 
 /**
@@ -102,10 +113,9 @@ export interface FinishedRequest {
  *   or down), or the request ended before the cache decision (bad input, unknown model, a
  *   refused key, a client gone while its body or the store was read) or before any upstream call.
  */
-export function cacheOutcomeOf(context: RequestContext): CacheOutcome {
-  const cache = context.cache;
-  if (cache === undefined || (cache === 'MISS' && !context.upstreamCalled)) return 'BYPASS';
-  return cache;
+export function cacheOutcomeOf(reached: CacheOutcome | undefined, upstreamCalled: boolean): CacheOutcome {
+  if (reached === undefined || (reached === 'MISS' && !upstreamCalled)) return 'BYPASS';
+  return reached;
 }
 
 /**
@@ -114,15 +124,15 @@ export function cacheOutcomeOf(context: RequestContext): CacheOutcome {
  * would have bound it.
  */
 export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics, accounting: Accounting, log: Logger): void {
-  const { context, status, seconds } = finished;
-  const endpoint = context.endpoint;
-  const cache = cacheOutcomeOf(context);
+  const { outcome, endpoint, seconds } = finished;
+  const status = outcome.status;
+  const cache = cacheOutcomeOf(outcome.cache, outcome.upstreamCalled);
   // Bounded like every model label; worked out once for the metric and the line.
-  const model = accounting.modelLabel(context.provider, context.model);
+  const model = accounting.modelLabel(outcome.provider, outcome.model);
   if (endpoint !== undefined) {
     metrics.requests.inc({
       endpoint,
-      provider: context.provider ?? 'none',
+      provider: outcome.provider ?? 'none',
       model,
       cache,
       status: String(status),
@@ -136,14 +146,14 @@ export function recordRequest(finished: FinishedRequest, metrics: GatewayMetrics
     id: finished.id,
     method: finished.method,
     route: finished.route,
-    provider: context.provider,
-    model: context.model === undefined ? undefined : model,
+    provider: outcome.provider,
+    model: outcome.model === undefined ? undefined : model,
     status,
     // The metrics' label, on every line that has metrics (none for /healthz, /metrics, …).
     cache: endpoint === undefined ? undefined : cache,
     durationMs: Math.round(seconds * 10_000) / 10,
-    bytes: finished.bytes,
-    error: context.error?.code,
+    bytes: outcome.bytes,
+    error: outcome.error?.code,
   };
   log.info(line, 'request');
 }

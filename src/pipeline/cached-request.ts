@@ -2,8 +2,10 @@
  * One cached-route request, in one direction: authenticate → read the body → parse and validate
  * it once (or recall it: known-requests.ts) → route → cache policy → key → lookup → a hit written
  * by writeCachedAnswer | a flight joined | a flight started (follow-flight.ts) → one record
- * (metrics and log line, request-log.ts's recordRequest). Its outcome is gathered in its own
- * RequestContext, read once by that record.
+ * (metrics and log line, request-log.ts's recordRequest). That record takes the request's outcome
+ * as one value (request-outcome.ts) from what wrote the answer: writeCachedAnswer returns a hit's,
+ * a refusal makes its own here, and every other answer's is owned by its ClientWriter, which the
+ * modules following a flight tell what they learn; no module writes the outcome of another.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import secureJson from 'secure-json-parse';
@@ -22,10 +24,10 @@ import { closesConnection } from '../http/client-errors.js';
 import { isJsonContentType } from '../http/json-content-type.js';
 import { requestIdOf } from '../http/request-id.js';
 import { writeRefusal } from '../http/write-refusal.js';
-import { newRequestContext, type RequestContext } from '../request-context.js';
 import { CLIENT_CLOSED_STATUS, recordRequest } from '../request-log.js';
+import type { RequestOutcome } from '../request-outcome.js';
 import { decodeCachedAnswer } from './cache-answers.js';
-import type { ClientWriter } from './client-writer.js';
+import { ClientWriter } from './client-writer.js';
 import { answerEmbeddingBatch, embeddingBatchInputs } from './embedding-batch.js';
 import { headerValue, joinFlight, startFlight, type Follower } from './follow-flight.js';
 import { flyAcrossReplicas, type PaidCallGate } from './remote-flight.js';
@@ -75,13 +77,15 @@ interface Decided {
 
 export class CachedRequest {
   private readonly startedAt = performance.now();
-  private readonly context: RequestContext = newRequestContext();
   private readonly id: string;
   private scope = '';
+  /** Who the request is counted for (limits/user-id.ts), once authenticated. */
+  private user: string | undefined;
+  /** The request as routed, once known: who was to answer it, for a record made before any answer. */
+  private asked: HitRequest | undefined;
   /** Set once answered or gone: the record is written once. */
   private recorded = false;
-  private sentAt = 0;
-  private bytes = 0;
+  /** Writes (and owns the outcome of) any answer but a hit or a refusal, once one is on its way. */
   private writer: ClientWriter | undefined;
 
   constructor(
@@ -91,7 +95,6 @@ export class CachedRequest {
     private readonly route: CachedRoute,
   ) {
     this.id = requestIdOf(request);
-    this.context.endpoint = route.endpoint;
   }
 
   start(): void {
@@ -104,9 +107,9 @@ export class CachedRequest {
       return;
     }
     this.scope = cacheScopeOf(deps.config.cacheScope, headers, key);
-    this.context.user = userOf(headers, key);
+    this.user = userOf(headers, key);
     // Counted for its user (limits/limits.ts); refused past the user's requests per minute.
-    const admitted = deps.limits.admitRequest(this.context.user);
+    const admitted = deps.limits.admitRequest(this.user);
     if (admitted instanceof Promise) {
       admitted.then((refusal) => (refusal ? this.refuse(refusal, Stage.Head) : this.readRequest())).catch((error: unknown) => this.failed(error));
       return;
@@ -163,10 +166,18 @@ export class CachedRequest {
     this.decide(undefined);
   };
 
-  /** The client left before its answer was complete: a 499, whatever it had reached. */
+  /**
+   * The answer a writer wrote is complete, or the client left before it was (a 499, whatever it
+   * had reached).
+   */
   private readonly onClose = (): void => {
     if (this.recorded) return;
-    this.record(this.response.writableFinished ? this.response.statusCode : CLIENT_CLOSED_STATUS);
+    if (this.writer) {
+      this.record(this.writer.outcome());
+      return;
+    }
+    const status = this.response.writableFinished ? this.response.statusCode : CLIENT_CLOSED_STATUS;
+    this.record(this.unanswered(status, undefined, 0, undefined));
   };
 
   /** Parse (or recall) and validate the body, then route it; `body` undefined: none was sent. */
@@ -224,8 +235,7 @@ export class CachedRequest {
   private lookUpNow(decided: Decided): void {
     const { deps } = this.state;
     const { request } = decided;
-    this.context.provider = request.provider;
-    this.context.model = request.model;
+    this.asked = request;
     const headers = this.request.headers;
     const policy: CachePolicy = deps.config.cacheEnabled
       ? parseCachePolicy(headers, { ttlSeconds: deps.config.cacheTtlSeconds })
@@ -236,7 +246,7 @@ export class CachedRequest {
     if (batchInputs && deps.store && (policy.lookup || policy.store)) {
       const { prepared } = decided as { prepared: PreparedRequest };
       this.writer = answerEmbeddingBatch(
-        { response: this.response, requestId: this.id, headers, prepared, inputs: batchInputs, scope: this.scope, policy, context: this.context },
+        { response: this.response, requestId: this.id, headers, prepared, inputs: batchInputs, scope: this.scope, policy, user: this.user },
         deps,
         deps.store,
       );
@@ -304,12 +314,10 @@ export class CachedRequest {
     const payload = cachedPayload(entry, decided.request);
     if (!payload) return false;
     this.response.off('close', this.onClose);
-    this.bytes = payload.byteLength;
-    this.sentAt = performance.now();
-    writeCachedAnswer(this.response, this.id, decided.request, entry, payload, this.context, deps);
+    const outcome = writeCachedAnswer(this.response, this.id, decided.request, entry, payload, deps);
     if (key !== undefined && decided.prepared && decided.memoKey !== undefined)
       knownRequests.remember(decided.memoKey, key, decided.prepared, decided.generation);
-    this.record(200);
+    this.record(outcome);
     return true;
   }
 
@@ -340,17 +348,20 @@ export class CachedRequest {
   /** Joins the flight under way for the key, or starts this request's own upstream call. */
   private joinOrFly(decided: Decided, prepared: PreparedRequest, key: string, policy: CachePolicy, cacheAvailable: boolean, admitted = false): void {
     const { deps } = this.state;
+    // Whichever flight answers, this writer writes the answer and owns its outcome.
+    this.writer ??= new ClientWriter(this.response, this.id, prepared);
     const follower: Follower = {
       response: this.response,
       requestId: this.id,
       headers: this.request.headers,
       prepared,
-      context: this.context,
+      writer: this.writer,
+      user: this.user,
       scope: this.scope,
     };
     const joinable = policy.lookup ? deps.flights.get(key) : undefined;
     if (joinable && !joinable.result) {
-      this.writer = joinFlight(joinable, follower, deps);
+      joinFlight(joinable, follower, deps);
       return;
     }
     // The flight may have answered while the lookup ran (not when the cache is down: then every
@@ -360,14 +371,13 @@ export class CachedRequest {
     // On a Redis other replicas share, a miss first looks for the same call on another replica
     // (remote-flight.ts); a budget is asked only if this replica is to call upstream itself.
     if (deps.replicaFlights?.presence.othersPresent && policy.lookup && policy.store && cacheAvailable && key) {
-      const answered = (writer: ClientWriter): void => void (this.writer = writer);
-      flyAcrossReplicas(deps.replicaFlights, follower, key, policy, deps, answered, () => this.recorded, this.paidCallGate());
+      flyAcrossReplicas(deps.replicaFlights, follower, key, policy, deps, () => this.recorded, this.paidCallGate());
       return;
     }
     // A paid upstream call (never a hit or a coalesced answer) is refused while a budget is spent;
     // admitted after a round trip, it looks for a flight to join again first.
     if (!admitted) {
-      const refusal = deps.limits.admitPaidCall(this.context.user!);
+      const refusal = deps.limits.admitPaidCall(this.user!);
       if (refusal instanceof Promise) {
         refusal
           .then((refused) => {
@@ -384,8 +394,8 @@ export class CachedRequest {
       }
     }
     // Counted as a miss (request-log.ts, cacheOutcomeOf) only once its upstream call is sent.
-    this.context.cache = policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS';
-    this.writer = startFlight(follower, key, policy, policy.store && cacheAvailable, deps);
+    this.writer.reached(policy.lookup && cacheAvailable ? 'MISS' : 'BYPASS');
+    startFlight(follower, key, policy, policy.store && cacheAvailable, deps);
   }
 
   /** The budget check of a paid call that another module starts later (flyAcrossReplicas). */
@@ -397,7 +407,7 @@ export class CachedRequest {
         if (refusal) this.refuse(refusal, Stage.Request);
         else start();
       };
-      const admission = this.state.deps.limits.admitPaidCall(this.context.user!);
+      const admission = this.state.deps.limits.admitPaidCall(this.user!);
       if (admission instanceof Promise) admission.then(decide).catch((error: unknown) => this.failed(error));
       else decide(admission);
     };
@@ -411,13 +421,12 @@ export class CachedRequest {
   /** Answers with the gateway's error, as every route's errors are written (refusal.ts). */
   private refuse(error: GatewayError, stage: Stage): void {
     if (this.recorded || this.response.headersSent) return;
-    this.context.error = error;
     if (error.statusCode >= 500) this.state.deps.log.error({ err: error }, 'request failed');
     const close = stage === Stage.Body || closesConnection(error.statusCode, this.request);
     this.response.off('close', this.onClose);
-    this.sentAt = performance.now();
-    this.bytes = writeRefusal(this.response, this.id, error, close);
-    this.record(error.statusCode);
+    const sentAt = performance.now();
+    const bytes = writeRefusal(this.response, this.id, error, close);
+    this.record(this.unanswered(error.statusCode, error, bytes, sentAt));
   }
 
   /** A defect of the pipeline: the client gets a 500 (if nothing was written yet), never a hang. */
@@ -425,24 +434,31 @@ export class CachedRequest {
     this.refuse(errors.internal(error), Stage.Request);
   }
 
+  /**
+   * The outcome of a request no writer answered (refused, or gone before any answer): no cache
+   * outcome reached (a BYPASS), the model it asked for when routing got that far.
+   */
+  private unanswered(status: number, error: GatewayError | undefined, bytes: number, firstByteAt: number | undefined): RequestOutcome {
+    const asked = this.asked;
+    return { cache: undefined, upstreamCalled: false, provider: asked?.provider, model: asked?.model, error, status, bytes, firstByteAt };
+  }
+
   /** The request's one record: its metrics and its log line. */
-  private record(status: number): void {
+  private record(outcome: RequestOutcome): void {
     if (this.recorded) return;
     this.recorded = true;
     const { deps } = this.state;
-    const now = performance.now();
-    const seconds = (now - this.startedAt) / 1000;
-    const firstByte = this.writer ? this.writer.timeToFirstByte : this.sentAt || undefined;
+    const seconds = (performance.now() - this.startedAt) / 1000;
+    const firstByte = outcome.firstByteAt;
     recordRequest(
       {
         id: this.id,
         method: 'POST',
         route: this.route.path,
-        context: this.context,
-        status,
+        endpoint: this.route.endpoint,
+        outcome,
         seconds,
         ttfbSeconds: firstByte === undefined ? seconds : (firstByte - this.startedAt) / 1000,
-        bytes: this.writer ? this.writer.bytes : this.bytes,
       },
       deps.metrics,
       deps.accounting,

@@ -3,48 +3,91 @@
  * live or from the flight's entry. Every head comes from answerHead (write-hit.ts), so a miss, a
  * coalesced follower and an error read like a hit; stream bytes leave the moment they arrive,
  * without Web stream conversions.
+ *
+ * It is also the one owner of that answer's outcome (request-outcome.ts): the modules that
+ * follow the flight tell it what they learned (who answered, the cache outcome reached, an
+ * upstream call sent, the gateway's error), and the request's record takes outcome() once.
  */
 import type { ServerResponse } from 'node:http';
 import type { CachedEndpoint } from '../endpoints.js';
 import type { GatewayError } from '../errors.js';
 import { responsesErrorEvent } from '../openai/responses-types.js';
-import type { RequestContext } from '../request-context.js';
-import { cacheOutcomeOf } from '../request-log.js';
+import type { CacheOutcome } from '../metrics.js';
+import type { RequestOutcome } from '../request-outcome.js';
+import { CLIENT_CLOSED_STATUS, cacheOutcomeOf } from '../request-log.js';
 import type { FlightHead } from './flight.js';
+import type { PreparedRequest } from './prepare.js';
 import { answerHead, type AnswerBody } from './write-hit.js';
 
 export const DONE_EVENT = 'data: [DONE]\n\n';
 
+/** Who answers a request: its provider, its model for labels and logs, the model id that answered. */
+export type Answerer = Pick<PreparedRequest, 'provider' | 'model' | 'upstreamModel'>;
+
 export class ClientWriter {
   private firstByteAt: number | undefined;
-  private model: string | undefined;
+  /** The head names the model that answered (X-Gateway-Model) once answeredBy said who it is. */
+  private modelNamed = false;
   private fallbackFrom: string | undefined;
-  bytes = 0;
+  private bytes = 0;
+  private cache: CacheOutcome | undefined;
+  private upstreamCalled = false;
+  private error: GatewayError | undefined;
 
+  /** `answerer`: the request as asked, who answers it until answeredBy says otherwise. */
   constructor(
     private readonly response: ServerResponse,
     private readonly requestId: string,
-    private provider: string,
-    private readonly context: RequestContext,
+    private answerer: Answerer,
   ) {}
 
   /**
-   * Who answers, for the head (call before it is written): the provider and model id that
-   * answered, and `fallbackFrom`, the model the client asked for, when another one answered.
+   * Who answers, for the head (call before it is written) and the record: the provider and
+   * model that answered, and `fallbackFrom`, the model the client asked for, when another one did.
    */
-  answeredBy(provider: string, model: string, fallbackFrom: string | undefined): void {
-    this.provider = provider;
-    this.model = model;
+  answeredBy(answerer: Answerer, fallbackFrom: string | undefined): void {
+    this.answerer = answerer;
+    this.modelNamed = true;
     this.fallbackFrom = fallbackFrom;
+  }
+
+  /** The cache outcome the request has reached (COALESCED, MISS, BYPASS, …); a later one replaces it. */
+  reached(cache: CacheOutcome): void {
+    this.cache = cache;
+  }
+
+  /** The cache outcome reached so far, before cacheOutcomeOf's rule. */
+  get cacheReached(): CacheOutcome | undefined {
+    return this.cache;
+  }
+
+  /** An upstream call was sent for this request (by the flight it follows). */
+  upstreamSent(): void {
+    this.upstreamCalled = true;
+  }
+
+  /** The gateway's own error this request ends with. */
+  endsWith(error: GatewayError): void {
+    this.error = error;
+  }
+
+  /** The request's outcome as it stands: a client gone before its answer was complete is a 499. */
+  outcome(): RequestOutcome {
+    const { response, answerer } = this;
+    return {
+      cache: this.cache,
+      upstreamCalled: this.upstreamCalled,
+      provider: answerer.provider,
+      model: answerer.model,
+      error: this.error,
+      status: response.writableFinished ? response.statusCode : CLIENT_CLOSED_STATUS,
+      bytes: this.bytes,
+      firstByteAt: this.firstByteAt,
+    };
   }
 
   get started(): boolean {
     return this.response.headersSent;
-  }
-
-  /** performance.now() when the first byte of the answer left; undefined before. */
-  get timeToFirstByte(): number | undefined {
-    return this.firstByteAt;
   }
 
   startStream(head: FlightHead | undefined): void {
@@ -85,8 +128,10 @@ export class ClientWriter {
 
   /** The outcome in X-Cache is the one the request has reached when its answer starts. */
   private writeHead(statusCode: number, extra: Readonly<Record<string, string>> | undefined, body: AnswerBody): void {
-    const cache = cacheOutcomeOf(this.context);
-    this.response.writeHead(statusCode, answerHead(this.requestId, this.provider, cache, undefined, extra, body, this.model, this.fallbackFrom));
+    const cache = cacheOutcomeOf(this.cache, this.upstreamCalled);
+    const { provider, upstreamModel } = this.answerer;
+    const model = this.modelNamed ? upstreamModel : undefined;
+    this.response.writeHead(statusCode, answerHead(this.requestId, provider, cache, undefined, extra, body, model, this.fallbackFrom));
   }
 
   private markFirstByte(): void {

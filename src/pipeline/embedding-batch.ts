@@ -27,7 +27,6 @@ import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js'
 import { readStore, type StoreRead } from '../cache/store-read.js';
 import type { CacheStore } from '../cache/store.js';
 import { errors, type GatewayError } from '../errors.js';
-import type { RequestContext } from '../request-context.js';
 import { decodeCachedAnswer } from './cache-answers.js';
 import { ClientWriter } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
@@ -43,7 +42,8 @@ export interface EmbeddingBatch {
   inputs: EmbeddingInput[];
   scope: string;
   policy: CachePolicy;
-  context: RequestContext;
+  /** Who the request is counted for (limits/user-id.ts). */
+  user: string | undefined;
 }
 
 /** One distinct input of the batch (a text sent twice is looked up, and paid, once). */
@@ -56,12 +56,12 @@ interface DistinctInput {
   cached?: { vector: string; entry: CacheEntry };
 }
 
-/** Answers the batch; the writer it returns tells the request's record what left and when. */
+/** Answers the batch; the writer it returns owns the request's outcome (what left, when, and how). */
 export function answerEmbeddingBatch(batch: EmbeddingBatch, deps: PipelineDeps, store: CacheStore): ClientWriter {
-  const { prepared, context, response } = batch;
-  const writer = new ClientWriter(response, batch.requestId, prepared.provider, context);
+  const { prepared, response } = batch;
+  const writer = new ClientWriter(response, batch.requestId, prepared);
   // Every cached-route answer names the model that answered (X-Gateway-Model).
-  writer.answeredBy(prepared.provider, prepared.upstreamModel, undefined);
+  writer.answeredBy(prepared, undefined);
   const distinct = distinctInputs(batch);
   const reads = batch.policy.lookup ? distinct.map((one) => readStore(store, one.key)) : [];
   const settle = (settled: StoreRead[]): void => {
@@ -108,14 +108,14 @@ function takeHits(distinct: DistinctInput[], reads: StoreRead[], policy: CachePo
 }
 
 function answerWithHits(batch: EmbeddingBatch, distinct: DistinctInput[], cacheUp: boolean, writer: ClientWriter, deps: PipelineDeps, store: CacheStore): void {
-  const { prepared, context } = batch;
+  const { prepared } = batch;
   const missing = distinct.filter((one) => !one.cached);
   const total = batch.inputs.length;
   const cachedCount = total - missing.reduce((sum, one) => sum + one.positions.length, 0);
   const looked = batch.policy.lookup && cacheUp;
   const hitsHeader = looked ? { 'x-cache-hits': `${cachedCount}/${total}` } : undefined;
   if (missing.length === 0) {
-    context.cache = 'HIT';
+    writer.reached('HIT');
     deps.metrics.cacheHits.inc({ endpoint: prepared.endpoint });
     recordSaved(deps, prepared, distinct);
     const oldest = Math.min(...distinct.map((one) => one.cached!.entry.storedAt));
@@ -124,21 +124,21 @@ function answerWithHits(batch: EmbeddingBatch, distinct: DistinctInput[], cacheU
     return;
   }
   // A paid call: refused while a budget of the user's or the gateway's is spent (limits/limits.ts).
-  const admitted = deps.limits.admitPaidCall(context.user ?? 'anonymous');
+  const admitted = deps.limits.admitPaidCall(batch.user ?? 'anonymous');
   if (admitted instanceof Promise) {
     void admitted.then((refusal) => {
       if (batch.response.destroyed) return;
-      if (refusal) refuseBatch(batch, refusal, writer);
+      if (refusal) refuseBatch(refusal, writer);
       else callForMissing(batch, distinct, missing, looked, writer, deps, store, hitsHeader);
     });
     return;
   }
-  if (admitted) refuseBatch(batch, admitted, writer);
+  if (admitted) refuseBatch(admitted, writer);
   else callForMissing(batch, distinct, missing, looked, writer, deps, store, hitsHeader);
 }
 
-function refuseBatch(batch: EmbeddingBatch, refusal: GatewayError, writer: ClientWriter): void {
-  batch.context.error = refusal;
+function refuseBatch(refusal: GatewayError, writer: ClientWriter): void {
+  writer.endsWith(refusal);
   writer.sendError(refusal);
 }
 
@@ -153,17 +153,15 @@ function callForMissing(
   store: CacheStore,
   hitsHeader: Record<string, string> | undefined,
 ): void {
-  const { prepared, context } = batch;
+  const { prepared } = batch;
   const total = batch.inputs.length;
   // Counted as a miss only once its call is sent (request-log.ts, cacheOutcomeOf); its errors are a miss's.
-  context.cache = looked ? 'MISS' : 'BYPASS';
+  writer.reached(looked ? 'MISS' : 'BYPASS');
   const sent = missing.map((one) => one.input);
   // Nothing cached and nothing sent twice: the call is the request itself, and its answer goes back as the provider sent it.
   const asSent = missing.length === distinct.length && distinct.length === total;
   const upstream: PreparedRequest = { ...prepared, stream: false, body: asSent ? prepared.body : { ...prepared.body, input: sent } };
-  const flight = new Flight(deps.clients[prepared.provider], upstream, forwardedRequestHeaders(batch.headers), () => {
-    context.upstreamCalled = true;
-  });
+  const flight = new Flight(deps.clients[prepared.provider], upstream, forwardedRequestHeaders(batch.headers), () => writer.upstreamSent());
   const subscriber: FlightSubscriber = {
     onDone: (outcome) => {
       try {
@@ -193,9 +191,9 @@ function finishWithUpstream(
   asSent: boolean,
   hitsHeader: Record<string, string> | undefined,
 ): void {
-  const { prepared, context } = batch;
+  const { prepared } = batch;
   if (outcome.kind === 'failed') {
-    context.error = outcome.error;
+    writer.endsWith(outcome.error);
     writer.sendError(outcome.error);
     return;
   }
@@ -203,7 +201,7 @@ function finishWithUpstream(
     writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);
     return;
   }
-  deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss', context.user);
+  deps.accounting.record(prepared.provider, prepared.model, outcome.usage, 'miss', batch.user);
   const json = outcome.json ?? Buffer.alloc(0);
   const answer = parseEmbeddingAnswer(json, missing.length);
   if (!answer) {
@@ -233,7 +231,7 @@ function finishWithUpstream(
     return entry;
   });
   const cachedBefore = distinct.length - missing.length;
-  context.cache = !looked ? 'BYPASS' : cachedBefore === 0 ? 'MISS' : 'PARTIAL';
+  writer.reached(!looked ? 'BYPASS' : cachedBefore === 0 ? 'MISS' : 'PARTIAL');
   // Saved: the inputs that came from the cache, and the repeats of an input paid once.
   recordSaved(
     deps,

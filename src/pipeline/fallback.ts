@@ -13,7 +13,6 @@
  */
 import type { Logger } from 'pino';
 import { cacheKey } from '../cache/key.js';
-import type { RequestContext } from '../request-context.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { ProviderName } from '../providers/provider-name.js';
 import type { ModelRouter, ProviderTarget } from '../routing.js';
@@ -146,10 +145,7 @@ export function answerKey(flight: Flight, key: string, scope: string): string {
   return cacheKey({ scope, provider, endpoint, body });
 }
 
-/** Tells a client's writer and record who answered it, before its answer's head is written. */
-export function tellWhoAnswered(flight: Pick<Flight, 'current' | 'fellBack'>, asked: PreparedRequest, writer: ClientWriter, context: RequestContext): void {
-  const current = flight.current;
-  writer.answeredBy(current.provider, current.upstreamModel, flight.fellBack ? asked.asked : undefined);
-  context.provider = current.provider;
-  context.model = current.model;
+/** Tells a client's writer (its head and its record) who answered it, before its answer's head is written. */
+export function tellWhoAnswered(flight: Pick<Flight, 'current' | 'fellBack'>, asked: PreparedRequest, writer: ClientWriter): void {
+  writer.answeredBy(flight.current, flight.fellBack ? asked.asked : undefined);
 }

@@ -10,9 +10,8 @@ import { encodeEntryAsync } from '../cache/entry.js';
 import type { CachePolicy } from '../cache/policy.js';
 import type { CacheStore } from '../cache/store.js';
 import { errors } from '../errors.js';
-import type { RequestContext } from '../request-context.js';
 import { completionAsSse } from './cache-answers.js';
-import { ClientWriter, DONE_EVENT } from './client-writer.js';
+import { type ClientWriter, DONE_EVENT } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
 import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
@@ -27,7 +26,10 @@ export interface Follower {
   requestId: string;
   headers: Record<string, string | string[] | undefined>;
   prepared: PreparedRequest;
-  context: RequestContext;
+  /** Writes this client's answer and owns its outcome: the flight's modules tell it what they learn. */
+  writer: ClientWriter;
+  /** Who the request is counted for (limits/user-id.ts). */
+  user: string | undefined;
   /** The request's cache scope: a fallback's answer is stored under the fallback's key in it. */
   scope?: string;
 }
@@ -35,11 +37,11 @@ export interface Follower {
 /** What a client can follow: a flight of this process, or another replica's (remote-flight.ts). */
 export type FollowableFlight = Pick<Flight, 'subscribe' | 'unsubscribe' | 'settled' | 'result' | 'current' | 'fellBack'>;
 
-/** Joins a flight still running for this request's key; the writer that follows it. */
-export function joinFlight(flight: FollowableFlight, follower: Follower, deps: PipelineDeps): ClientWriter {
-  follower.context.cache = 'COALESCED';
+/** Joins a flight still running for this request's key; the follower's writer follows it. */
+export function joinFlight(flight: FollowableFlight, follower: Follower, deps: PipelineDeps): void {
+  follower.writer.reached('COALESCED');
   deps.metrics.cacheCoalesced.inc({ endpoint: follower.prepared.endpoint });
-  return follow(flight, follower, deps, 'hit');
+  follow(flight, follower, deps, 'hit');
 }
 
 /**
@@ -47,24 +49,21 @@ export function joinFlight(flight: FollowableFlight, follower: Follower, deps: P
  * reads nor writes the cache); `canShare`: whether its answer is stored (and, until then,
  * served to identical requests from the flight).
  */
-export function startFlight(follower: Follower, key: string, policy: CachePolicy, canShare: boolean, deps: PipelineDeps): ClientWriter {
+export function startFlight(follower: Follower, key: string, policy: CachePolicy, canShare: boolean, deps: PipelineDeps): void {
   const flight = launchFlight(follower, key, policy, canShare, deps);
   // Followed before it starts: a call refused at once (no usable key) fails synchronously.
-  const writer = follow(flight, follower, deps, 'miss');
+  follow(flight, follower, deps, 'miss');
   flight.start();
-  return writer;
 }
 
 /** startFlight's upstream call, registered, stored and accounted for, not yet started nor followed. */
 export function launchFlight(follower: Follower, key: string, policy: CachePolicy, canShare: boolean, deps: PipelineDeps): Flight {
-  const { prepared, context } = follower;
+  const { prepared, writer } = follower;
   const flight = new Flight(
     deps.clients[prepared.provider],
     prepared,
     forwardedRequestHeaders(follower.headers),
-    () => {
-      context.upstreamCalled = true;
-    },
+    () => writer.upstreamSent(),
     fallbackChain(prepared, follower.requestId, deps),
   );
   // With a store write to wait for, the flight stays joinable until the entry can be read.
@@ -78,19 +77,18 @@ export function launchFlight(follower: Follower, key: string, policy: CachePolic
   // What the upstream call cost is counted once, by the flight, not by the client that started
   // it: that client may leave while coalesced ones still receive (and the upstream bills) it all.
   void flight.settled.then((outcome) => {
-    if (outcome.kind === 'completed') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'miss', context.user);
+    if (outcome.kind === 'completed') deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'miss', follower.user);
   });
   return flight;
 }
 
-/** Subscribes this client to a flight; it leaves the flight when its client goes away. */
-export function follow(flight: FollowableFlight, follower: Follower, deps: PipelineDeps, paid: 'hit' | 'miss'): ClientWriter {
-  const { prepared, response, context } = follower;
-  const writer = new ClientWriter(response, follower.requestId, prepared.provider, context);
+/** Subscribes this client's writer to a flight; it leaves the flight when its client goes away. */
+export function follow(flight: FollowableFlight, follower: Follower, deps: PipelineDeps, paid: 'hit' | 'miss'): void {
+  const { prepared, response, writer } = follower;
   const subscriber: FlightSubscriber = {
     onStreamStart: prepared.stream
       ? (head) => {
-          tellWhoAnswered(flight, prepared, writer, context);
+          tellWhoAnswered(flight, prepared, writer);
           writer.startStream(head);
         }
       : undefined,
@@ -103,18 +101,18 @@ export function follow(flight: FollowableFlight, follower: Follower, deps: Pipel
     onDone: (outcome) => {
       // X-Cache is the outcome reached by now (client-writer.ts): a miss refused before any
       // upstream call (no usable key) was no miss, and its answer says so.
-      tellWhoAnswered(flight, prepared, writer, context);
+      tellWhoAnswered(flight, prepared, writer);
       try {
-        answerFromOutcome(outcome, prepared, writer, context);
+        answerFromOutcome(outcome, prepared, writer);
       } catch (error) {
         // A defect in writing this one answer: its client gets a 500 or a cut connection, never
         // a hang, and the flight's other clients are still answered.
-        answerDefect(error, writer, response, context, deps);
+        answerDefect(error, writer, response, deps);
         return;
       }
       // The upstream call's own cost is counted by its flight; answers that rode on it saved theirs.
       // (A follower of another replica that called upstream itself after all is a miss by now.)
-      if (outcome.kind === 'completed' && paid === 'hit' && context.cache === 'COALESCED')
+      if (outcome.kind === 'completed' && paid === 'hit' && writer.cacheReached === 'COALESCED')
         deps.accounting.record(flight.current.provider, flight.current.model, outcome.usage, 'hit');
     },
   };
@@ -123,13 +121,12 @@ export function follow(flight: FollowableFlight, follower: Follower, deps: Pipel
     if (!response.writableFinished) flight.unsubscribe(subscriber);
   });
   flight.subscribe(subscriber);
-  return writer;
 }
 
-function answerDefect(error: unknown, writer: ClientWriter, response: ServerResponse, context: RequestContext, deps: PipelineDeps): void {
+function answerDefect(error: unknown, writer: ClientWriter, response: ServerResponse, deps: PipelineDeps): void {
   const internal = errors.internal(error);
   deps.log.error({ err: error }, 'answer could not be written');
-  context.error = internal;
+  writer.endsWith(internal);
   try {
     if (!writer.started) {
       writer.sendError(internal);
@@ -141,7 +138,7 @@ function answerDefect(error: unknown, writer: ClientWriter, response: ServerResp
   response.destroy();
 }
 
-function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, writer: ClientWriter, context: RequestContext): void {
+function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, writer: ClientWriter): void {
   switch (outcome.kind) {
     case 'completed': {
       // An answer not relayed as the upstream sent it (JSON, or a JSON flight's answer to a stream
@@ -168,7 +165,7 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
       writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);
       return;
     case 'failed':
-      context.error = outcome.error;
+      writer.endsWith(outcome.error);
       if (writer.started) writer.failStream(outcome.error, prepared.endpoint);
       else writer.sendError(outcome.error);
       return;

@@ -9,7 +9,6 @@
 import { decodeEntry, encodeEntry } from '../cache/entry.js';
 import type { CachePolicy } from '../cache/policy.js';
 import { errors, GatewayError } from '../errors.js';
-import type { ClientWriter } from './client-writer.js';
 import type { Flight, FlightHead, FlightOutcome, FlightSubscriber, StreamEvent } from './flight.js';
 import { type FollowableFlight, type Follower, follow, joinFlight, launchFlight, startFlight } from './follow-flight.js';
 import type { PipelineDeps } from './pipeline-deps.js';
@@ -28,8 +27,8 @@ const ADMIT_ALL: PaidCallGate = (start) => start();
 
 /**
  * Calls upstream for `follower` on a Redis-backed gateway, coordinated with the other replicas:
- * `answered` receives the writer that follows the chosen flight; `gone` tells whether the client
- * left meanwhile. Redis not answering: the replica calls upstream on its own (fail open).
+ * the follower's writer follows the chosen flight; `gone` tells whether the client left
+ * meanwhile. Redis not answering: the replica calls upstream on its own (fail open).
  */
 export function flyAcrossReplicas(
   replicas: ReplicaFlights,
@@ -37,7 +36,6 @@ export function flyAcrossReplicas(
   key: string,
   policy: CachePolicy,
   deps: PipelineDeps,
-  answered: (writer: ClientWriter) => void,
   gone: () => boolean,
   admit: PaidCallGate = ADMIT_ALL,
 ): void {
@@ -47,29 +45,28 @@ export function flyAcrossReplicas(
       if (gone() || (local && !local.result)) {
         if (claim.leader) void replicas.finish(key, claim.token).catch(() => {});
         // An identical request of this replica started meanwhile: ride on it.
-        if (!gone()) answered(joinFlight(local!, follower, deps));
+        if (!gone()) joinFlight(local!, follower, deps);
         return;
       }
       if (claim.leader) {
         const release = (): void => void replicas.finish(key, claim.token).catch(() => {});
         admit(() => {
           if (gone()) return release();
-          follower.context.cache = 'MISS';
+          follower.writer.reached('MISS');
           const flight = launchFlight(follower, key, policy, true, deps);
           lead(replicas, flight, key, claim.token);
-          const writer = follow(flight, follower, deps, 'miss');
+          follow(flight, follower, deps, 'miss');
           flight.start();
-          answered(writer);
         }, release);
         return;
       }
-      follower.context.cache = 'COALESCED';
+      follower.writer.reached('COALESCED');
       replicas.announceFollower(key, claim.token);
       // Identical requests of this replica following the same leader share one reader of its stream.
       const following = followedBy(replicas);
       const shared = following.get(key);
       if (shared?.joinable(claim.token)) {
-        answered(follow(shared, follower, deps, 'hit'));
+        follow(shared, follower, deps, 'hit');
         return;
       }
       const remote = new RemoteFlight(replicas, follower, key, claim.token, policy, deps);
@@ -77,17 +74,16 @@ export function flyAcrossReplicas(
       void remote.settled.then(() => {
         if (following.get(key) === remote) following.delete(key);
       });
-      const writer = follow(remote, follower, deps, 'hit');
+      follow(remote, follower, deps, 'hit');
       remote.start();
-      answered(writer);
     },
     () => {
       if (gone()) return;
       admit(
         () => {
           if (gone()) return;
-          follower.context.cache = 'MISS';
-          answered(startFlight(follower, key, policy, true, deps));
+          follower.writer.reached('MISS');
+          startFlight(follower, key, policy, true, deps);
         },
         () => {},
       );
@@ -370,7 +366,7 @@ export class RemoteFlight implements FollowableFlight {
   /** This request's own upstream call (leading the others when it holds the lease). */
   private callUpstream(token: string | undefined): void {
     // The first request pays for the call; the others of this replica ride on it.
-    this.follower.context.cache = 'MISS';
+    this.follower.writer.reached('MISS');
     if (!this.confirmed) this.countCoalesced(this.subscribers.size - 1);
     const flight = launchFlight(this.follower, this.key, this.policy, true, this.deps);
     if (token !== undefined) lead(this.replicas, flight, this.key, token);

@@ -10,7 +10,7 @@ import type { ServerResponse } from 'node:http';
 import type { Accounting } from '../accounting.js';
 import { ageSeconds } from '../cache/policy.js';
 import type { CacheOutcome, GatewayMetrics } from '../metrics.js';
-import type { RequestContext } from '../request-context.js';
+import type { RequestOutcome } from '../request-outcome.js';
 import { entryAsJson, entryAsSse, type CachedAnswer } from './cache-answers.js';
 import type { HitRequest } from './known-requests.js';
 
@@ -68,8 +68,8 @@ export function cachedPayload(entry: CachedAnswer, request: HitRequest): Buffer 
 
 /**
  * Writes a hit: `payload` is cachedPayload(entry, request). The whole answer is handed to the
- * socket at once, so it is complete from here; the caller records the request (metrics line and
- * log line) as it records any other.
+ * socket at once, so it is complete from here; the caller records the outcome it returns
+ * (metrics and log line) as it records any other.
  */
 export function writeCachedAnswer(
   response: ServerResponse,
@@ -77,15 +77,22 @@ export function writeCachedAnswer(
   request: HitRequest,
   entry: CachedAnswer,
   payload: Buffer,
-  context: RequestContext,
   deps: HitDeps,
-): void {
-  context.provider = request.provider;
-  context.model = request.model;
-  context.cache = 'HIT';
+): RequestOutcome {
+  const sentAt = performance.now();
   deps.metrics.cacheHits.inc({ endpoint: request.endpoint });
   deps.accounting.record(request.provider, request.model, entry.usage, 'hit');
   const age = String(ageSeconds(entry.storedAt));
   response.writeHead(200, answerHead(requestId, request.provider, 'HIT', age, undefined, request.stream ? 'sse' : payload.byteLength, request.upstreamModel));
   response.end(payload);
+  return {
+    cache: 'HIT',
+    upstreamCalled: false,
+    provider: request.provider,
+    model: request.model,
+    error: undefined,
+    status: 200,
+    bytes: payload.byteLength,
+    firstByteAt: sentAt,
+  };
 }

@@ -66,7 +66,10 @@ export class ClientWriter {
     this.upstreamCalled = true;
   }
 
-  /** The gateway's own error this request ends with. */
+  /**
+   * The gateway's own error this request ends with, for its record (sendError and failStream
+   * tell it themselves: every error the gateway writes is in the log line).
+   */
   endsWith(error: GatewayError): void {
     this.error = error;
   }
@@ -110,6 +113,7 @@ export class ClientWriter {
 
   /** Ends a started stream with an error event the OpenAI SDKs raise as an APIError (in the Responses API's own form there). */
   failStream(error: GatewayError, endpoint?: CachedEndpoint): void {
+    this.error = error;
     this.endStream(endpoint === 'responses' ? responsesErrorEvent(error.toBody().error) : `data: ${JSON.stringify(error.toBody())}\n\n`);
   }
 
@@ -123,6 +127,7 @@ export class ClientWriter {
   }
 
   sendError(error: GatewayError): void {
+    this.error = error;
     this.sendJson(error.statusCode, JSON.stringify(error.toBody()), error.headers);
   }
 

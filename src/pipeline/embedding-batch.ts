@@ -26,7 +26,7 @@ import { cacheKey } from '../cache/key.js';
 import { ageSeconds, isFreshEnough, type CachePolicy } from '../cache/policy.js';
 import { readStore, type StoreRead } from '../cache/store-read.js';
 import type { CacheStore } from '../cache/store.js';
-import { errors, type GatewayError } from '../errors.js';
+import { errors } from '../errors.js';
 import { decodeCachedAnswer } from './cache-answers.js';
 import { ClientWriter } from './client-writer.js';
 import { Flight, type FlightOutcome, type FlightSubscriber } from './flight.js';
@@ -128,18 +128,13 @@ function answerWithHits(batch: EmbeddingBatch, distinct: DistinctInput[], cacheU
   if (admitted instanceof Promise) {
     void admitted.then((refusal) => {
       if (batch.response.destroyed) return;
-      if (refusal) refuseBatch(refusal, writer);
+      if (refusal) writer.sendError(refusal);
       else callForMissing(batch, distinct, missing, looked, writer, deps, store, hitsHeader);
     });
     return;
   }
-  if (admitted) refuseBatch(admitted, writer);
+  if (admitted) writer.sendError(admitted);
   else callForMissing(batch, distinct, missing, looked, writer, deps, store, hitsHeader);
-}
-
-function refuseBatch(refusal: GatewayError, writer: ClientWriter): void {
-  writer.endsWith(refusal);
-  writer.sendError(refusal);
 }
 
 /** The one upstream call for the inputs the cache did not hold. */
@@ -193,7 +188,6 @@ function finishWithUpstream(
 ): void {
   const { prepared } = batch;
   if (outcome.kind === 'failed') {
-    writer.endsWith(outcome.error);
     writer.sendError(outcome.error);
     return;
   }

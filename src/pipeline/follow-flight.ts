@@ -165,7 +165,6 @@ function answerFromOutcome(outcome: FlightOutcome, prepared: PreparedRequest, wr
       writer.sendJson(outcome.head.statusCode, outcome.body, outcome.head.headers);
       return;
     case 'failed':
-      writer.endsWith(outcome.error);
       if (writer.started) writer.failStream(outcome.error, prepared.endpoint);
       else writer.sendError(outcome.error);
       return;

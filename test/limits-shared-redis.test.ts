@@ -8,11 +8,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chat, chatBody, unique } from './helpers/cache-e2e.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
-import { fakeUpstreamEnv } from './helpers/gateway.js';
+import { fakeUpstreamEnv, TEST_CLIENT_KEY } from './helpers/gateway.js';
 import { untilReplicasMeet } from './helpers/gateway-replicas.js';
 import { startGatewayProcess } from './helpers/gateway-process.js';
 import { as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
 import { scrape, waitForModelLists } from './helpers/metrics-scrape.js';
+import { Redis } from 'ioredis';
 import { startRedis, type RedisServer } from './helpers/redis-server.js';
 
 describe('two gateway processes sharing one Redis', () => {
@@ -104,6 +105,51 @@ describe('replicas coalescing on one Redis', () => {
     const spentBy = Object.fromEntries(usage.users.map((u: { user: string; day: { spentUsd: number } }) => [u.user, u.day.spentUsd]));
     expect(spentBy).toEqual({ ann: 0.01, bob: 0.01 });
   });
+  it("a call taken over from a replica that died is a paid call like any: refused while the follower's user is past the budget", async () => {
+    const upstream = { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` };
+    const two = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
+    expect((await spend(setup, two, 'bob', 1)).status).toBe(200);
+    expect((await chat(two, chatBody(unique('bob again')), as('bob'))).status).toBe(429);
+    const leader = await startGatewayProcess({
+      ...fakeUpstreamEnv(upstream),
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      GATEWAY_API_KEYS: TEST_CLIENT_KEY,
+      ...setup.redisEnv(),
+    });
+    const inspector = new Redis(setup.redis!.url);
+    try {
+      await waitForModelLists(leader.url);
+      await untilReplicasMeet([leader, two], 2);
+      const same = chatBody(unique('leader dies'));
+      gate.hold();
+      const callsBefore = gate.calls.length;
+      const doomed = fetch(`${leader.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...as('ann') },
+        body: JSON.stringify(same),
+      }).catch(() => undefined);
+      await expect.poll(() => gate.waiting, { timeout: 5_000 }).toBe(1);
+      const bobAnswer = chat(two, same, as('bob'));
+      // Bob follows Ann's call (announced on its lease), then the replica holding it dies.
+      const followers = async (): Promise<number> => {
+        const leases = (await inspector.keys('cachegate:flight:*')).filter((key) => key.endsWith('}'));
+        return (await Promise.all(leases.map((lease) => inspector.hget(lease, 'f')))).reduce((sum, f) => sum + Number(f ?? 0), 0);
+      };
+      await expect.poll(followers, { timeout: 5_000 }).toBe(1);
+      leader.kill();
+      await doomed;
+      const bob = await bobAnswer;
+      expect(bob.status).toBe(429);
+      expect(JSON.parse(bob.text).error.code).toBe('budget_exceeded');
+      // Nothing was sent upstream for Bob: only the dead leader's call went through the gate.
+      expect(gate.calls.length - callsBefore).toBe(1);
+    } finally {
+      gate.release();
+      inspector.disconnect();
+      leader.kill();
+    }
+  }, 30_000);
 });
 
 describe('while Redis does not answer', () => {

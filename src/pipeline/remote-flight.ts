@@ -363,8 +363,25 @@ export class RemoteFlight implements FollowableFlight {
     );
   }
 
-  /** This request's own upstream call (leading the others when it holds the lease). */
+  /**
+   * This request's own upstream call (leading the others when it holds the lease), a paid call
+   * like any miss's: refused while its user's budget is spent, before anything is sent upstream.
+   */
   private callUpstream(token: string | undefined): void {
+    const admitted = (refusal: GatewayError | undefined): void => {
+      if (!refusal && !this.stopped) {
+        this.callUpstreamNow(token);
+        return;
+      }
+      if (token !== undefined) void this.replicas.finish(this.key, token).catch(noop);
+      if (refusal) this.finish({ kind: 'failed', error: refusal, afterHead: this.head !== undefined });
+    };
+    const admission = this.deps.limits.admitPaidCall(this.follower.user ?? 'anonymous');
+    if (admission instanceof Promise) admission.then(admitted, () => admitted(undefined));
+    else admitted(admission);
+  }
+
+  private callUpstreamNow(token: string | undefined): void {
     // The first request pays for the call; the others of this replica ride on it.
     this.follower.writer.reached('MISS');
     if (!this.confirmed) this.countCoalesced(this.subscribers.size - 1);

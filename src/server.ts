@@ -31,6 +31,7 @@ import { PROVIDER_NAMES, type ProviderName } from './providers/provider-name.js'
 import { ModelLists } from './providers/model-lists.js';
 import { CachedRequests } from './pipeline/cached-requests.js';
 import type { Flight } from './pipeline/flight.js';
+import { overlongOpenWebUiHeader } from './pipeline/openwebui-headers.js';
 import { replicaFlightsOf } from './pipeline/replica-flights-of.js';
 import { registerReplicasGauge } from './pipeline/replica-presence.js';
 import { newRequestContext } from './request-context.js';
@@ -184,6 +185,9 @@ export async function buildServer(config: Config, deps: ServerDeps = {}): Promis
     request.gw.endpoint = endpointOf(path);
     const { ok, key } = auth.check(request.headers.authorization);
     if (!ok) return done(errors.invalidApiKey());
+    // Before the ids are hashed or counted for their user, as on the cached routes.
+    const overlong = overlongOpenWebUiHeader(request.headers);
+    if (overlong) return done(overlong);
     request.gw.cacheScope = cacheScopeOf(config.cacheScope, request.headers, key);
     request.gw.user = userOf(request.headers, key);
     done();

@@ -117,6 +117,32 @@ describe('over-long Open WebUI id headers', () => {
     expect(setup.fake.completionCalls()).toHaveLength(calls);
   });
 
+  it.each([
+    ['GET', '/v1/models'],
+    ['POST', '/v1/moderations'],
+  ])('on the other routes too (%s %s): 400 header_too_long, nothing forwarded, the id never counted as a user', async (method, path) => {
+    const calls = setup.fake.requests.length;
+    for (const header of ['x-openwebui-chat-id', 'x-openwebui-user-id']) {
+      const response = await fetch(setup.gateway.url + path, {
+        method,
+        headers: { 'content-type': 'application/json', [header]: tooLong },
+        ...(method === 'POST' ? { body: JSON.stringify({ model: 'omni-moderation-latest', input: 'x' }) } : {}),
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('header_too_long');
+    }
+    expect(setup.fake.requests.length).toBe(calls);
+    const usage = (await (await fetch(`${setup.gateway.url}/admin/usage`)).json()) as { users: Array<{ user: string }> };
+    expect(usage.users.map((entry) => entry.user)).not.toContain(tooLong);
+  });
+
+  it('a cached route refuses it before its user is counted', async () => {
+    const response = await chat(setup.gateway, chatBody(unique()), { 'x-openwebui-user-id': tooLong });
+    expect(response.status).toBe(400);
+    const usage = (await (await fetch(`${setup.gateway.url}/admin/usage`)).json()) as { users: Array<{ user: string }> };
+    expect(usage.users.map((entry) => entry.user)).not.toContain(tooLong);
+  });
+
   it('ids of exactly 256 bytes work, regenerations included', async () => {
     const body = chatBody(unique());
     const headers = { 'x-openwebui-chat-id': longest, 'x-openwebui-user-id': longest };

@@ -106,6 +106,12 @@ export class CachedRequest {
       this.refuse(errors.invalidApiKey(), Stage.Head);
       return;
     }
+    // Before the ids are hashed, remembered or counted for their user (as on every other route).
+    const overlong = overlongOpenWebUiHeader(headers);
+    if (overlong) {
+      this.refuse(overlong, Stage.Head);
+      return;
+    }
     this.scope = cacheScopeOf(deps.config.cacheScope, headers, key);
     this.user = userOf(headers, key);
     // Counted for its user (limits/limits.ts); refused past the user's requests per minute.
@@ -194,11 +200,6 @@ export class CachedRequest {
         this.refuseBody(error, Stage.Body);
         return;
       }
-    }
-    const overlong = overlongOpenWebUiHeader(this.request.headers);
-    if (overlong) {
-      this.refuse(overlong, Stage.Request);
-      return;
     }
     if (known) {
       this.lookUp({ request: known.request, body, prepared: undefined, knownKey: known.key, memoKey: undefined, generation });

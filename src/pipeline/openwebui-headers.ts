@@ -1,6 +1,6 @@
 /**
- * Open WebUI's identity headers on the cached routes: X-OpenWebUI-Chat-Id (regenerations) and
- * X-OpenWebUI-User-Id (the per-user cache scope). Open WebUI sends UUIDs (36 bytes); anything
+ * Open WebUI's identity headers, on every authenticated route: X-OpenWebUI-Chat-Id (regenerations)
+ * and X-OpenWebUI-User-Id (the per-user cache scope, the user budgets and rate limits count for). Open WebUI sends UUIDs (36 bytes); anything
  * much longer is no id of its, and what a client sends there is hashed or remembered per request,
  * so its length is capped.
  */

@@ -101,6 +101,13 @@ describe('the real process refuses to start', () => {
     expect(stderr).not.toContain('sk-never-printed-8888');
   });
 
+  it('an empty entry in OPENWEBUI_TASK_MARKERS: exit 1 naming OPENWEBUI_TASK_MARKERS', async () => {
+    const { code, stderr } = await runGatewayProcess({ OPENWEBUI_TASK_MARKERS: '### Task:,,<chat_history>' });
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toContain('OPENWEBUI_TASK_MARKERS');
+  });
+
   it('an unknown CACHE_SCOPE: exit 1 naming CACHE_SCOPE', async () => {
     const { code, stderr } = await runGatewayProcess({ CACHE_SCOPE: 'everyone' });
     expect(code).toBe(1);

@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { type LimitsConfig, limitsFromEnv } from './limits/limits-config.js';
 import { type RedisTopologyConfig, redisTopologyFromEnv } from './redis-topology-config.js';
 import { type TaskPromptsConfig, taskPromptsFromEnv } from './cache/task-prompts.js';
+import { type Env, envValue } from './env-value.js';
 
 export type CacheScope = 'shared' | 'per-key' | 'per-user';
 
@@ -52,18 +53,11 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 const SCOPES = new Set<CacheScope>(['shared', 'per-key', 'per-user']);
 
-function text(env: Env, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-}
-
 function list(env: Env, name: string): string[] {
-  const value = text(env, name);
+  const value = envValue(env, name);
   if (value === undefined) return [];
   return [
     ...new Set(
@@ -76,7 +70,7 @@ function list(env: Env, name: string): string[] {
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const value = text(env, name);
+  const value = envValue(env, name);
   if (value === undefined) return fallback;
   if (!/^-?\d+$/.test(value)) throw new ConfigError(`${name} must be a whole number, got "${value}"`);
   const parsed = Number(value);
@@ -87,7 +81,7 @@ function integer(env: Env, name: string, fallback: number, min: number, max = Nu
 }
 
 function boolean(env: Env, name: string, fallback: boolean): boolean {
-  const value = text(env, name)?.toLowerCase();
+  const value = envValue(env, name)?.toLowerCase();
   if (value === undefined) return fallback;
   if (['true', '1', 'yes', 'on'].includes(value)) return true;
   if (['false', '0', 'no', 'off'].includes(value)) return false;
@@ -95,7 +89,7 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
 }
 
 function httpUrl(env: Env, name: string, fallback: string): string {
-  const value = text(env, name) ?? fallback;
+  const value = envValue(env, name) ?? fallback;
   let url: URL;
   try {
     url = new URL(value);
@@ -110,7 +104,7 @@ function httpUrl(env: Env, name: string, fallback: string): string {
 }
 
 function redisUrl(env: Env): string | undefined {
-  const value = text(env, 'REDIS_URL');
+  const value = envValue(env, 'REDIS_URL');
   if (value === undefined) return undefined;
   let url: URL;
   try {
@@ -133,7 +127,7 @@ function isLoopback(host: string): boolean {
 }
 
 function hostName(env: Env): string {
-  const host = text(env, 'HOST') ?? '127.0.0.1';
+  const host = envValue(env, 'HOST') ?? '127.0.0.1';
   if (isIP(host) === 0 && !/^[A-Za-z0-9.-]+$/.test(host)) throw new ConfigError(`HOST is not a valid address: "${host}"`);
   return host;
 }
@@ -142,7 +136,7 @@ function hostName(env: Env): string {
 function providerKeys(env: Env, plural: string, singular: string): string[] {
   const many = list(env, plural);
   if (many.length > 0) return many;
-  const one = text(env, singular);
+  const one = envValue(env, singular);
   return one === undefined ? [] : [one];
 }
 
@@ -170,11 +164,11 @@ export function loadConfig(env: Env = process.env): Config {
       `HOST=${host} is not a loopback address and GATEWAY_API_KEYS is empty: refusing to expose provider keys to the network without client auth`,
     );
   }
-  const scope = text(env, 'CACHE_SCOPE') ?? 'shared';
+  const scope = envValue(env, 'CACHE_SCOPE') ?? 'shared';
   if (!SCOPES.has(scope as CacheScope)) {
     throw new ConfigError(`CACHE_SCOPE must be one of shared, per-key, per-user, got "${scope}"`);
   }
-  const logLevel = text(env, 'LOG_LEVEL') ?? 'info';
+  const logLevel = envValue(env, 'LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.has(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${[...LOG_LEVELS].join(', ')}, got "${logLevel}"`);
   }
@@ -185,17 +179,17 @@ export function loadConfig(env: Env = process.env): Config {
     groqKeys: providerKeys(env, 'GROQ_API_KEYS', 'GROQ_API_KEY'),
     openaiBaseUrl: httpUrl(env, 'OPENAI_BASE_URL', 'https://api.openai.com/v1'),
     groqBaseUrl: httpUrl(env, 'GROQ_BASE_URL', 'https://api.groq.com/openai/v1'),
-    keysFile: text(env, 'KEYS_FILE'),
-    modelsFile: text(env, 'MODELS_FILE'),
+    keysFile: envValue(env, 'KEYS_FILE'),
+    modelsFile: envValue(env, 'MODELS_FILE'),
     gatewayApiKeys,
     redisUrl: redisUrl(env),
     cacheEnabled: boolean(env, 'CACHE_ENABLED', true),
     cacheTtlSeconds: integer(env, 'CACHE_TTL_SECONDS', 86_400, 0),
     cacheMaxBytes: integer(env, 'CACHE_MAX_BYTES', 268_435_456, 0),
     cacheScope: scope as CacheScope,
-    metricsToken: text(env, 'METRICS_TOKEN'),
+    metricsToken: envValue(env, 'METRICS_TOKEN'),
     logLevel,
-    pricesFile: text(env, 'PRICES_FILE'),
+    pricesFile: envValue(env, 'PRICES_FILE'),
     bodyLimitBytes: integer(env, 'BODY_LIMIT_BYTES', 25 * 1024 * 1024, 1024),
     upstreamConnectTimeoutMs: integer(env, 'UPSTREAM_CONNECT_TIMEOUT_MS', 10_000, 1),
     upstreamHeadersTimeoutMs: integer(env, 'UPSTREAM_HEADERS_TIMEOUT_MS', 600_000, 1),

@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { ConfigError } from './config.js';
+import { type Env, envValue } from './env-value.js';
 
 export interface RedisAddress {
   readonly host: string;
@@ -21,18 +22,11 @@ export interface RedisTopologyConfig {
   readonly redisPassword: string | undefined;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 const REDIS_SOURCES = ['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const;
-
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
 
 /** `host:port,host:port`, where host is a name, an IPv4 address or a bracketed IPv6 address. */
 function addresses(env: Env, name: string): RedisAddress[] {
-  const raw = value(env, name);
+  const raw = envValue(env, name);
   if (raw === undefined) return [];
   const items = raw
     .split(',')
@@ -50,15 +44,15 @@ function addresses(env: Env, name: string): RedisAddress[] {
 }
 
 export function redisTopologyFromEnv(env: Env): RedisTopologyConfig {
-  const set = REDIS_SOURCES.filter((name) => value(env, name) !== undefined);
+  const set = REDIS_SOURCES.filter((name) => envValue(env, name) !== undefined);
   if (set.length > 1) throw new ConfigError(`set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS (got ${set.join(' and ')})`);
-  const password = value(env, 'REDIS_PASSWORD');
+  const password = envValue(env, 'REDIS_PASSWORD');
   if (password !== undefined && set[0] === 'REDIS_URL') {
     throw new ConfigError(
       'REDIS_PASSWORD applies to REDIS_CLUSTER_NODES or REDIS_SENTINELS; with REDIS_URL put the password in the URL (redis://:password@host:port)',
     );
   }
-  const master = value(env, 'REDIS_SENTINEL_MASTER') ?? 'mymaster';
+  const master = envValue(env, 'REDIS_SENTINEL_MASTER') ?? 'mymaster';
   // Sentinel master names are plain words; anything else is a typo or a pasted URL.
   if (!/^[A-Za-z0-9._-]+$/.test(master)) throw new ConfigError(`REDIS_SENTINEL_MASTER must be a name such as mymaster, got "${master}"`);
   return {

@@ -3,6 +3,7 @@
  * start-up with one line naming it. Unset means no such limit.
  */
 import { ConfigError } from '../config.js';
+import { type Env, envValue } from '../env-value.js';
 
 export interface LimitsConfig {
   /** The whole gateway's upstream spend per UTC day, in USD. */
@@ -19,18 +20,11 @@ export interface LimitsConfig {
   readonly limitsFile: string | undefined;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 /** Large enough for any real budget, small enough to stay exact in nano-dollars (limits/money.ts). */
 export const MAX_USD = 1_000_000;
 
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name]?.trim();
-  return raw === undefined || raw === '' ? undefined : raw;
-}
-
 function usd(env: Env, name: string): number | undefined {
-  const raw = value(env, name);
+  const raw = envValue(env, name);
   if (raw === undefined) return undefined;
   // Plain decimals only: "2", "0.50", "$5" or "1e3" are refused rather than guessed at.
   if (!/^\d+(\.\d+)?$/.test(raw)) throw new ConfigError(`${name} must be an amount in USD such as 2 or 0.50, got "${raw}"`);
@@ -40,7 +34,7 @@ function usd(env: Env, name: string): number | undefined {
 }
 
 function perMinute(env: Env, name: string): number | undefined {
-  const raw = value(env, name);
+  const raw = envValue(env, name);
   if (raw === undefined) return undefined;
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || !Number.isSafeInteger(Number(raw))) {
     throw new ConfigError(`${name} must be a whole number of at least 1, got "${raw}"`);
@@ -56,6 +50,6 @@ export function limitsFromEnv(env: Env): LimitsConfig {
     userBudgetMonthlyUsd: usd(env, 'USER_BUDGET_MONTHLY_USD'),
     userRpm: perMinute(env, 'USER_RPM'),
     userTpm: perMinute(env, 'USER_TPM'),
-    limitsFile: value(env, 'LIMITS_FILE'),
+    limitsFile: envValue(env, 'LIMITS_FILE'),
   };
 }

@@ -5,6 +5,7 @@
  * (it fails, so the request bypasses; none hangs), and after the promotion reads and writes work
  * again, on the promoted replica.
  */
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../src/cache/redis-store.js';
 import { keySlot } from '../src/cache/redis-slots.js';
@@ -75,7 +76,17 @@ describe('RedisStore on a Redis Cluster', () => {
     const keys = keysOf('failover', 30);
     await Promise.all(keys.map((key) => store.set(key, Buffer.from(key), 60)));
     const victim = await cluster.masterOf(keys[0]!);
-    await new Promise((resolve) => setTimeout(resolve, 200)); // replicated to the victim's replica
+    // Every write replicated to the victim's replica before it dies (a fixed pause was too short
+    // on a loaded machine: the promoted replica then lacked some of the keys).
+    const direct = new Redis({ host: '127.0.0.1', port: victim.port });
+    try {
+      // WAIT covers this connection's writes, and the replication stream keeps their order: one
+      // write of the same value here, acknowledged, means every earlier write arrived too.
+      await direct.call('SET', keys[0]!, keys[0]!, 'KEEPTTL');
+      expect(Number(await direct.call('WAIT', '1', '10000'))).toBe(1);
+    } finally {
+      direct.disconnect();
+    }
     victim.kill();
     // While the cluster notices and fails over, reads answer or fail, each within the bound.
     const outage = Date.now() + 2_000;

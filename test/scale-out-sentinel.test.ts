@@ -27,7 +27,7 @@ beforeAll(async () => {
     REDIS_PASSWORD: PASSWORD,
     REDIS_COMMAND_TIMEOUT_MS: '400',
   });
-}, 30_000);
+}, 60_000);
 
 afterAll(async () => {
   await Promise.all((replicas ?? []).map((replica) => replica.close()));

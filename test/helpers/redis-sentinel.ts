@@ -4,6 +4,7 @@
  * master's replica is promoted within a few seconds.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,40 +54,51 @@ export async function startRedisSentinels(options: RedisSentinelOptions = {}): P
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < 3; i++) {
-      const port = await freePort();
-      // A sentinel rewrites its own configuration file: each gets a writable one.
-      const file = join(dir, `sentinel-${i}.conf`);
+    // The replica is in sync before any sentinel starts, so the first INFO a sentinel sends the
+    // master already lists it (the next would come only 10 s later).
+    await waitFor(20_000, 'the replica to sync', async () => {
+      const info = await askNode(replica.port, options.password, (client) => client.info('replication')).catch(() => '');
+      return info.includes('master_link_status:up');
+    });
+    // Each sentinel is told its peers and the replica up front (the lines a sentinel writes into
+    // its own file once it has found them), instead of waiting for the hello messages that
+    // announce peers every 2 s: on a loaded machine discovery alone outran the wait.
+    const members = await Promise.all(
+      [0, 1, 2].map(async (i) => ({ port: await freePort(), id: randomBytes(20).toString('hex'), file: join(dir, `sentinel-${i}.conf`) })),
+    );
+    for (const member of members) {
       await writeFile(
-        file,
+        member.file,
         [
-          `port ${port}`,
+          `port ${member.port}`,
           'bind 127.0.0.1',
           `dir ${dir}`,
+          `sentinel myid ${member.id}`,
           `sentinel monitor ${masterName} 127.0.0.1 ${master.port} 2`,
           `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1_000}`,
           `sentinel failover-timeout ${masterName} 10000`,
           `sentinel parallel-syncs ${masterName} 1`,
           ...(options.password ? [`sentinel auth-pass ${masterName} ${options.password}`] : []),
+          `sentinel known-replica ${masterName} 127.0.0.1 ${replica.port}`,
+          ...members.filter((peer) => peer !== member).map((peer) => `sentinel known-sentinel ${masterName} 127.0.0.1 ${peer.port} ${peer.id}`),
           '',
         ].join('\n'),
       );
-      const child = spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' });
+    }
+    for (const member of members) {
+      // A sentinel rewrites its own configuration file: each has a writable one.
+      const child = spawn('redis-server', [member.file, '--sentinel'], { stdio: 'ignore' });
       running.add(child);
       child.once('exit', () => running.delete(child));
-      sentinels.push({ port, child });
+      sentinels.push({ port: member.port, child });
     }
-    await waitFor(15_000, 'the sentinels to see the replica and each other', async () => {
+    await waitFor(30_000, 'the sentinels to see the replica and each other', async () => {
       for (const { port } of sentinels) {
         const replicas = (await askSentinel(port, 'REPLICAS', masterName)) as unknown[] | undefined;
         const peers = (await askSentinel(port, 'SENTINELS', masterName)) as unknown[] | undefined;
         if (!replicas || replicas.length < 1 || !peers || peers.length < 2) return false;
       }
       return true;
-    });
-    await waitFor(15_000, 'the replica to sync', async () => {
-      const info = await askNode(replica.port, options.password, (client) => client.info('replication')).catch(() => '');
-      return info.includes('master_link_status:up');
     });
   } catch (error) {
     await stop();

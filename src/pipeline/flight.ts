@@ -19,6 +19,7 @@ import { asCompletion, isUsageOnlyChunk, type Completion, type Usage } from '../
 import type { SseEvent } from '../openai/sse-parser.js';
 import { streamRecorderFor, type StreamRecording } from '../openai/stream-recording.js';
 import { responseJsonFacts } from '../openai/responses-json.js';
+import { FanOut } from './fan-out.js';
 
 export interface FlightHead {
   statusCode: number;
@@ -78,12 +79,8 @@ export interface FlightSubscriber {
 }
 
 export class Flight implements UpstreamListener {
-  readonly settled: Promise<FlightOutcome>;
-  private resolve!: (outcome: FlightOutcome) => void;
-  private readonly subscribers = new Set<FlightSubscriber>();
-  private head: FlightHead | undefined;
-  private readonly events: StreamEvent[] = [];
-  private outcome: FlightOutcome | undefined;
+  private readonly fanOut = new FanOut();
+  readonly settled = this.fanOut.settled;
   /** The attempt under way (a 2xx whose body broke before anything was relayed is asked again). */
   private call: UpstreamCall | undefined;
   private aborted = false;
@@ -108,7 +105,6 @@ export class Flight implements UpstreamListener {
     private readonly onUpstreamCall?: () => void,
     private readonly fallback?: FlightFallback,
   ) {
-    this.settled = new Promise((resolve) => (this.resolve = resolve));
     this.retries = client.retryBudget();
   }
 
@@ -124,26 +120,17 @@ export class Flight implements UpstreamListener {
 
   /** How the flight ended; undefined while it is still running. */
   get result(): FlightOutcome | undefined {
-    return this.outcome;
+    return this.fanOut.outcome;
   }
 
   subscribe(subscriber: FlightSubscriber): void {
-    if (this.outcome) {
-      subscriber.onDone(this.outcome);
-      return;
-    }
-    this.subscribers.add(subscriber);
-    if (this.head) {
-      // A late joiner of a stream gets everything from the first byte.
-      subscriber.onStreamStart?.(this.head);
-      for (const event of this.events) subscriber.onEvent?.(event);
-    }
+    this.fanOut.join(subscriber);
   }
 
   /** A subscriber's client went away; with nobody left, the upstream call stops at once. */
   unsubscribe(subscriber: FlightSubscriber): void {
-    if (!this.subscribers.delete(subscriber)) return;
-    if (!this.outcome && !this.aborted && ![...this.subscribers].some((left) => !left.passive)) {
+    if (!this.fanOut.leave(subscriber)) return;
+    if (!this.fanOut.outcome && !this.aborted && !this.fanOut.hasActiveSubscriber) {
       this.aborted = true;
       // The reason an AbortController gives: failures.ts's isAbortError knows it.
       this.call?.abort(new DOMException('This operation was aborted', 'AbortError'));
@@ -219,7 +206,7 @@ export class Flight implements UpstreamListener {
   onFail(error: unknown): void {
     // A 2xx (or an error answer) whose body broke before any event was relayed has sent nothing
     // to any client (a stream's head leaves with its first event; JSON leaves whole): ask again.
-    const untouched = this.answer !== undefined && this.head === undefined && !(error instanceof GatewayError);
+    const untouched = this.answer !== undefined && this.fanOut.head === undefined && !(error instanceof GatewayError);
     if (untouched && !this.aborted) {
       void this.askAgain(error);
       return;
@@ -242,7 +229,7 @@ export class Flight implements UpstreamListener {
         : isAbortError(error)
           ? errors.upstreamUnreachable(this.client.provider.name, error)
           : transportErrorToGatewayError(this.client.provider.name, error);
-    this.finish({ kind: 'failed', error: gatewayError, afterHead: this.head !== undefined });
+    this.finish({ kind: 'failed', error: gatewayError, afterHead: this.fanOut.head !== undefined });
   }
 
   private body(): Buffer {
@@ -266,9 +253,7 @@ export class Flight implements UpstreamListener {
     for (const event of events) {
       if (event.done) continue;
       this.announce(head);
-      const streamEvent: StreamEvent = { data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) };
-      this.events.push(streamEvent);
-      for (const subscriber of this.subscribers) subscriber.onEvent?.(streamEvent);
+      this.fanOut.send({ data: event.raw, usageOnly: isUsageOnlyChunk(event.chunk) });
     }
   }
 
@@ -278,7 +263,7 @@ export class Flight implements UpstreamListener {
       this.finish({
         kind: 'failed',
         error: errors.upstreamBadResponse(this.client.provider.name, new Error('stream ended without [DONE]')),
-        afterHead: this.head !== undefined,
+        afterHead: this.fanOut.head !== undefined,
       });
       return;
     }
@@ -293,9 +278,7 @@ export class Flight implements UpstreamListener {
    * a proper status instead of a 200 stream holding only an error.
    */
   private announce(head: FlightHead): void {
-    if (this.head) return;
-    this.head = head;
-    for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
+    this.fanOut.announce(head);
   }
 
   private finishJson(head: FlightHead, json: Buffer): void {
@@ -323,8 +306,8 @@ export class Flight implements UpstreamListener {
   }
 
   private finish(outcome: FlightOutcome): void {
-    if (this.outcome || this.choosing) return;
-    const next = this.fallback && !this.aborted ? this.fallback.next(outcome, this.head !== undefined, this.request) : undefined;
+    if (this.fanOut.outcome || this.choosing) return;
+    const next = this.fallback && !this.aborted ? this.fallback.next(outcome, this.fanOut.head !== undefined, this.request) : undefined;
     if (next === undefined) {
       this.settle(outcome);
       return;
@@ -348,11 +331,6 @@ export class Flight implements UpstreamListener {
   }
 
   private settle(outcome: FlightOutcome): void {
-    if (this.outcome) return;
-    this.outcome = outcome;
-    const subscribers = [...this.subscribers];
-    this.subscribers.clear();
-    for (const subscriber of subscribers) subscriber.onDone(outcome);
-    this.resolve(outcome);
+    this.fanOut.end(outcome);
   }
 }

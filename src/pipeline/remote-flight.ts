@@ -15,6 +15,7 @@ import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
 import { type AnsweredBy, FOLLOWER_WATCH_MS, type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
 import { StreamResume } from './stream-resume.js';
+import { FanOut } from './fan-out.js';
 
 /**
  * Lets a paid upstream call start (`start`), or refuses it (a budget is spent: the client is
@@ -188,12 +189,8 @@ function recordOf(outcome: FlightOutcome, by: AnsweredBy): FlightRecord {
  * error, as a broken upstream stream does.
  */
 export class RemoteFlight implements FollowableFlight {
-  readonly settled: Promise<FlightOutcome>;
-  private resolve!: (outcome: FlightOutcome) => void;
-  private readonly subscribers = new Set<FlightSubscriber>();
-  private head: FlightHead | undefined;
-  private readonly events: StreamEvent[] = [];
-  private outcome: FlightOutcome | undefined;
+  private readonly fanOut = new FanOut();
+  readonly settled = this.fanOut.settled;
   private lastId = '0';
   private failingSince: number | undefined;
   /** Who answered the leader's call, once it said. */
@@ -215,17 +212,15 @@ export class RemoteFlight implements FollowableFlight {
     private token: string,
     private readonly policy: CachePolicy,
     private readonly deps: PipelineDeps,
-  ) {
-    this.settled = new Promise((resolve) => (this.resolve = resolve));
-  }
+  ) {}
 
   get result(): FlightOutcome | undefined {
-    return this.outcome;
+    return this.fanOut.outcome;
   }
 
   /** Whether another request of this replica may follow the same leader through this reader. */
   joinable(token: string): boolean {
-    return token === this.token && !this.outcome && !this.stopped && !this.lost && !this.own;
+    return token === this.token && !this.fanOut.outcome && !this.stopped && !this.lost && !this.own;
   }
 
   get current(): PreparedRequest {
@@ -244,16 +239,8 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   subscribe(subscriber: FlightSubscriber): void {
-    if (this.outcome) {
-      subscriber.onDone(this.outcome);
-      return;
-    }
-    this.subscribers.add(subscriber);
-    if (this.confirmed) this.countCoalesced(1);
-    if (this.head) {
-      subscriber.onStreamStart?.(this.head);
-      for (const event of this.events) subscriber.onEvent?.(event);
-    }
+    if (this.confirmed && !this.fanOut.outcome) this.countCoalesced(1);
+    this.fanOut.join(subscriber);
   }
 
   private countCoalesced(requests: number): void {
@@ -261,23 +248,23 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   unsubscribe(subscriber: FlightSubscriber): void {
-    if (!this.subscribers.delete(subscriber) || this.subscribers.size > 0) return;
+    if (!this.fanOut.leave(subscriber) || this.fanOut.subscriberCount > 0) return;
     this.stopped = true;
     if (this.own) this.own.flight.unsubscribe(this.own.relay);
   }
 
   private readonly poll = (): void => {
-    if (this.stopped || this.outcome || this.lost) return;
+    if (this.stopped || this.fanOut.outcome || this.lost) return;
     this.replicas.read(this.key, this.token, this.lastId).then(this.onRead, this.onReadFailed);
   };
 
   private readonly onRead = (read: StreamRead): void => {
-    if (this.stopped || this.outcome || this.lost) return;
+    if (this.stopped || this.fanOut.outcome || this.lost) return;
     this.failingSince = undefined;
     this.lastId = read.lastId;
     for (const record of read.records) {
       this.apply(record);
-      if (this.outcome || this.stopped || this.lost) return;
+      if (this.fanOut.outcome || this.stopped || this.lost) return;
     }
     if (read.records.length === 0 && read.holder !== this.token) {
       this.leaderLost();
@@ -288,7 +275,7 @@ export class RemoteFlight implements FollowableFlight {
 
   /** Redis not answering for as long as a lease lasts: the leader cannot be followed. */
   private readonly onReadFailed = (): void => {
-    if (this.stopped || this.outcome || this.lost) return;
+    if (this.stopped || this.fanOut.outcome || this.lost) return;
     this.failingSince ??= Date.now();
     if (Date.now() - this.failingSince > LEASE_MS) this.leaderLost();
     else setTimeout(this.poll, POLL_MS).unref();
@@ -298,7 +285,7 @@ export class RemoteFlight implements FollowableFlight {
     if (!this.confirmed) {
       // Coalesced for real: the leader is answering these requests.
       this.confirmed = true;
-      this.countCoalesced(this.subscribers.size);
+      this.countCoalesced(this.fanOut.subscriberCount);
     }
     switch (record.kind) {
       case 'head':
@@ -320,7 +307,7 @@ export class RemoteFlight implements FollowableFlight {
         return;
       case 'failed':
         // The leader's call broke (or was stopped): like a broken answer, asked again when nothing was relayed.
-        if (!this.head) this.leaderLost();
+        if (!this.fanOut.head) this.leaderLost();
         else
           this.finish({
             kind: 'failed',
@@ -333,9 +320,9 @@ export class RemoteFlight implements FollowableFlight {
 
   private leaderLost(): void {
     this.lost = true;
-    if (this.head) {
+    if (this.fanOut.head) {
       // The clients have part of the answer: the next call's stream must continue exactly that.
-      this.resume = StreamResume.after(this.follower.prepared.endpoint, this.events);
+      this.resume = StreamResume.after(this.follower.prepared.endpoint, this.fanOut.events);
       if (!this.resume) {
         this.failMidStream('the replica answering this stream stopped');
         return;
@@ -374,7 +361,7 @@ export class RemoteFlight implements FollowableFlight {
         return;
       }
       if (token !== undefined) void this.replicas.finish(this.key, token).catch(noop);
-      if (refusal) this.finish({ kind: 'failed', error: refusal, afterHead: this.head !== undefined });
+      if (refusal) this.finish({ kind: 'failed', error: refusal, afterHead: this.fanOut.head !== undefined });
     };
     const admission = this.deps.limits.admitPaidCall(this.follower.user ?? 'anonymous');
     if (admission instanceof Promise) admission.then(admitted, () => admitted(undefined));
@@ -384,7 +371,7 @@ export class RemoteFlight implements FollowableFlight {
   private callUpstreamNow(token: string | undefined): void {
     // The first request pays for the call; the others of this replica ride on it.
     this.follower.writer.reached('MISS');
-    if (!this.confirmed) this.countCoalesced(this.subscribers.size - 1);
+    if (!this.confirmed) this.countCoalesced(this.fanOut.subscriberCount - 1);
     const flight = launchFlight(this.follower, this.key, this.policy, true, this.deps);
     if (token !== undefined) lead(this.replicas, flight, this.key, token);
     const relay: FlightSubscriber = {
@@ -398,13 +385,11 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   private announce(head: FlightHead): void {
-    if (this.head) return;
-    this.head = head;
-    for (const subscriber of this.subscribers) subscriber.onStreamStart?.(head);
+    this.fanOut.announce(head);
   }
 
   private relay(streamed: StreamEvent): void {
-    if (!this.head || this.outcome) return;
+    if (!this.fanOut.head || this.fanOut.outcome) return;
     let event = streamed;
     if (this.resume) {
       const step = this.resume.next(event);
@@ -412,13 +397,12 @@ export class RemoteFlight implements FollowableFlight {
       if (step.kind !== 'relay') return;
       event = step.event;
     }
-    this.events.push(event);
-    for (const subscriber of this.subscribers) subscriber.onEvent?.(event);
+    this.fanOut.send(event);
   }
 
   /** The new call's answer is not the one the clients got the start of: never spliced onto it. */
   private diverged(reason: string): void {
-    if (this.outcome) return;
+    if (this.fanOut.outcome) return;
     this.deps.log.warn({ id: this.follower.requestId, reason }, 'stream not resumed after its replica stopped: the new answer differs from the part sent');
     this.failMidStream('the replica answering this stream stopped, and a new answer differs from the part already sent');
   }
@@ -429,19 +413,15 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   private finish(outcome: FlightOutcome): void {
-    if (this.outcome) return;
+    if (this.fanOut.outcome) return;
     // A resumed stream ends well only when the new call answered and went past all that was sent.
     if (this.resume && (outcome.kind === 'upstream-error' || (outcome.kind === 'completed' && !this.resume.covered))) {
       if (outcome.kind === 'upstream-error') this.failMidStream('the replica answering this stream stopped, and a new call was refused');
       else this.diverged('a shorter answer');
       return;
     }
-    this.outcome = outcome;
     this.stopped = true;
-    const subscribers = [...this.subscribers];
-    this.subscribers.clear();
-    for (const subscriber of subscribers) subscriber.onDone(outcome);
-    this.resolve(outcome);
+    this.fanOut.end(outcome);
   }
 }
 

@@ -150,6 +150,62 @@ describe('replicas coalescing on one Redis', () => {
       leader.kill();
     }
   }, 30_000);
+
+  it('a taken-over call refused for one user is paid by the next user still waiting: only the spent user is refused', async () => {
+    const upstream = { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` };
+    const two = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
+    expect((await spend(setup, two, 'bob', 1)).status).toBe(200);
+    const leader = await startGatewayProcess({
+      ...fakeUpstreamEnv(upstream),
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      GATEWAY_API_KEYS: TEST_CLIENT_KEY,
+      ...setup.redisEnv(),
+    });
+    const inspector = new Redis(setup.redis!.url);
+    try {
+      await waitForModelLists(leader.url);
+      await untilReplicasMeet([leader, two], 2);
+      const same = chatBody(unique('leader dies, two users wait'));
+      gate.hold();
+      const callsBefore = gate.calls.length;
+      const doomed = fetch(`${leader.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...as('ann') },
+        body: JSON.stringify(same),
+      }).catch(() => undefined);
+      await expect.poll(() => gate.waiting, { timeout: 5_000 }).toBe(1);
+      // Bob (past his budget) follows Ann's call first, then Carl (within his) asks the same on that replica.
+      const bobAnswer = chat(two, same, as('bob'));
+      const followers = async (): Promise<number> => {
+        const leases = (await inspector.keys('cachegate:flight:*')).filter((key) => key.endsWith('}'));
+        return (await Promise.all(leases.map((lease) => inspector.hget(lease, 'f')))).reduce((sum, f) => sum + Number(f ?? 0), 0);
+      };
+      await expect.poll(followers, { timeout: 5_000 }).toBe(1);
+      const carlAnswer = chat(two, same, as('carl'));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      setup.fake.queue.push(paidAnswer(1));
+      leader.kill();
+      await doomed;
+      // The answer Carl's call takes over with is not held back.
+      gate.release();
+      const [bob, carl] = await Promise.all([bobAnswer, carlAnswer]);
+      expect(bob.status).toBe(429);
+      expect(JSON.parse(bob.text).error.code).toBe('budget_exceeded');
+      expect(carl.status).toBe(200);
+      expect(carl.xCache).toBe('MISS');
+      // The dead leader's call, then Carl's: none for Bob.
+      expect(gate.calls.length - callsBefore).toBe(2);
+      const usage = await (await fetch(`${two.url}/admin/usage`)).json();
+      const spentBy = Object.fromEntries(usage.users.map((u: { user: string; day: { spentUsd: number } }) => [u.user, u.day.spentUsd]));
+      expect(spentBy.carl).toBeCloseTo(0.01, 9);
+      expect(spentBy.bob).toBeCloseTo(0.01, 9);
+    } finally {
+      gate.release();
+      inspector.disconnect();
+      leader.kill();
+    }
+  }, 30_000);
 });
 
 describe('while Redis does not answer', () => {

@@ -74,11 +74,14 @@ function readInBackground(stream: Promise<AsyncIterable<OpenAI.Chat.Completions.
  * first pieces, then the leader is killed. The followers' streams, when and how they ended, and
  * the upstream calls the takeover made.
  */
-async function killLeaderMidStream(prompt: string): Promise<{ followers: FollowerStream[]; killedAt: number; takeoverCalls: number; leader: GatewayProcess }> {
+async function killLeaderMidStream(
+  prompt: string,
+  { replicas = followerReplicas, user }: { replicas?: RunningGateway[]; user?: string } = {},
+): Promise<{ followers: FollowerStream[]; killedAt: number; takeoverCalls: number; leader: GatewayProcess }> {
   const leader = await startGatewayProcess({ ...fakeUpstreamEnv(provider), PORT: '0', LOG_LEVEL: 'info', REDIS_URL: redis.url });
   await fetch(`${leader.url}/v1/models`).then((response) => response.text());
   // A replica that sees no other takes no lease: all three must have met.
-  await untilReplicasMeet([leader, ...followerReplicas], 3);
+  await untilReplicasMeet([leader, ...replicas], replicas.length + 1);
   const body = chatBody(prompt, { stream: true });
   leaderCall = provider.calls;
   const leadersClient = fetch(`${leader.url}/v1/chat/completions`, {
@@ -89,8 +92,14 @@ async function killLeaderMidStream(prompt: string): Promise<{ followers: Followe
     .then((response) => response.text())
     .catch(() => '');
   expect(await until(() => provider.calls === leaderCall + 1, 10_000)).toBe(true);
+  const headers = user ? { 'x-openwebui-user-id': user } : {};
   const followers = Array.from({ length: 6 }, (_, i) =>
-    readInBackground(openaiClient(followerReplicas[i % 2]!).chat.completions.create({ model: 'gpt-4o-mini', messages: body.messages as never, stream: true })),
+    readInBackground(
+      openaiClient(replicas[i % replicas.length]!).chat.completions.create(
+        { model: 'gpt-4o-mini', messages: body.messages as never, stream: true },
+        { headers },
+      ),
+    ),
   );
   // Every follower has the part the leader sent before it died.
   expect(await until(() => followers.every((follower) => follower.text === SENT_BEFORE_DEATH), 10_000)).toBe(true);
@@ -141,6 +150,27 @@ describe('the leader of a cross-replica stream killed mid-stream', () => {
     const hit = await untilStored(() => chat(followerReplicas[1]!, chatBody(prompt, { stream: true })));
     expect(hit.xCache).toBe('HIT');
     expect(streamText(parseStream(hit.text))).toBe(different.join(''));
+  }, 45_000);
+
+  it("a stream in progress is never cut by a budget: followers past their budget finish from the takeover's call", async () => {
+    takeoverAnswer = () => ({ pieces: SAME_ANSWER_SPLIT_OTHERWISE });
+    const [budgeted] = await startReplicas(provider, { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '2000', USER_BUDGET_DAILY_USD: '0.000001' }, 1);
+    try {
+      // Bob spends past his budget (one call costs a few millionths of a dollar), and is refused a new call.
+      const asBob = { 'x-openwebui-user-id': 'bob' };
+      expect((await chat(budgeted!, chatBody(unique('bob spends')), asBob)).status).toBe(200);
+      const refused = await chat(budgeted!, chatBody(unique('bob again')), asBob);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.text).error.code).toBe('budget_exceeded');
+      const { followers, takeoverCalls } = await killLeaderMidStream(unique('takeover-past-budget'), { replicas: [budgeted!], user: 'bob' });
+      for (const follower of followers) {
+        expect(follower.failure).toBeUndefined();
+        expect(follower.text).toBe(ANSWER.join(''));
+      }
+      expect(takeoverCalls).toBe(1);
+    } finally {
+      await budgeted?.close();
+    }
   }, 45_000);
 
   it('a takeover call the provider refuses ends the streams with the error event at once, never leaves them hanging', async () => {

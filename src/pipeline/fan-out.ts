@@ -58,6 +58,16 @@ export class FanOut {
     return true;
   }
 
+  /** Everyone still waiting, in the order they joined. */
+  waiting(): FlightSubscriber[] {
+    return [...this.subscribers];
+  }
+
+  /** Answers one subscriber on its own, ahead of the others (refused while they go on). */
+  drop(subscriber: FlightSubscriber, outcome: FlightOutcome): void {
+    if (this.subscribers.delete(subscriber)) subscriber.onDone(outcome);
+  }
+
   /** False when it was not subscribed (it left already, or the answer was handed out). */
   leave(subscriber: FlightSubscriber): boolean {
     return this.subscribers.delete(subscriber);

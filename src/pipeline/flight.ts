@@ -20,6 +20,7 @@ import type { SseEvent } from '../openai/sse-parser.js';
 import { streamRecorderFor, type StreamRecording } from '../openai/stream-recording.js';
 import { responseJsonFacts } from '../openai/responses-json.js';
 import { FanOut } from './fan-out.js';
+import type { Follower } from './follow-flight.js';
 
 export interface FlightHead {
   statusCode: number;
@@ -76,6 +77,8 @@ export interface FlightSubscriber {
   onDone(outcome: FlightOutcome): void;
   /** Receives everything but does not keep the call going: it stops once only passive ones are left. */
   passive?: boolean;
+  /** The client request it answers (set for clients, not for the gateway's own listeners): who could pay for a new call. */
+  client?: Follower;
 }
 
 export class Flight implements UpstreamListener {

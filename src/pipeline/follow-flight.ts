@@ -86,6 +86,7 @@ export function launchFlight(follower: Follower, key: string, policy: CachePolic
 export function follow(flight: FollowableFlight, follower: Follower, deps: PipelineDeps, paid: 'hit' | 'miss'): void {
   const { prepared, response, writer } = follower;
   const subscriber: FlightSubscriber = {
+    client: follower,
     onStreamStart: prepared.stream
       ? (head) => {
           tellWhoAnswered(flight, prepared, writer);

@@ -351,28 +351,56 @@ export class RemoteFlight implements FollowableFlight {
   }
 
   /**
-   * This request's own upstream call (leading the others when it holds the lease), a paid call
-   * like any miss's: refused while its user's budget is spent, before anything is sent upstream.
+   * This replica's own upstream call for the clients still waiting (leading the others when it
+   * holds the lease). Before anything reached them it is a paid call like any miss: paid by the
+   * first client whose user may spend, while the clients of a user past a budget get the refusal
+   * and nothing is sent upstream for them. Mid-stream nobody is refused: a stream in progress is
+   * never cut by a budget (the call is counted, like any call already in flight at the cap).
    */
   private callUpstream(token: string | undefined): void {
-    const admitted = (refusal: GatewayError | undefined): void => {
-      if (!refusal && !this.stopped) {
-        this.callUpstreamNow(token);
-        return;
-      }
+    const release = (): void => {
       if (token !== undefined) void this.replicas.finish(this.key, token).catch(noop);
-      if (refusal) this.finish({ kind: 'failed', error: refusal, afterHead: this.fanOut.head !== undefined });
     };
-    const admission = this.deps.limits.admitPaidCall(this.follower.user ?? 'anonymous');
+    const payer = this.fanOut.waiting().find((subscriber) => subscriber.client)?.client;
+    if (this.stopped || !payer) {
+      release();
+      return;
+    }
+    if (this.fanOut.head) {
+      this.callUpstreamNow(token, payer);
+      return;
+    }
+    const user = payer.user ?? 'anonymous';
+    const admitted = (refusal: GatewayError | undefined): void => {
+      if (this.stopped) release();
+      else if (!refusal) this.callUpstreamNow(token, payer);
+      else this.refuse(user, refusal, token, release);
+    };
+    const admission = this.deps.limits.admitPaidCall(user);
     if (admission instanceof Promise) admission.then(admitted, () => admitted(undefined));
     else admitted(admission);
   }
 
-  private callUpstreamNow(token: string | undefined): void {
-    // The first request pays for the call; the others of this replica ride on it.
-    this.follower.writer.reached('MISS');
+  /** `user` may not pay: its clients get the refusal, and the next user still waiting may pay. */
+  private refuse(user: string, refusal: GatewayError, token: string | undefined, release: () => void): void {
+    const refused: FlightOutcome = { kind: 'failed', error: refusal, afterHead: false };
+    const waiting = this.fanOut.waiting();
+    const others = waiting.filter((subscriber) => subscriber.client && (subscriber.client.user ?? 'anonymous') !== user);
+    if (others.length === 0) {
+      release();
+      this.finish(refused);
+      return;
+    }
+    for (const subscriber of waiting) if (!others.includes(subscriber)) this.fanOut.drop(subscriber, refused);
+    this.callUpstream(token);
+  }
+
+  private callUpstreamNow(token: string | undefined, payer: Follower): void {
+    // One client pays for the call (its answer is a MISS); the others of this replica ride on it.
+    payer.writer.reached('MISS');
     if (!this.confirmed) this.countCoalesced(this.fanOut.subscriberCount - 1);
-    const flight = launchFlight(this.follower, this.key, this.policy, true, this.deps);
+    // The request as this reader's first client sent it: a stream already under way stays one.
+    const flight = launchFlight({ ...payer, prepared: this.follower.prepared }, this.key, this.policy, true, this.deps);
     if (token !== undefined) lead(this.replicas, flight, this.key, token);
     const relay: FlightSubscriber = {
       onStreamStart: (head) => this.announce(head),

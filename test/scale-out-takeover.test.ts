@@ -47,6 +47,8 @@ afterAll(async () => {
 interface FollowerStream {
   text: string;
   ids: Set<string>;
+  /** Responses API streams: each event's sequence_number, in order. */
+  sequences: number[];
   failure: unknown;
   ended: Promise<void>;
   endedAt: number;
@@ -54,12 +56,31 @@ interface FollowerStream {
 
 /** Reads an SDK stream in the background, as a chat UI does. */
 function readInBackground(stream: Promise<AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>>): FollowerStream {
-  const reader: FollowerStream = { text: '', ids: new Set(), failure: undefined, ended: Promise.resolve(), endedAt: 0 };
+  const reader: FollowerStream = { text: '', ids: new Set(), sequences: [], failure: undefined, ended: Promise.resolve(), endedAt: 0 };
   reader.ended = (async () => {
     try {
       for await (const chunk of await stream) {
         reader.ids.add(chunk.id);
         reader.text += chunk.choices[0]?.delta.content ?? '';
+      }
+    } catch (error) {
+      reader.failure = error;
+    }
+    reader.endedAt = Date.now();
+  })();
+  return reader;
+}
+
+/** The same for a Responses API stream: its text deltas, the response and item ids its events carry, their numbering. */
+function readResponsesInBackground(stream: Promise<AsyncIterable<OpenAI.Responses.ResponseStreamEvent>>): FollowerStream {
+  const reader: FollowerStream = { text: '', ids: new Set(), sequences: [], failure: undefined, ended: Promise.resolve(), endedAt: 0 };
+  reader.ended = (async () => {
+    try {
+      for await (const event of await stream) {
+        reader.sequences.push(event.sequence_number);
+        if (event.type === 'response.output_text.delta') reader.text += event.delta;
+        if ('response' in event) reader.ids.add(event.response.id);
+        if (event.type === 'response.output_item.added' || event.type === 'response.output_item.done') reader.ids.add(event.item.id ?? '');
       }
     } catch (error) {
       reader.failure = error;
@@ -76,15 +97,15 @@ function readInBackground(stream: Promise<AsyncIterable<OpenAI.Chat.Completions.
  */
 async function killLeaderMidStream(
   prompt: string,
-  { replicas = followerReplicas, user }: { replicas?: RunningGateway[]; user?: string } = {},
+  { replicas = followerReplicas, user, api = 'chat' }: { replicas?: RunningGateway[]; user?: string; api?: 'chat' | 'responses' } = {},
 ): Promise<{ followers: FollowerStream[]; killedAt: number; takeoverCalls: number; leader: GatewayProcess }> {
   const leader = await startGatewayProcess({ ...fakeUpstreamEnv(provider), PORT: '0', LOG_LEVEL: 'info', REDIS_URL: redis.url });
   await fetch(`${leader.url}/v1/models`).then((response) => response.text());
   // A replica that sees no other takes no lease: all three must have met.
   await untilReplicasMeet([leader, ...replicas], replicas.length + 1);
-  const body = chatBody(prompt, { stream: true });
+  const body = api === 'chat' ? chatBody(prompt, { stream: true }) : { model: 'gpt-4o-mini', input: prompt, stream: true };
   leaderCall = provider.calls;
-  const leadersClient = fetch(`${leader.url}/v1/chat/completions`, {
+  const leadersClient = fetch(`${leader.url}/v1/${api === 'chat' ? 'chat/completions' : 'responses'}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
@@ -93,14 +114,12 @@ async function killLeaderMidStream(
     .catch(() => '');
   expect(await until(() => provider.calls === leaderCall + 1, 10_000)).toBe(true);
   const headers = user ? { 'x-openwebui-user-id': user } : {};
-  const followers = Array.from({ length: 6 }, (_, i) =>
-    readInBackground(
-      openaiClient(replicas[i % replicas.length]!).chat.completions.create(
-        { model: 'gpt-4o-mini', messages: body.messages as never, stream: true },
-        { headers },
-      ),
-    ),
-  );
+  const followers = Array.from({ length: 6 }, (_, i) => {
+    const client = openaiClient(replicas[i % replicas.length]!);
+    return api === 'chat'
+      ? readInBackground(client.chat.completions.create({ model: 'gpt-4o-mini', messages: body['messages'] as never, stream: true }, { headers }))
+      : readResponsesInBackground(client.responses.create({ model: 'gpt-4o-mini', input: prompt, stream: true }, { headers }));
+  });
   // Every follower has the part the leader sent before it died.
   expect(await until(() => followers.every((follower) => follower.text === SENT_BEFORE_DEATH), 10_000)).toBe(true);
   const killedAt = Date.now();
@@ -130,6 +149,20 @@ describe('the leader of a cross-replica stream killed mid-stream', () => {
     expect(hit.xCache).toBe('HIT');
     expect(streamText(parseStream(hit.text))).toBe(ANSWER.join(''));
     expect(provider.calls).toBe(callsBefore);
+  }, 45_000);
+
+  it('a Responses API stream: the followers finish it from the takeover, one response id, numbered without a gap', async () => {
+    takeoverAnswer = () => ({ pieces: SAME_ANSWER_SPLIT_OTHERWISE });
+    const { followers, killedAt, takeoverCalls } = await killLeaderMidStream(unique('takeover-responses'), { api: 'responses' });
+    for (const follower of followers) {
+      expect(follower.failure).toBeUndefined();
+      expect(follower.text).toBe(ANSWER.join(''));
+      expect([...follower.ids]).toEqual([`resp_stalling${leaderCall}`, `msg_stalling${leaderCall}`]);
+      expect(follower.sequences).toEqual(follower.sequences.map((_, i) => i));
+      expect(follower.endedAt - killedAt).toBeLessThan(LEASE_MS + POLL_MS + 1_500);
+    }
+    expect(takeoverCalls).toBeGreaterThanOrEqual(1);
+    expect(takeoverCalls).toBeLessThanOrEqual(2);
   }, 45_000);
 
   it('a takeover that answers differently ends the streams with an error event, never a spliced text', async () => {

@@ -3,6 +3,7 @@
  * stream (src/pipeline/stream-resume.ts): on chunks shaped as OpenAI and Groq send them, the
  * client's whole stream (what it had, then what is relayed) reads as one answer through the
  * gateway's own recorder, with one id throughout; a new answer that differs is refused.
+ * The Responses API's stream: stream-resume-responses.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { CachedEndpoint } from '../src/endpoints.js';
@@ -202,13 +203,13 @@ describe('resuming a stream from a new call', () => {
     expect(chunksOf(after.client).at(-1)).toEqual({ ...toolCall, id: 'chatcmpl-A', created: 1, model: 'gpt-4o-mini-2024-07-18' });
   });
 
-  it('logprobs in the sent prefix, or a Responses API stream, are not resumable', () => {
+  it('logprobs in the sent prefix are not resumable, nor is an embeddings answer', () => {
     const withLogprobs = openaiChat('chatcmpl-l', 1, ['Hi']).map((chunk) => ({
       ...chunk,
       choices: (chunk.choices as Chunk[]).map((choice) => ({ ...choice, logprobs: { content: [{ token: 'Hi', logprob: -0.1 }] } })),
     }));
     expect(StreamResume.after('chat.completions', events(withLogprobs).slice(0, 2))).toBeUndefined();
-    expect(StreamResume.after('responses', [])).toBeUndefined();
+    expect(StreamResume.after('embeddings', [])).toBeUndefined();
   });
 
   it('an error event of the new call is passed on as it is', () => {

@@ -14,7 +14,7 @@ import { type FollowableFlight, type Follower, follow, joinFlight, launchFlight,
 import type { PipelineDeps } from './pipeline-deps.js';
 import type { PreparedRequest } from './prepare.js';
 import { type AnsweredBy, FOLLOWER_WATCH_MS, type FlightRecord, LEASE_MS, POLL_MS, RENEW_MS, type ReplicaFlights, type StreamRead } from './replica-flights.js';
-import { StreamResume } from './stream-resume.js';
+import { type StreamContinuation, StreamResume } from './stream-resume.js';
 import { FanOut } from './fan-out.js';
 
 /**
@@ -203,7 +203,7 @@ export class RemoteFlight implements FollowableFlight {
   /** This replica's own call, once the leader was lost. */
   private own: { flight: FollowableFlight; relay: FlightSubscriber } | undefined;
   /** Set once the leader died mid-stream: what the clients received, continued from the next call. */
-  private resume: StreamResume | undefined;
+  private resume: StreamContinuation | undefined;
 
   constructor(
     private readonly replicas: ReplicaFlights,

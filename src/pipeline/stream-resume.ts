@@ -8,14 +8,16 @@
  * they see one coherent stream. A new answer that differs from the sent prefix (a model that is
  * not deterministic) is reported, never spliced onto it.
  *
- * Chat and text completions only: a sent prefix holding anything but text (tool calls, logprobs,
- * refusals, reasoning) or a Responses API stream cannot be continued this way.
+ * Chat and text completions here (a Responses API stream: responses-stream-resume.ts): a sent
+ * prefix holding anything but text (tool calls, logprobs, refusals, reasoning) cannot be
+ * continued this way.
  */
 import type { CachedEndpoint } from '../endpoints.js';
 import { isUsageOnlyChunk } from '../openai/completion-types.js';
 import { isObject, type JsonObject } from '../openai/json-fields.js';
 import { parseSse, type SseEvent } from '../openai/sse-parser.js';
 import type { StreamEvent } from './flight.js';
+import { ResponsesStreamResume } from './responses-stream-resume.js';
 
 /** What a choice's delta may carry besides its text and still be continued (chat: role; text: nothing). */
 const CHAT_DELTA_TEXT_FIELDS = new Set(['role', 'content']);
@@ -27,6 +29,14 @@ const IDENTITY_FIELDS = ['id', 'created', 'model', 'system_fingerprint'] as cons
 /** One event of the new call: relay this event, relay nothing, or the new answer is another. */
 export type ResumeStep = { kind: 'relay'; event: StreamEvent } | { kind: 'skip' } | { kind: 'diverged'; reason: string };
 
+/** A stream being continued from a new call, whatever its format. */
+export interface StreamContinuation {
+  /** The new call's next event: what to relay of it, or that the new answer is another. */
+  next(event: StreamEvent): ResumeStep;
+  /** Whether the new call reproduced all that was sent (checked when it ends). */
+  readonly covered: boolean;
+}
+
 interface ChoiceState {
   /** The text the clients received for this choice (grows as the new call's rest is relayed). */
   sent: string;
@@ -36,7 +46,7 @@ interface ChoiceState {
   finished: boolean;
 }
 
-export class StreamResume {
+export class StreamResume implements StreamContinuation {
   private readonly choices = new Map<number, ChoiceState>();
   private usageSent = false;
   /** Groq's request id (`x_groq.id`) the sent stream carried: the new call's is replaced by it too. */
@@ -51,7 +61,8 @@ export class StreamResume {
    * The resume of a stream after `sent` (the events its clients received, as relayed), or
    * undefined when that prefix cannot be continued (see the header).
    */
-  static after(endpoint: CachedEndpoint, sent: readonly StreamEvent[]): StreamResume | undefined {
+  static after(endpoint: CachedEndpoint, sent: readonly StreamEvent[]): StreamContinuation | undefined {
+    if (endpoint === 'responses') return ResponsesStreamResume.after(sent);
     if (endpoint !== 'chat.completions' && endpoint !== 'completions') return undefined;
     let resume: StreamResume | undefined;
     for (const { chunk, event, done } of sent.flatMap((relayed) => parseSse(relayed.data))) {

@@ -2,12 +2,13 @@
  * Continuing a stream its clients got the start of from a call that died, with a new call's
  * stream (src/pipeline/stream-resume.ts): on chunks shaped as OpenAI and Groq send them, the
  * client's whole stream (what it had, then what is relayed) reads as one answer through the
- * gateway's own recorder, with one id throughout; a new answer that differs is refused.
+ * gateway's own recorder, with one id throughout (tool calls under the call ids the client saw);
+ * a new answer that differs is refused.
  * The Responses API's stream: stream-resume-responses.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { CachedEndpoint } from '../src/endpoints.js';
-import { isUsageOnlyChunk } from '../src/openai/completion-types.js';
+import { type ChatChoice, isUsageOnlyChunk } from '../src/openai/completion-types.js';
 import { parseSse, SSE_DONE } from '../src/openai/sse-parser.js';
 import { SseRecorder } from '../src/openai/stream-recorder.js';
 import type { StreamEvent } from '../src/pipeline/flight.js';
@@ -37,6 +38,25 @@ function groqChat(id: string, created: number, pieces: string[]): Chunk[] {
       choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }],
       x_groq: { id: `req_${id}`, usage: { prompt_tokens: 40, completion_tokens: 4, total_tokens: 44 } },
     },
+  ];
+}
+
+/**
+ * A chat stream of tool calls as OpenAI sends them: role, then per call its announcement (id,
+ * type, name, empty arguments) and its arguments in `pieces`, the finish and the usage chunk.
+ * Call `i` has the id `${callId}${i}` when there are several, `callId` when there is one.
+ */
+function openaiTools(id: string, created: number, callId: string, calls: Array<[name: string, pieces: string[]]>): Chunk[] {
+  const base = { id, object: 'chat.completion.chunk', created, model: 'gpt-4o-mini-2024-07-18', service_tier: 'default', system_fingerprint: 'fp_560af6e559' };
+  const delta = (fields: Chunk): Chunk => ({ ...base, choices: [{ index: 0, delta: fields, logprobs: null, finish_reason: null }], usage: null });
+  return [
+    delta({ role: 'assistant', content: null, refusal: null }),
+    ...calls.flatMap(([name, pieces], index) => [
+      delta({ tool_calls: [{ index, id: calls.length > 1 ? `${callId}${index}` : callId, type: 'function', function: { name, arguments: '' } }] }),
+      ...pieces.map((piece) => delta({ tool_calls: [{ index, function: { arguments: piece } }] })),
+    ]),
+    { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }], usage: null },
+    { ...base, choices: [], usage: { prompt_tokens: 60, completion_tokens: 12, total_tokens: 72 } },
   ];
 }
 
@@ -181,7 +201,65 @@ describe('resuming a stream from a new call', () => {
     expect(diverged).toBe('more text after the choice had finished');
   });
 
-  it('tool calls: a sent prefix holding one is not resumable; one in the new call before the sent text is reproduced is refused', () => {
+  it('tool calls: the new call continues the sent arguments under the first call id, and the client reads one tool call', () => {
+    const sent = events(openaiTools('chatcmpl-A', 1, 'call_AAA', [['lookup', ['{"ci', 'ty":']]])).slice(0, 4); // role, announce, 2 pieces
+    const next = events(openaiTools('chatcmpl-B', 2, 'call_BBB', [['lookup', ['{"city":"Pa', 'ris"}']]]));
+    const { client, diverged, covered } = resumeWith('chat.completions', sent, next);
+    expect(diverged).toBeUndefined();
+    expect(covered).toBe(true);
+    expect(JSON.stringify(chunksOf(client.slice(sent.length)))).not.toContain('call_BBB');
+    const recorder = asRecorded('chat.completions', client);
+    expect(recorder.completion().choices[0]).toMatchObject({
+      message: { role: 'assistant', tool_calls: [{ id: 'call_AAA', type: 'function', function: { name: 'lookup', arguments: '{"city":"Paris"}' } }] },
+      finish_reason: 'tool_calls',
+    });
+    expect(recorder.recorded()).toBeDefined();
+  });
+
+  it("parallel tool calls: the one the clients had not seen is the new call's own, relayed once the sent ones are reproduced", () => {
+    const calls: Array<[string, string[]]> = [
+      ['lookup', ['{"city":', '"Paris"}']],
+      ['weather', ['{"day":', '"today"}']],
+    ];
+    const sent = events(openaiTools('chatcmpl-A', 1, 'call_A', calls)).slice(0, 3); // role, announce 0, first piece
+    const { client, diverged } = resumeWith('chat.completions', sent, events(openaiTools('chatcmpl-B', 2, 'call_B', calls)));
+    expect(diverged).toBeUndefined();
+    const choice = asRecorded('chat.completions', client).completion().choices[0] as ChatChoice;
+    const toolCalls = choice.message.tool_calls as Array<{ id: string; function: { name: string; arguments: string } }>;
+    expect(toolCalls.map((call) => [call.id, call.function.name, call.function.arguments])).toEqual([
+      ['call_A0', 'lookup', '{"city":"Paris"}'],
+      ['call_B1', 'weather', '{"day":"today"}'],
+    ]);
+  });
+
+  it('Groq: a tool call sent whole is not repeated; only the finish and the usage follow', () => {
+    const whole = (id: string): Chunk[] => {
+      const base = { id, object: 'chat.completion.chunk', created: 1, model: 'llama-3.3-70b-versatile' };
+      const call = { index: 0, id: `call_${id}`, type: 'function', function: { name: 'lookup', arguments: '{"city":"Paris"}' } };
+      return [
+        { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: null }, logprobs: null, finish_reason: null }], x_groq: { id: `req_${id}` } },
+        { ...base, choices: [{ index: 0, delta: { tool_calls: [call] }, logprobs: null, finish_reason: null }] },
+        {
+          ...base,
+          choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'tool_calls' }],
+          x_groq: { id: `req_${id}`, usage: { prompt_tokens: 40, completion_tokens: 9, total_tokens: 49 } },
+        },
+      ];
+    };
+    const sent = events(whole('A')).slice(0, 2);
+    const { client, diverged } = resumeWith('chat.completions', sent, events(whole('B')));
+    expect(diverged).toBeUndefined();
+    expect(client).toHaveLength(3);
+    expect(chunksOf(client).at(-1)).toMatchObject({ id: 'A', x_groq: { id: 'req_A' }, choices: [{ finish_reason: 'tool_calls' }] });
+  });
+
+  it('tool calls refused: other arguments, another tool, or a call made before the sent text is reproduced', () => {
+    const sent = events(openaiTools('chatcmpl-A', 1, 'call_A', [['lookup', ['{"city":', '"Paris"}']]])).slice(0, 4);
+    const other = resumeWith('chat.completions', sent, events(openaiTools('chatcmpl-B', 2, 'call_B', [['lookup', ['{"city":"Rome"}']]])));
+    expect(other.diverged).toBe('different tool arguments');
+    const anotherTool = resumeWith('chat.completions', sent, events(openaiTools('chatcmpl-B', 2, 'call_B', [['search', ['{"city":"Paris"}']]])));
+    expect(anotherTool.diverged).toBe('another tool');
+    expect(anotherTool.client).toEqual(sent);
     const base = { id: 'chatcmpl-t', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini' };
     const toolCall = {
       ...base,
@@ -194,11 +272,10 @@ describe('resuming a stream from a new call', () => {
         },
       ],
     };
-    expect(StreamResume.after('chat.completions', events([openaiChat('chatcmpl-t', 1, [])[0]!, toolCall]))).toBeUndefined();
-    const sent = events(openaiChat('chatcmpl-A', 1, ANSWER)).slice(0, 3);
-    expect(resumeWith('chat.completions', sent, events([openaiChat('chatcmpl-B', 2, [])[0]!, toolCall])).diverged).toBe('a non-text delta where text was sent');
+    const text = events(openaiChat('chatcmpl-A', 1, ANSWER)).slice(0, 3);
+    expect(resumeWith('chat.completions', text, events([openaiChat('chatcmpl-B', 2, [])[0]!, toolCall])).diverged).toBe('a non-text delta where text was sent');
     // Past the sent text, the new call's tool call is its own to make: relayed, under the stream's id.
-    const after = resumeWith('chat.completions', sent, events([...openaiChat('chatcmpl-B', 2, ['Hello, brave']).slice(0, 2), toolCall]));
+    const after = resumeWith('chat.completions', text, events([...openaiChat('chatcmpl-B', 2, ['Hello, brave']).slice(0, 2), toolCall]));
     expect(after.diverged).toBeUndefined();
     expect(chunksOf(after.client).at(-1)).toEqual({ ...toolCall, id: 'chatcmpl-A', created: 1, model: 'gpt-4o-mini-2024-07-18' });
   });

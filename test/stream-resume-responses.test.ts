@@ -147,6 +147,19 @@ describe('resuming a Responses API stream from a new call', () => {
     expect(StreamResume.after('responses', withLogprobs.slice(0, SENT_EVENTS))).toBeUndefined();
   });
 
+  it('a stage of the whole response the clients are past (queued) is not repeated', () => {
+    const sent = responseEvents('A', ANSWER).slice(0, SENT_EVENTS);
+    const next = responseEvents('B', ANSWER);
+    const queued: StreamEvent = {
+      data: `event: response.queued\ndata: ${JSON.stringify({ type: 'response.queued', sequence_number: 0, response: { id: 'resp_B', status: 'queued' } })}\n\n`,
+      usageOnly: false,
+    };
+    const { client, diverged } = resumeWith(sent, [next[0]!, queued, ...next.slice(1)]);
+    expect(diverged).toBeUndefined();
+    expect(eventsOf(client).map((event) => event['type'])).not.toContain('response.queued');
+    expect(eventsOf(client).at(-1)!['type']).toBe('response.completed');
+  });
+
   it('an error event of the new call is passed on as it is', () => {
     const sent = responseEvents('A', ANSWER).slice(0, SENT_EVENTS);
     const error: StreamEvent = {
@@ -155,5 +168,10 @@ describe('resuming a Responses API stream from a new call', () => {
     };
     const { client } = resumeWith(sent, [error]);
     expect(client.at(-1)).toBe(error);
+    const failed: StreamEvent = {
+      data: `event: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', sequence_number: 1, response: { id: 'resp_B', status: 'failed' } })}\n\n`,
+      usageOnly: false,
+    };
+    expect(resumeWith(sent, [failed]).client.at(-1)).toBe(failed);
   });
 });

@@ -14,6 +14,7 @@
  * or logprobs cannot be continued this way.
  */
 import { isObject, type JsonObject } from '../openai/json-fields.js';
+import { FAILED_EVENT_TYPES, FINISHED_EVENT_TYPES } from '../openai/responses-types.js';
 import { parseSse, type SseEvent } from '../openai/sse-parser.js';
 import type { StreamEvent } from './flight.js';
 import type { ResumeStep } from './stream-resume.js';
@@ -75,8 +76,8 @@ export class ResponsesStreamResume {
     const parsed = parseSse(event.data);
     const sse: SseEvent | undefined = parsed.length === 1 ? parsed[0] : undefined;
     const type = sse?.chunk?.['type'];
-    // An error event (or what cannot be read) ends the stream as the provider meant it.
-    if (!sse?.chunk || sse.event === 'error' || typeof type !== 'string') return { kind: 'relay', event };
+    // An error or a failed response (or what cannot be read) ends the stream as the provider meant it.
+    if (!sse?.chunk || sse.event === 'error' || typeof type !== 'string' || FAILED_EVENT_TYPES.has(type)) return { kind: 'relay', event };
     const chunk = sse.chunk;
     this.learnIds(chunk, type);
     if (type === TEXT_DELTA) return this.continueText(sse, chunk);
@@ -90,6 +91,8 @@ export class ResponsesStreamResume {
       if (state && state.seen.length < state.sent.length) return { kind: 'diverged', reason: 'a shorter answer' };
       if (state) state.done = true;
     } else if (!this.caughtUp()) {
+      // A stage of the whole response (queued, in progress) the clients are past already: not repeated.
+      if (chunk['output_index'] === undefined && !FINISHED_EVENT_TYPES.has(type)) return { kind: 'skip' };
       // The new answer moves on (or ends) before reproducing all that was sent.
       return { kind: 'diverged', reason: 'a shorter answer' };
     }

@@ -142,6 +142,7 @@ describe('replicas coalescing on one Redis', () => {
       const bob = await bobAnswer;
       expect(bob.status).toBe(429);
       expect(JSON.parse(bob.text).error.code).toBe('budget_exceeded');
+      expect(bob.xCache).toBe('BYPASS');
       // Nothing was sent upstream for Bob: only the dead leader's call went through the gate.
       expect(gate.calls.length - callsBefore).toBe(1);
     } finally {
@@ -192,6 +193,8 @@ describe('replicas coalescing on one Redis', () => {
       const [bob, carl] = await Promise.all([bobAnswer, carlAnswer]);
       expect(bob.status).toBe(429);
       expect(JSON.parse(bob.text).error.code).toBe('budget_exceeded');
+      // Refused before any upstream call, like any refusal: no answer rode on a call for him.
+      expect(bob.xCache).toBe('BYPASS');
       expect(carl.status).toBe(200);
       expect(carl.xCache).toBe('MISS');
       // The dead leader's call, then Carl's: none for Bob.

@@ -386,6 +386,8 @@ export class RemoteFlight implements FollowableFlight {
     const refused: FlightOutcome = { kind: 'failed', error: refusal, afterHead: false };
     const waiting = this.fanOut.waiting();
     const others = waiting.filter((subscriber) => subscriber.client && (subscriber.client.user ?? 'anonymous') !== user);
+    // Like any request refused before an upstream call: a BYPASS, not an answer that rode on one.
+    for (const subscriber of waiting) if (!others.includes(subscriber)) subscriber.client?.writer.reached('BYPASS');
     if (others.length === 0) {
       release();
       this.finish(refused);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chat, chatBody, unique } from './helpers/cache-e2e.js';
 import { startFakeUpstream, type FakeUpstream } from './helpers/fake-upstream.js';
 import { startGatedUpstream, type GatedUpstream } from './helpers/gated-upstream.js';
-import { fakeUpstreamEnv, TEST_CLIENT_KEY } from './helpers/gateway.js';
+import { fakeUpstreamEnv, type RunningGateway, TEST_CLIENT_KEY } from './helpers/gateway.js';
 import { untilReplicasMeet } from './helpers/gateway-replicas.js';
 import { startGatewayProcess } from './helpers/gateway-process.js';
 import { as, centPerPromptTokenPrices, paidAnswer, spend, useLimitedGateways } from './helpers/limits.js';
@@ -77,6 +77,54 @@ describe('replicas coalescing on one Redis', () => {
     await gate.close();
   });
 
+  /**
+   * A gateway process leading calls beside `follower` on the same Redis (a replica that can be
+   * killed): Ann asks it, and her call waits at the gate; how many followers announced themselves
+   * on its lease is read from Redis.
+   */
+  async function leaderBeside(follower: RunningGateway, upstream: { openaiBaseUrl: string; groqBaseUrl: string }) {
+    const leader = await startGatewayProcess({
+      ...fakeUpstreamEnv(upstream),
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      GATEWAY_API_KEYS: TEST_CLIENT_KEY,
+      ...setup.redisEnv(),
+    });
+    const inspector = new Redis(setup.redis!.url);
+    const close = (): void => {
+      gate.release();
+      inspector.disconnect();
+      leader.kill();
+    };
+    try {
+      await waitForModelLists(leader.url);
+      await untilReplicasMeet([leader, follower], 2);
+    } catch (error) {
+      close();
+      throw error;
+    }
+    return {
+      leader,
+      close,
+      /** Ann's request, once her call waits at the gate; `answer` settles when the leader dies. */
+      async annAsksHeld(body: unknown): Promise<{ answer: Promise<unknown> }> {
+        gate.hold();
+        const answer = fetch(`${leader.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...as('ann') },
+          body: JSON.stringify(body),
+        }).catch(() => undefined);
+        await expect.poll(() => gate.waiting, { timeout: 5_000 }).toBe(1);
+        // Wrapped: an async function returning the promise itself would wait for it.
+        return { answer };
+      },
+      async announcedFollowers(): Promise<number> {
+        const leases = (await inspector.keys('cachegate:flight:*')).filter((key) => key.endsWith('}'));
+        return (await Promise.all(leases.map((lease) => inspector.hget(lease, 'f')))).reduce((sum, f) => sum + Number(f ?? 0), 0);
+      },
+    };
+  }
+
   it("a user past their budget still follows another replica's call (COALESCED), and only the leader's user pays", async () => {
     const upstream = { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` };
     const one = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
@@ -110,34 +158,15 @@ describe('replicas coalescing on one Redis', () => {
     const two = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
     expect((await spend(setup, two, 'bob', 1)).status).toBe(200);
     expect((await chat(two, chatBody(unique('bob again')), as('bob'))).status).toBe(429);
-    const leader = await startGatewayProcess({
-      ...fakeUpstreamEnv(upstream),
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      GATEWAY_API_KEYS: TEST_CLIENT_KEY,
-      ...setup.redisEnv(),
-    });
-    const inspector = new Redis(setup.redis!.url);
+    const leading = await leaderBeside(two, upstream);
     try {
-      await waitForModelLists(leader.url);
-      await untilReplicasMeet([leader, two], 2);
       const same = chatBody(unique('leader dies'));
-      gate.hold();
       const callsBefore = gate.calls.length;
-      const doomed = fetch(`${leader.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...as('ann') },
-        body: JSON.stringify(same),
-      }).catch(() => undefined);
-      await expect.poll(() => gate.waiting, { timeout: 5_000 }).toBe(1);
+      const { answer: doomed } = await leading.annAsksHeld(same);
       const bobAnswer = chat(two, same, as('bob'));
       // Bob follows Ann's call (announced on its lease), then the replica holding it dies.
-      const followers = async (): Promise<number> => {
-        const leases = (await inspector.keys('cachegate:flight:*')).filter((key) => key.endsWith('}'));
-        return (await Promise.all(leases.map((lease) => inspector.hget(lease, 'f')))).reduce((sum, f) => sum + Number(f ?? 0), 0);
-      };
-      await expect.poll(followers, { timeout: 5_000 }).toBe(1);
-      leader.kill();
+      await expect.poll(leading.announcedFollowers, { timeout: 5_000 }).toBe(1);
+      leading.leader.kill();
       await doomed;
       const bob = await bobAnswer;
       expect(bob.status).toBe(429);
@@ -146,9 +175,7 @@ describe('replicas coalescing on one Redis', () => {
       // Nothing was sent upstream for Bob: only the dead leader's call went through the gate.
       expect(gate.calls.length - callsBefore).toBe(1);
     } finally {
-      gate.release();
-      inspector.disconnect();
-      leader.kill();
+      leading.close();
     }
   }, 30_000);
 
@@ -156,37 +183,18 @@ describe('replicas coalescing on one Redis', () => {
     const upstream = { openaiBaseUrl: `${gate.url}/v1`, groqBaseUrl: `${gate.url}/openai/v1` };
     const two = await setup.start({ USER_BUDGET_DAILY_USD: '0.01' }, upstream);
     expect((await spend(setup, two, 'bob', 1)).status).toBe(200);
-    const leader = await startGatewayProcess({
-      ...fakeUpstreamEnv(upstream),
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      GATEWAY_API_KEYS: TEST_CLIENT_KEY,
-      ...setup.redisEnv(),
-    });
-    const inspector = new Redis(setup.redis!.url);
+    const leading = await leaderBeside(two, upstream);
     try {
-      await waitForModelLists(leader.url);
-      await untilReplicasMeet([leader, two], 2);
       const same = chatBody(unique('leader dies, two users wait'));
-      gate.hold();
       const callsBefore = gate.calls.length;
-      const doomed = fetch(`${leader.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...as('ann') },
-        body: JSON.stringify(same),
-      }).catch(() => undefined);
-      await expect.poll(() => gate.waiting, { timeout: 5_000 }).toBe(1);
+      const { answer: doomed } = await leading.annAsksHeld(same);
       // Bob (past his budget) follows Ann's call first, then Carl (within his) asks the same on that replica.
       const bobAnswer = chat(two, same, as('bob'));
-      const followers = async (): Promise<number> => {
-        const leases = (await inspector.keys('cachegate:flight:*')).filter((key) => key.endsWith('}'));
-        return (await Promise.all(leases.map((lease) => inspector.hget(lease, 'f')))).reduce((sum, f) => sum + Number(f ?? 0), 0);
-      };
-      await expect.poll(followers, { timeout: 5_000 }).toBe(1);
+      await expect.poll(leading.announcedFollowers, { timeout: 5_000 }).toBe(1);
       const carlAnswer = chat(two, same, as('carl'));
       await new Promise((resolve) => setTimeout(resolve, 300));
       setup.fake.queue.push(paidAnswer(1));
-      leader.kill();
+      leading.leader.kill();
       await doomed;
       // The answer Carl's call takes over with is not held back.
       gate.release();
@@ -204,9 +212,7 @@ describe('replicas coalescing on one Redis', () => {
       expect(spentBy.carl).toBeCloseTo(0.01, 9);
       expect(spentBy.bob).toBeCloseTo(0.01, 9);
     } finally {
-      gate.release();
-      inspector.disconnect();
-      leader.kill();
+      leading.close();
     }
   }, 30_000);
 });

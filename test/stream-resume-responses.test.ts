@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { parseSse } from '../src/openai/sse-parser.js';
 import { ResponsesStreamRecorder } from '../src/openai/responses-stream-recorder.js';
 import type { StreamEvent } from '../src/pipeline/flight.js';
-import { type ResumeStep, StreamResume } from '../src/pipeline/stream-resume.js';
+import { StreamResume } from '../src/pipeline/stream-resume.js';
+import { resumeWith } from './helpers/stream-resume.js';
 
 type Event = Record<string, unknown>;
 
@@ -40,19 +41,6 @@ function responseEvents(call: string, pieces: string[], extra: { logprobs?: unkn
   }));
 }
 
-/** Feeds the new call's events to a resume of `sent`: what the client then has, or why it stopped. */
-function resumeWith(sent: StreamEvent[], next: StreamEvent[]): { client: StreamEvent[]; diverged?: string; covered: boolean } {
-  const resume = StreamResume.after('responses', sent);
-  if (!resume) throw new Error('not resumable');
-  const client = [...sent];
-  for (const event of next) {
-    const step: ResumeStep = resume.next(event);
-    if (step.kind === 'diverged') return { client, diverged: step.reason, covered: resume.covered };
-    if (step.kind === 'relay') client.push(step.event);
-  }
-  return { client, covered: resume.covered };
-}
-
 function eventsOf(client: StreamEvent[]): Event[] {
   return client.flatMap((event) => parseSse(event.data)).map((event) => event.chunk!);
 }
@@ -64,7 +52,7 @@ const SENT_EVENTS = 6;
 describe('resuming a Responses API stream from a new call', () => {
   it('the new call, split differently, is relayed from where the client stopped, under the sent ids and numbering', () => {
     const sent = responseEvents('A', ANSWER).slice(0, SENT_EVENTS);
-    const { client, diverged, covered } = resumeWith(sent, responseEvents('BB', ['Hello, br', 'ave new w', 'orld!']));
+    const { client, diverged, covered } = resumeWith('responses', sent, responseEvents('BB', ['Hello, br', 'ave new w', 'orld!']));
     expect(diverged).toBeUndefined();
     expect(covered).toBe(true);
     const events = eventsOf(client);
@@ -108,7 +96,7 @@ describe('resuming a Responses API stream from a new call', () => {
   it('a client that had the whole text gets only the closing events', () => {
     const all = responseEvents('A', ANSWER);
     const sent = all.slice(0, 4 + ANSWER.length + 1); // through output_text.done
-    const { client, diverged } = resumeWith(sent, responseEvents('B', ANSWER));
+    const { client, diverged } = resumeWith('responses', sent, responseEvents('B', ANSWER));
     expect(diverged).toBeUndefined();
     expect(eventsOf(client.slice(sent.length)).map((event) => event['type'])).toEqual([
       'response.content_part.done',
@@ -119,15 +107,15 @@ describe('resuming a Responses API stream from a new call', () => {
 
   it('a new answer that differs from the sent text is refused before anything of it is relayed', () => {
     const sent = responseEvents('A', ANSWER).slice(0, SENT_EVENTS);
-    const { client, diverged } = resumeWith(sent, responseEvents('B', ['Hello, bold', ' new world!']));
+    const { client, diverged } = resumeWith('responses', sent, responseEvents('B', ['Hello, bold', ' new world!']));
     expect(diverged).toBe('different text');
     expect(client).toEqual(sent);
   });
 
   it('a new answer shorter than the sent text is refused at its text done, or found short at its end', () => {
     const sent = responseEvents('A', ANSWER).slice(0, SENT_EVENTS);
-    expect(resumeWith(sent, responseEvents('B', ['Hello'])).diverged).toBe('a shorter answer');
-    const cut = resumeWith(sent, responseEvents('B', ['Hello']).slice(0, 5));
+    expect(resumeWith('responses', sent, responseEvents('B', ['Hello'])).diverged).toBe('a shorter answer');
+    const cut = resumeWith('responses', sent, responseEvents('B', ['Hello']).slice(0, 5));
     expect(cut.diverged).toBeUndefined();
     expect(cut.covered).toBe(false);
   });
@@ -154,7 +142,7 @@ describe('resuming a Responses API stream from a new call', () => {
       data: `event: response.queued\ndata: ${JSON.stringify({ type: 'response.queued', sequence_number: 0, response: { id: 'resp_B', status: 'queued' } })}\n\n`,
       usageOnly: false,
     };
-    const { client, diverged } = resumeWith(sent, [next[0]!, queued, ...next.slice(1)]);
+    const { client, diverged } = resumeWith('responses', sent, [next[0]!, queued, ...next.slice(1)]);
     expect(diverged).toBeUndefined();
     expect(eventsOf(client).map((event) => event['type'])).not.toContain('response.queued');
     expect(eventsOf(client).at(-1)!['type']).toBe('response.completed');
@@ -166,12 +154,12 @@ describe('resuming a Responses API stream from a new call', () => {
       data: 'event: error\ndata: {"type":"error","code":"server_error","message":"overloaded","sequence_number":0}\n\n',
       usageOnly: false,
     };
-    const { client } = resumeWith(sent, [error]);
+    const { client } = resumeWith('responses', sent, [error]);
     expect(client.at(-1)).toBe(error);
     const failed: StreamEvent = {
       data: `event: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', sequence_number: 1, response: { id: 'resp_B', status: 'failed' } })}\n\n`,
       usageOnly: false,
     };
-    expect(resumeWith(sent, [failed]).client.at(-1)).toBe(failed);
+    expect(resumeWith('responses', sent, [failed]).client.at(-1)).toBe(failed);
   });
 });

@@ -7,12 +7,12 @@
  * The Responses API's stream: stream-resume-responses.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import type { CachedEndpoint } from '../src/endpoints.js';
 import { type ChatChoice, isUsageOnlyChunk } from '../src/openai/completion-types.js';
 import { parseSse, SSE_DONE } from '../src/openai/sse-parser.js';
 import { SseRecorder } from '../src/openai/stream-recorder.js';
 import type { StreamEvent } from '../src/pipeline/flight.js';
-import { type ResumeStep, StreamResume } from '../src/pipeline/stream-resume.js';
+import { StreamResume } from '../src/pipeline/stream-resume.js';
+import { resumeWith } from './helpers/stream-resume.js';
 
 type Chunk = Record<string, unknown>;
 
@@ -72,19 +72,6 @@ function textCompletion(id: string, created: number, pieces: string[]): Chunk[] 
 /** The chunks as the flight relays them: framed, usage-only ones marked. */
 function events(chunks: Chunk[]): StreamEvent[] {
   return chunks.map((chunk) => ({ data: `data: ${JSON.stringify(chunk)}\n\n`, usageOnly: isUsageOnlyChunk(chunk) }));
-}
-
-/** Feeds the new call's events to a resume of `sent`: what the client then has (sent + relayed), or why it stopped. */
-function resumeWith(endpoint: CachedEndpoint, sent: StreamEvent[], next: StreamEvent[]): { client: StreamEvent[]; diverged?: string; covered: boolean } {
-  const resume = StreamResume.after(endpoint, sent);
-  if (!resume) throw new Error('not resumable');
-  const client = [...sent];
-  for (const event of next) {
-    const step: ResumeStep = resume.next(event);
-    if (step.kind === 'diverged') return { client, diverged: step.reason, covered: resume.covered };
-    if (step.kind === 'relay') client.push(step.event);
-  }
-  return { client, covered: resume.covered };
 }
 
 /** The client's stream read by the gateway's own recorder, as if it were an upstream's. */

@@ -1,6 +1,6 @@
 /**
  * loadConfig() → buildServer() → listen, and what each signal does:
- * - SIGHUP re-reads every file registered in reload.ts (KEYS_FILE) and never stops the process;
+ * - SIGHUP re-reads every file registered in reload/on-hangup.ts (KEYS_FILE, MODELS_FILE, LIMITS_FILE) and never stops the process;
  * - SIGTERM and SIGINT stop accepting, let requests in flight (streams too) finish for up to
  *   SHUTDOWN_GRACE_MS, then exit 0; a second one exits 1 at once;
  * - every other signal keeps Node's default: SIGQUIT (Ctrl-\) and SIGUSR2 end the process at
@@ -13,7 +13,7 @@ import { type Config, ConfigError, loadConfig } from './config.js';
 import { LimitsFileError } from './limits/limits-file.js';
 import { ModelsFileError } from './models-policy/models-file.js';
 import { PricesFileError } from './pricing/prices.js';
-import { reloadOnHangup } from './reload.js';
+import { reloadOnHangup } from './reload/on-hangup.js';
 import { buildServer } from './server.js';
 
 // close-with-grace stops on every signal of this list unless skipped. Typed as a Record so that a

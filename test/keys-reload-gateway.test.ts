@@ -12,7 +12,7 @@ import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { reloadOnHangup } from '../src/reload.js';
+import { reloadOnHangup } from '../src/reload/on-hangup.js';
 import { answerFor } from './helpers/fake-upstream.js';
 import { startGateway, TEST_OPENAI_KEYS, type RunningGateway } from './helpers/gateway.js';
 import { chat, eventually, keyGauge, pause, setUpGatewayE2e, uniqueContent } from './helpers/upstream-e2e.js';

@@ -1,11 +1,11 @@
 /**
- * The reload list SIGHUP dispatches to (src/reload.ts): every registered file is reloaded, in
+ * The reload list SIGHUP dispatches to (src/reload/on-hangup.ts): every registered file is reloaded, in
  * order, even after one of them throws; reloadAll never rejects (an unhandled rejection would
  * stop the process, and a reload request must never do that); an empty list says so; what is
  * unregistered is no longer reloaded; the SIGHUP wiring reaches the list and can be removed.
  */
 import { describe, expect, it } from 'vitest';
-import { registerReloadable, reloadAll, reloadOnHangup, type ReloadLogger } from '../src/reload.js';
+import { registerReloadable, reloadAll, reloadOnHangup, type ReloadLogger } from '../src/reload/on-hangup.js';
 import { eventually } from './helpers/upstream-e2e.js';
 
 function recordingLogger(): ReloadLogger & { lines: Array<{ level: string; obj: object; msg: string }> } {

@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { reloadAll } from '../src/reload.js';
+import { reloadAll } from '../src/reload/on-hangup.js';
 import { readConfigFileText } from '../src/reload/read-config-file.js';
 import { type ReloadableFile, type ReloadableFileLogger, startReloading, type WatchedFile, watchReloadableFile } from '../src/reload/watched-file.js';
 import { eventually, pause } from './helpers/upstream-e2e.js';

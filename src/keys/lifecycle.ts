@@ -1,7 +1,7 @@
 /**
  * Where the provider keys come from at start-up (KEYS_FILE, else the environment), and how
  * they are reloaded live: whenever KEYS_FILE changes, and on SIGHUP through the reload list
- * (reload.ts), which main.ts wires to the signal (both by src/reload/watched-file.ts).
+ * (reload/on-hangup.ts), which main.ts wires to the signal (both by src/reload/watched-file.ts).
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';

@@ -1,6 +1,6 @@
 /**
  * LIMITS_FILE is read at start-up (a bad file stops it, like every other configuration) and again
- * when it changes and on SIGHUP (reload.ts), with no restart, both by src/reload/watched-file.ts:
+ * when it changes and on SIGHUP (reload/on-hangup.ts), with no restart, both by src/reload/watched-file.ts:
  * a refused file is named in one log line and the limits in force stay.
  */
 import type { Logger } from 'pino';

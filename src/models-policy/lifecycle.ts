@@ -1,6 +1,6 @@
 /**
  * MODELS_FILE at start-up (read before anything is opened: a bad file stops the gateway with
- * its one line) and while the gateway runs: re-read when it changes and on SIGHUP (reload.ts),
+ * its one line) and while the gateway runs: re-read when it changes and on SIGHUP (reload/on-hangup.ts),
  * both by src/reload/watched-file.ts. A new policy replaces the old one whole, between two
  * requests: a request already routed keeps what it was routed by, so a reload drops nothing.
  * A file that cannot be used is refused with one error line and the policy in force stays.

@@ -1,13 +1,13 @@
 /**
  * A file the gateway re-reads while it runs (KEYS_FILE, MODELS_FILE, LIMITS_FILE): read again when
- * it changes (file-changes.ts) and on SIGHUP (the reload list, reload.ts). Each file brings only how
+ * it changes (file-changes.ts) and on SIGHUP (the reload list, on-hangup.ts). Each file brings only how
  * it is read and validated and how it is applied; the rules are the same for all of them:
  * - one read at a time, in order, so an older read can never overwrite a newer one;
  * - a file that cannot be used is refused whole with one error line, and what is in force stays;
  * - nothing is applied once the watch is closed;
  * - a reload that is applied is said in one info line, with the fields the file's `apply` returns.
  */
-import { registerReloadable } from '../reload.js';
+import { registerReloadable } from './on-hangup.js';
 import { errorClassAndCode } from './error-class-and-code.js';
 import { type FileChangeTiming, watchFileChanges } from './file-changes.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
-import { startRedis, type RedisServer } from './redis-server.js';
+import { killLeftoversAtEnd, startRedis, type RedisServer } from './redis-server.js';
 
 export interface RedisSentinels {
   master: RedisServer;
@@ -31,9 +31,7 @@ export interface RedisSentinelOptions {
 }
 
 const running = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
+await killLeftoversAtEnd(running);
 
 export async function startRedisSentinels(options: RedisSentinelOptions = {}): Promise<RedisSentinels> {
   const masterName = options.masterName ?? 'mymaster';

@@ -1,6 +1,6 @@
 /**
  * Real redis-server processes for tests: one per call, on a free loopback port, configured like
- * the production deployment (256 MB, allkeys-lru, no persistence). Killed when the test process ends.
+ * the production deployment (256 MB, allkeys-lru, no persistence). Killed when the test file ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
@@ -31,9 +31,22 @@ export interface RedisServer {
 const DEFAULT_ARGS = ['--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lru', '--save', '', '--appendonly', 'no'];
 const running = new Set<ChildProcess>();
 
-process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
-});
+await killLeftoversAtEnd(running);
+
+/**
+ * Servers a test left running (it failed or timed out before stopping them) are killed when its
+ * test file ends, and at the latest when the process exits. Vitest ends its workers without an
+ * 'exit' event, so under vitest a hook after the file does it (registered while the file is being
+ * collected: await this at the top of the module); the benchmarks, which use these servers too,
+ * run outside vitest and rely on 'exit'.
+ */
+export async function killLeftoversAtEnd(children: Set<ChildProcess>): Promise<void> {
+  const killAll = (): void => {
+    for (const child of children) child.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  if (process.env['VITEST']) (await import('vitest')).afterAll(killAll);
+}
 
 export async function startRedis(options: RedisServerOptions = {}): Promise<RedisServer> {
   const port = await freePort();

@@ -364,6 +364,8 @@ export class RemoteFlight implements FollowableFlight {
     const payer = this.fanOut.waiting().find((subscriber) => subscriber.client)?.client;
     if (this.stopped || !payer) {
       release();
+      // Only the gateway's own listeners are left: they are told the call ends here.
+      if (!this.stopped) this.failMidStream('no client is left to call upstream for');
       return;
     }
     if (this.fanOut.head) {

@@ -18,7 +18,7 @@ export interface RedisTopologyConfig {
   /** Sentinels that watch `redisSentinelMaster`; empty when none is configured. */
   readonly redisSentinels: readonly RedisAddress[];
   readonly redisSentinelMaster: string;
-  /** Password of the cluster's or the sentinel-managed nodes (REDIS_URL carries its own). */
+  /** Password of the cluster's or the sentinel-managed nodes, or of REDIS_URL's server when the URL carries none. */
   readonly redisPassword: string | undefined;
 }
 
@@ -43,14 +43,26 @@ function addresses(env: Env, name: string): RedisAddress[] {
   });
 }
 
+/** The password a redis:// URL carries (decoded), if any; an unreadable URL is REDIS_URL's own check to refuse. */
+function urlPassword(value: string): string | undefined {
+  try {
+    const password = new URL(value).password;
+    return password === '' ? undefined : decodeURIComponent(password);
+  } catch {
+    return undefined;
+  }
+}
+
 export function redisTopologyFromEnv(env: Env): RedisTopologyConfig {
   const set = REDIS_SOURCES.filter((name) => envValue(env, name) !== undefined);
   if (set.length > 1) throw new ConfigError(`set only one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS (got ${set.join(' and ')})`);
   const password = envValue(env, 'REDIS_PASSWORD');
-  if (password !== undefined && set[0] === 'REDIS_URL') {
-    throw new ConfigError(
-      'REDIS_PASSWORD applies to REDIS_CLUSTER_NODES or REDIS_SENTINELS; with REDIS_URL put the password in the URL (redis://:password@host:port)',
-    );
+  // REDIS_URL carries its own password; REDIS_PASSWORD serves a URL without one (the usual
+  // container set-up keeps the password in a variable of its own). Two different ones: a mistake.
+  if (password !== undefined && set[0] === 'REDIS_URL' && urlPassword(envValue(env, 'REDIS_URL')!) !== undefined) {
+    if (urlPassword(envValue(env, 'REDIS_URL')!) !== password) {
+      throw new ConfigError('REDIS_URL carries a password and REDIS_PASSWORD another one: keep one of them');
+    }
   }
   const master = envValue(env, 'REDIS_SENTINEL_MASTER') ?? 'mymaster';
   // Sentinel master names are plain words; anything else is a typo or a pasted URL.

@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 import type { RedisAddress } from '../redis-topology-config.js';
 
 export type RedisTarget =
-  | { readonly kind: 'url'; readonly url: string }
+  | { readonly kind: 'url'; readonly url: string; readonly password?: string | undefined }
   | { readonly kind: 'cluster'; readonly nodes: readonly RedisAddress[]; readonly password: string | undefined }
   | { readonly kind: 'sentinel'; readonly sentinels: readonly RedisAddress[]; readonly masterName: string; readonly password: string | undefined };
 
@@ -24,7 +24,7 @@ export interface RedisConnectionTuning {
 
 /** The Redis the config names, or undefined for the embedded cache. */
 export function redisTargetOf(config: Config): RedisTarget | undefined {
-  if (config.redisUrl !== undefined) return { kind: 'url', url: config.redisUrl };
+  if (config.redisUrl !== undefined) return { kind: 'url', url: config.redisUrl, password: config.redisPassword };
   if (config.redisClusterNodes.length > 0) return { kind: 'cluster', nodes: config.redisClusterNodes, password: config.redisPassword };
   if (config.redisSentinels.length > 0) {
     return { kind: 'sentinel', sentinels: config.redisSentinels, masterName: config.redisSentinelMaster, password: config.redisPassword };
@@ -51,8 +51,9 @@ export function createRedisClient(target: RedisTarget, tuning: RedisConnectionTu
   };
   switch (target.kind) {
     case 'url':
-      // `rediss://` URLs turn TLS on inside ioredis; nothing to do here.
-      return new Redis(target.url, { ...common, lazyConnect: true, retryStrategy: reconnectDelay });
+      // `rediss://` URLs turn TLS on inside ioredis; nothing to do here. A password in the URL
+      // wins over the option (ioredis fills options from the URL first).
+      return new Redis(target.url, { ...common, lazyConnect: true, retryStrategy: reconnectDelay, ...(target.password ? { password: target.password } : {}) });
     case 'sentinel':
       return new Redis({
         ...common,

@@ -3,7 +3,9 @@
  * of requests and started again: no request fails, answers are X-Cache: BYPASS meanwhile (from
  * upstream), and hits come back on their own once Redis is back. A frozen Redis (SIGSTOP) too.
  */
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { CACHE_KEY_PREFIX } from '../src/cache/key.js';
 import { chat, chatBody, parseStream, unique, until, useGateway, type GatewayResponse } from './helpers/cache-e2e.js';
 import type { RunningGateway } from './helpers/gateway.js';
 
@@ -76,8 +78,15 @@ describe('fail-open with a real Redis', () => {
     const redis = setup.redis;
     if (!redis) throw new Error('the Redis backend was not started');
     const body = chatBody(unique('frozen'));
+    const inspector = new Redis(redis.url);
+    const entries = async (): Promise<number> => (await inspector.keys(`${CACHE_KEY_PREFIX}*`)).length;
+    const before = await entries();
     await chat(setup.gateway, body);
     expect((await chat(setup.gateway, body)).xCache).toBe('HIT');
+    // The entry is in Redis before it freezes: until its write ends, the answered flight would
+    // serve identical requests itself (rightly a HIT, whatever Redis does meanwhile).
+    expect(await until(async () => (await entries()) > before, 5_000)).toBe(true);
+    inspector.disconnect();
     redis.pause();
     try {
       // One after another: overlapping identical requests would (rightly) be COALESCED.

@@ -22,9 +22,10 @@ export function nginxBinary(): string | undefined {
   return undefined;
 }
 
-export function nginxConfig(dir: string, port: number, upstreamPort: number): string {
+/** What every bench Nginx starts with: its workers, and its files (pid, logs, temp paths) in `dir`. */
+function preamble(dir: string, workers: string): string {
   return `
-worker_processes 1;
+worker_processes ${workers};
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
 events { worker_connections 4096; }
@@ -34,7 +35,11 @@ http {
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  scgi_temp_path ${dir}/scgi;`;
+}
+
+export function nginxConfig(dir: string, port: number, upstreamPort: number): string {
+  return `${preamble(dir, '1')}
   proxy_cache_path ${dir}/cache levels=1:2 keys_zone=bench:10m max_size=256m inactive=60m use_temp_path=off;
   upstream fake { server 127.0.0.1:${upstreamPort}; keepalive 64; }
   server {
@@ -80,18 +85,7 @@ export async function startNginx(binary: string, dir: string, port: number, upst
  * official image's default, so it is the deployment's too.
  */
 export function nginxBalancerConfig(dir: string, port: number, gatewayPorts: readonly number[]): string {
-  return `
-worker_processes auto;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
+  return `${preamble(dir, 'auto')}
   upstream cachegate_gateway {
 ${gatewayPorts.map((gatewayPort) => `    server 127.0.0.1:${gatewayPort} max_fails=1 fail_timeout=10s;`).join('\n')}
     keepalive 32;

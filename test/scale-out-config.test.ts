@@ -147,6 +147,16 @@ describe('the real process', () => {
     expect(stderr).not.toContain('fake-secret-pass');
   }, 30_000);
 
+  it('REDIS_URL carrying one password and REDIS_PASSWORD another: exit 1 and one stderr line naming both, echoing neither', async () => {
+    const { code, stderr } = await runGatewayProcess({ REDIS_URL: 'redis://:fake-secret-pass@127.0.0.1:1', REDIS_PASSWORD: 'fake-other-secret' });
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('REDIS_URL carries a password and REDIS_PASSWORD another');
+    expect(stderr).not.toContain('fake-secret-pass');
+    expect(stderr).not.toContain('fake-other-secret');
+  }, 30_000);
+
   it('a malformed REDIS_CLUSTER_NODES: exit 1 and one stderr line naming it', async () => {
     const { code, stderr } = await runGatewayProcess({ REDIS_CLUSTER_NODES: 'redis-1:7000,redis-2' });
     expect(code).toBe(1);
